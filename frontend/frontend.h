@@ -1,0 +1,128 @@
+/*
+ * frontend.h — layers, models and their internals (frontend/, internal).
+ *
+ * A layer object (struct nncc_layer) is made on its own, with its options
+ * checked; it joins a graph when first called, which names it and makes it
+ * the graph's to free.  Each call is one Keras "node": its input tensors and
+ * its output.  Lowering (one file per layer family) appends the call's IR
+ * nodes; a call that fails leaves the graph as it was.
+ */
+#ifndef NNCC_FRONTEND_H
+#define NNCC_FRONTEND_H
+
+#include <limits.h>
+#include "../ir/ir.h"
+
+enum layer_kind {
+#define LAYER(id, cls, mn, mx, lower) LAYER_##id,
+#include "layers.def"
+#undef LAYER
+    LAYER_KIND_COUNT
+};
+
+typedef nncc_tensor *(*layer_lower_fn)(nncc_layer *l, nncc_tensor *const *in, int n_in);
+
+struct layer_kind_info {
+    const char *cls;  /* "MaxPooling2D" */
+    const char *base; /* automatic-name base: "max_pooling2d" */
+    int min_inputs, max_inputs;
+    layer_lower_fn lower;
+};
+
+const struct layer_kind_info *layer_kind(enum layer_kind k);
+
+/* One call of a layer (a Keras inbound node). */
+struct layer_call {
+    nncc_tensor **in;
+    int n_in;
+    nncc_tensor *out;
+};
+
+#define LAYER_MAX_WEIGHTS 4
+
+struct nncc_layer {
+    enum layer_kind kind;
+    char *name;                     /* malloc'd; NULL until named */
+    bool has_input_shape;
+    struct nncc_shape input_shape;  /* declared, without batch */
+    union {
+        struct nncc_input_opts input;
+        struct nncc_dense_opts dense;
+        struct nncc_activation_opts activation;
+        struct nncc_flatten_opts flatten;
+        struct nncc_reshape_opts reshape;
+        struct nncc_dropout_opts dropout;
+        struct nncc_conv2d_opts conv2d;
+        struct nncc_pool2d_opts pool2d;
+        struct nncc_global_pool2d_opts global_pool2d;
+        struct nncc_merge_opts merge;
+        struct nncc_batchnorm_opts batchnorm;
+    } o;
+    nncc_graph *g;                  /* set when it joins a graph */
+    bool built;                     /* weights created */
+    nncc_tensor *weights[LAYER_MAX_WEIGHTS]; /* Keras order: kernel, bias / gamma, beta, … */
+    int n_weights;
+    struct layer_call *calls;
+    int n_calls, cap_calls;
+};
+
+/* Makes a layer of a kind with its (already checked) options; copies name. */
+nncc_layer *layer_new(enum layer_kind kind, const char *name, struct nncc_shape input_shape);
+/* Frees a layer's memory (the graph calls it for its layers). */
+void layer_destroy(nncc_layer *l);
+/* Joins a layer to a graph, naming it; fails on a duplicate explicit name. */
+enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name);
+
+/* Makes an InputLayer on g and calls it (nncc_input, and Sequential's
+ * implicit input named auto_name). */
+nncc_tensor *frontend_input(nncc_graph *g, struct nncc_shape shape, struct nncc_input_opts o,
+                            const char *auto_name);
+
+/* Helpers for lowering. */
+nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape shape, bool trainable);
+nncc_tensor *layer_node(nncc_layer *l, enum ir_op op, nncc_tensor *const *in, int n_in,
+                        const struct ir_attrs *a, const char *what);
+/* Appends the activation (nothing for linear; SOFTMAX for softmax). */
+nncc_tensor *layer_activation(nncc_layer *l, nncc_tensor *x, enum nncc_activation act);
+
+/* Option checks shared by the constructors; each fails with a message that
+ * starts with the layer's kind and name. */
+bool check_activation(const char *who, enum nncc_activation a);
+bool check_initializer(const char *who, const char *field, enum nncc_initializer i);
+bool check_input_shape(const char *who, struct nncc_shape s, bool given);
+const char *layer_who(enum layer_kind kind, const char *name, char *buf, size_t size);
+
+/* Lowering functions, one per kind (see layers.def). */
+#define LAYER(id, cls, mn, mx, lower) nncc_tensor *lower(nncc_layer *l, nncc_tensor *const *in, int n_in);
+#include "layers.def"
+#undef LAYER
+
+/* ---- Models ------------------------------------------------------------ */
+
+/* One Keras node that belongs to a model's network. */
+struct model_node {
+    nncc_layer *layer;
+    int call;
+    int depth;
+};
+
+struct nncc_model {
+    nncc_graph *g;
+    char *name;
+    bool sequential;
+    bool built;                  /* false: a Sequential with no input shape yet */
+    nncc_tensor **inputs, **outputs;
+    int n_inputs, n_outputs;
+    nncc_layer **layers;         /* Keras' model.layers order */
+    int n_layers, cap_layers;
+    struct model_node *net;      /* the network's nodes (relevant_nodes) */
+    int n_net;
+    struct ir_program program;   /* the pipeline's output */
+};
+
+/* Computes layers, depths and the network of a functional model and runs
+ * the pass pipeline (frontend/model.c). */
+enum nncc_status model_build_network(nncc_model *m);
+bool model_has_node(const nncc_model *m, const nncc_layer *l, int call);
+
+#endif

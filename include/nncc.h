@@ -1,0 +1,378 @@
+/*
+ * nncc.h — the whole public API of nncc, a neural-network graph compiler.
+ *
+ * Tutorial
+ * --------
+ * A model is described with a Keras-style functional API.  Building only
+ * records a graph (and checks shapes as each layer is called); nothing is
+ * computed until the model is compiled.
+ *
+ *     #include <nncc.h>
+ *
+ *     nncc_model *model(void)                    // what `nncc summary FILE.c` calls
+ *     {
+ *         nncc_graph *g = nncc_graph_new();
+ *         nncc_tensor *x = nncc_input(g, NNCC_SHAPE(64, 64, 3), .name = "image");
+ *         nncc_tensor *h = nncc_conv2d(x, .filters = 16, .kernel_size = {3, 3},
+ *                                      .strides = {2, 2}, .padding = NNCC_SAME,
+ *                                      .activation = NNCC_RELU);
+ *         h = nncc_maxpool2d(h, .pool_size = {2, 2});
+ *         h = nncc_flatten(h);
+ *         nncc_tensor *y = nncc_dense(h, .units = 4, .activation = NNCC_SOFTMAX);
+ *         return nncc_model_new(x, y);           // NULL on error: see nncc_last_error()
+ *     }
+ *
+ *     int main(void)
+ *     {
+ *         nncc_model *m = model();
+ *         if (!m) { fprintf(stderr, "%s\n", nncc_last_error()); return 1; }
+ *         nncc_summary(m, stdout);
+ *         nncc_model_free(m);                    // frees the graph and its layers too
+ *     }
+ *
+ * Options are passed Keras-style as designated initializers after the
+ * positional arguments; a field left out (zero) means the Keras default.
+ * Booleans whose Keras default is true are spelled as their negation
+ * (`.no_bias = true` for use_bias=False) so that zero stays the default.
+ *
+ * Layer objects ("syntax 1"): `nncc_dense_layer(.units = 5)` makes a layer that
+ * `nncc_call(layer, x)` applies; calling one layer object twice shares its
+ * weights.  `nncc_dense(x, .units = 5)` ("syntax 2") makes and calls one.
+ * `nncc_sequential()` stacks layer objects; its first layer takes
+ * `.input_shape`.
+ *
+ * Shapes exclude the batch dimension when given (NNCC_SHAPE(28, 28, 1)); shapes
+ * reported back include it, with NNCC_NONE (-1) for the open batch size.  All
+ * images are NHWC (channels last).
+ *
+ * Errors: a function that fails returns NULL or a non-zero enum nncc_status,
+ * and nncc_last_error() names the layer and the values involved.  A layer
+ * function given a NULL tensor (from an earlier failure) returns NULL and keeps
+ * the first error, so a chain of calls can be checked once at the end.  The
+ * last error is kept per thread, like errno.  The library never exits.
+ *
+ * Names: layers are named as Keras names them (`dense`, `dense_1`, `conv2d`,
+ * `input_1`…) but counted per graph rather than per process, so two models
+ * built in one program get the same automatic names.  Explicit duplicate
+ * names within one graph are an error.
+ *
+ * Memory: each graph owns one arena, every layer called in it and its tensors;
+ * nncc_model_free() frees the graph once no model uses it any more.
+ */
+#ifndef NNCC_H
+#define NNCC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NNCC_VERSION_STRING "0.1.0"
+#define NNCC_MAX_RANK 8
+#define NNCC_NONE (-1) /* an unknown dimension (the batch) */
+
+/* ---- Status and errors ------------------------------------------------- */
+
+enum nncc_status {
+    NNCC_OK = 0,
+    NNCC_ERR_ARG,      /* a bad option or argument value */
+    NNCC_ERR_SHAPE,    /* shapes that do not fit the layer */
+    NNCC_ERR_GRAPH,    /* a bad graph: disconnected, duplicate names, misuse */
+    NNCC_ERR_IO,       /* a file that cannot be read or written */
+    NNCC_ERR_FORMAT,   /* a file whose content is malformed */
+    NNCC_ERR_COMPILE,  /* the C compiler failed or could not be run */
+    NNCC_ERR_NOMEM,    /* out of memory */
+};
+
+/* The message of the calling thread's last error ("" if none). */
+const char *nncc_last_error(void);
+/* The status of the calling thread's last error (NNCC_OK if none). */
+enum nncc_status nncc_last_status(void);
+/* Forgets the calling thread's last error. */
+void nncc_clear_error(void);
+/* A short name for a status ("shape error", …). */
+const char *nncc_status_name(enum nncc_status status);
+
+/* ---- Handles and shapes ------------------------------------------------ */
+
+typedef struct nncc_graph nncc_graph;   /* a graph under construction */
+typedef struct nncc_tensor nncc_tensor; /* a symbolic tensor (a value of the graph) */
+typedef struct nncc_layer nncc_layer;   /* a layer object */
+typedef struct nncc_model nncc_model;   /* a model: inputs → outputs of a graph */
+
+struct nncc_shape {
+    int rank;
+    int64_t dim[NNCC_MAX_RANK];
+};
+
+/* NNCC_SHAPE(28, 28, 1): a shape literal (rank counted from the arguments). */
+#define NNCC_SHAPE(...)                                                              \
+    ((struct nncc_shape){.rank = (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
+                         .dim = {__VA_ARGS__}})
+
+/* Formats a shape as Keras prints it: "(None, 28, 28, 1)".  Returns buf. */
+char *nncc_shape_str(struct nncc_shape shape, char *buf, size_t size);
+
+/* ---- Enumerations ------------------------------------------------------ */
+
+enum nncc_activation {
+    NNCC_LINEAR = 0, /* Keras' None / "linear" */
+    NNCC_RELU,
+    NNCC_SIGMOID,
+    NNCC_TANH,
+    NNCC_SOFTMAX,    /* over the last axis */
+    NNCC_ELU,
+    NNCC_SELU,
+    NNCC_SOFTPLUS,
+    NNCC_SOFTSIGN,
+    NNCC_HARD_SIGMOID, /* Keras 2: clip(0.2x + 0.5, 0, 1) */
+    NNCC_SWISH,
+    NNCC_GELU,       /* exact: 0.5x(1 + erf(x/√2)) */
+    NNCC_LEAKY_RELU, /* slope 0.2, as keras.activations.leaky_relu */
+    NNCC_ACTIVATION_COUNT
+};
+
+/* The Keras name of an activation ("relu"); NULL when out of range. */
+const char *nncc_activation_name(enum nncc_activation act);
+
+enum nncc_padding { NNCC_VALID = 0, NNCC_SAME };
+
+enum nncc_initializer {
+    NNCC_INIT_DEFAULT = 0, /* the layer's Keras default */
+    NNCC_GLOROT_UNIFORM,
+    NNCC_GLOROT_NORMAL,
+    NNCC_HE_NORMAL,
+    NNCC_HE_UNIFORM,
+    NNCC_LECUN_NORMAL,
+    NNCC_LECUN_UNIFORM,
+    NNCC_ZEROS,
+    NNCC_ONES,
+    NNCC_RANDOM_NORMAL,    /* mean 0, stddev 0.05 */
+    NNCC_RANDOM_UNIFORM,   /* [-0.05, 0.05] */
+    NNCC_TRUNCATED_NORMAL, /* mean 0, stddev 0.05, redrawn beyond 2σ */
+    NNCC_INITIALIZER_COUNT
+};
+
+/* ---- Graphs and inputs ------------------------------------------------- */
+
+nncc_graph *nncc_graph_new(void);
+/* Frees a graph no model holds (a model frees its graph itself). */
+enum nncc_status nncc_graph_free(nncc_graph *g);
+
+struct nncc_input_opts {
+    int defaults_;      /* never set: lets an empty option list compile */
+    const char *name;   /* default input_1, input_2, … */
+    int64_t batch_size; /* 0: open (None) */
+};
+nncc_tensor *nncc_input_(nncc_graph *g, struct nncc_shape shape, struct nncc_input_opts o);
+#define nncc_input(g, shape, ...) \
+    nncc_input_((g), (shape), (struct nncc_input_opts){.defaults_ = 0, __VA_ARGS__})
+
+/* A tensor's shape, batch included (NNCC_NONE when open). */
+struct nncc_shape nncc_tensor_shape(const nncc_tensor *t);
+/* The layer whose call produced a tensor (an InputLayer for inputs). */
+nncc_layer *nncc_tensor_layer(const nncc_tensor *t);
+nncc_graph *nncc_tensor_graph(const nncc_tensor *t);
+
+/* ---- Layers ------------------------------------------------------------ */
+
+/* Fields every layer's options share. */
+#define NNCC_LAYER_OPTS                                                  \
+    int defaults_;                 /* never set: lets `()` compile */    \
+    const char *name;              /* default: Keras' automatic name */  \
+    struct nncc_shape input_shape; /* without batch; first Sequential layer */
+
+struct nncc_dense_opts {
+    NNCC_LAYER_OPTS
+    int units;
+    enum nncc_activation activation;
+    bool no_bias;
+    enum nncc_initializer kernel_initializer; /* default glorot_uniform */
+    enum nncc_initializer bias_initializer;   /* default zeros */
+};
+
+struct nncc_activation_opts {
+    NNCC_LAYER_OPTS
+    enum nncc_activation activation;
+};
+
+struct nncc_flatten_opts {
+    NNCC_LAYER_OPTS
+};
+
+struct nncc_reshape_opts {
+    NNCC_LAYER_OPTS
+    struct nncc_shape target_shape; /* without batch; one -1 allowed */
+};
+
+struct nncc_dropout_opts {
+    NNCC_LAYER_OPTS
+    float rate;    /* fraction dropped in training, in [0, 1) */
+    uint64_t seed; /* 0: derived from the model's seed */
+};
+
+struct nncc_conv2d_opts {
+    NNCC_LAYER_OPTS
+    int filters;
+    int kernel_size[2];
+    int strides[2];       /* default {1, 1} */
+    enum nncc_padding padding;
+    int dilation_rate[2]; /* default {1, 1} */
+    enum nncc_activation activation;
+    bool no_bias;
+    enum nncc_initializer kernel_initializer;
+    enum nncc_initializer bias_initializer;
+};
+
+struct nncc_pool2d_opts {
+    NNCC_LAYER_OPTS
+    int pool_size[2]; /* default {2, 2} */
+    int strides[2];   /* default: pool_size */
+    enum nncc_padding padding;
+};
+
+struct nncc_global_pool2d_opts {
+    NNCC_LAYER_OPTS
+    bool keepdims;
+};
+
+struct nncc_merge_opts {
+    NNCC_LAYER_OPTS
+    int axis; /* Concatenate only; 0 means the Keras default -1 */
+};
+
+struct nncc_batchnorm_opts {
+    NNCC_LAYER_OPTS
+    int axis;       /* 0 means the Keras default -1 */
+    float momentum; /* 0 means 0.99 */
+    float epsilon;  /* 0 means 1e-3 */
+    bool no_center; /* center=False: no beta */
+    bool no_scale;  /* scale=False: no gamma */
+};
+
+/* Layer objects (syntax 1).  A layer joins a graph when first called. */
+nncc_layer *nncc_dense_layer_(struct nncc_dense_opts o);
+nncc_layer *nncc_activation_layer_(struct nncc_activation_opts o);
+nncc_layer *nncc_flatten_layer_(struct nncc_flatten_opts o);
+nncc_layer *nncc_reshape_layer_(struct nncc_reshape_opts o);
+nncc_layer *nncc_dropout_layer_(struct nncc_dropout_opts o);
+nncc_layer *nncc_conv2d_layer_(struct nncc_conv2d_opts o);
+nncc_layer *nncc_maxpool2d_layer_(struct nncc_pool2d_opts o);
+nncc_layer *nncc_avgpool2d_layer_(struct nncc_pool2d_opts o);
+nncc_layer *nncc_global_avgpool2d_layer_(struct nncc_global_pool2d_opts o);
+nncc_layer *nncc_add_layer_(struct nncc_merge_opts o);
+nncc_layer *nncc_concatenate_layer_(struct nncc_merge_opts o);
+nncc_layer *nncc_batchnorm_layer_(struct nncc_batchnorm_opts o);
+
+#define NNCC_OPTS_(type, ...) ((struct type){.defaults_ = 0, __VA_ARGS__})
+#define nncc_dense_layer(...) nncc_dense_layer_(NNCC_OPTS_(nncc_dense_opts, __VA_ARGS__))
+#define nncc_activation_layer(...) \
+    nncc_activation_layer_(NNCC_OPTS_(nncc_activation_opts, __VA_ARGS__))
+#define nncc_flatten_layer(...) nncc_flatten_layer_(NNCC_OPTS_(nncc_flatten_opts, __VA_ARGS__))
+#define nncc_reshape_layer(...) nncc_reshape_layer_(NNCC_OPTS_(nncc_reshape_opts, __VA_ARGS__))
+#define nncc_dropout_layer(...) nncc_dropout_layer_(NNCC_OPTS_(nncc_dropout_opts, __VA_ARGS__))
+#define nncc_conv2d_layer(...) nncc_conv2d_layer_(NNCC_OPTS_(nncc_conv2d_opts, __VA_ARGS__))
+#define nncc_maxpool2d_layer(...) nncc_maxpool2d_layer_(NNCC_OPTS_(nncc_pool2d_opts, __VA_ARGS__))
+#define nncc_avgpool2d_layer(...) nncc_avgpool2d_layer_(NNCC_OPTS_(nncc_pool2d_opts, __VA_ARGS__))
+#define nncc_global_avgpool2d_layer(...) \
+    nncc_global_avgpool2d_layer_(NNCC_OPTS_(nncc_global_pool2d_opts, __VA_ARGS__))
+#define nncc_add_layer(...) nncc_add_layer_(NNCC_OPTS_(nncc_merge_opts, __VA_ARGS__))
+#define nncc_concatenate_layer(...) \
+    nncc_concatenate_layer_(NNCC_OPTS_(nncc_merge_opts, __VA_ARGS__))
+#define nncc_batchnorm_layer(...) \
+    nncc_batchnorm_layer_(NNCC_OPTS_(nncc_batchnorm_opts, __VA_ARGS__))
+
+/* Calls a layer on one tensor, or on n tensors (Add, Concatenate).  Returns
+ * the output tensor, or NULL with the error set (a layer that was never
+ * called before is then freed). */
+nncc_tensor *nncc_call(nncc_layer *layer, nncc_tensor *x);
+nncc_tensor *nncc_call_n(nncc_layer *layer, nncc_tensor *const *xs, int n);
+
+/* The one-call forms (syntax 2): make a layer and call it. */
+#define nncc_dense(x, ...) nncc_call(nncc_dense_layer(__VA_ARGS__), (x))
+#define nncc_activation(x, ...) nncc_call(nncc_activation_layer(__VA_ARGS__), (x))
+#define nncc_flatten(x, ...) nncc_call(nncc_flatten_layer(__VA_ARGS__), (x))
+#define nncc_reshape(x, ...) nncc_call(nncc_reshape_layer(__VA_ARGS__), (x))
+#define nncc_dropout(x, ...) nncc_call(nncc_dropout_layer(__VA_ARGS__), (x))
+#define nncc_conv2d(x, ...) nncc_call(nncc_conv2d_layer(__VA_ARGS__), (x))
+#define nncc_maxpool2d(x, ...) nncc_call(nncc_maxpool2d_layer(__VA_ARGS__), (x))
+#define nncc_avgpool2d(x, ...) nncc_call(nncc_avgpool2d_layer(__VA_ARGS__), (x))
+#define nncc_global_avgpool2d(x, ...) nncc_call(nncc_global_avgpool2d_layer(__VA_ARGS__), (x))
+#define nncc_batchnorm(x, ...) nncc_call(nncc_batchnorm_layer(__VA_ARGS__), (x))
+/* nncc_add((nncc_tensor *[]){a, b}, 2) */
+#define nncc_add(xs, n, ...) nncc_call_n(nncc_add_layer(__VA_ARGS__), (xs), (n))
+#define nncc_concatenate(xs, n, ...) nncc_call_n(nncc_concatenate_layer(__VA_ARGS__), (xs), (n))
+
+/* Frees a layer object that never joined a graph (others belong to theirs). */
+void nncc_layer_free(nncc_layer *layer);
+
+/* What every layer answers.  A layer gains one node per call. */
+const char *nncc_layer_name(const nncc_layer *layer);
+const char *nncc_layer_type(const nncc_layer *layer); /* Keras class: "Dense" */
+int nncc_layer_num_nodes(const nncc_layer *layer);
+int64_t nncc_layer_count_params(const nncc_layer *layer);
+int64_t nncc_layer_count_trainable_params(const nncc_layer *layer);
+/* Node 0's first input and output; NULL + error if the layer was never called. */
+nncc_tensor *nncc_layer_input(const nncc_layer *layer);
+nncc_tensor *nncc_layer_output(const nncc_layer *layer);
+/* Input i of node `node` (Add and Concatenate take several). */
+nncc_tensor *nncc_layer_input_at(const nncc_layer *layer, int node, int i);
+nncc_tensor *nncc_layer_output_at(const nncc_layer *layer, int node);
+int nncc_layer_num_inputs_at(const nncc_layer *layer, int node);
+/* The shape of the first input / the output, as Keras' layer.input_shape:
+ * an error (NNCC_ERR_GRAPH) when never called or when nodes disagree. */
+enum nncc_status nncc_layer_input_shape(const nncc_layer *layer, struct nncc_shape *shape);
+enum nncc_status nncc_layer_output_shape(const nncc_layer *layer, struct nncc_shape *shape);
+
+/* ---- Models ------------------------------------------------------------ */
+
+struct nncc_model_opts {
+    int defaults_;
+    const char *name; /* default "model" ("model_1", … on a shared graph) */
+};
+nncc_model *nncc_model_new_n_(nncc_tensor *const *inputs, int n_inputs,
+                              nncc_tensor *const *outputs, int n_outputs,
+                              struct nncc_model_opts o);
+#define nncc_model_new_n(ins, n_in, outs, n_out, ...) \
+    nncc_model_new_n_((ins), (n_in), (outs), (n_out), NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
+#define nncc_model_new(x, y, ...) \
+    nncc_model_new_n_((nncc_tensor *[]){(x)}, 1, (nncc_tensor *[]){(y)}, 1, \
+                      NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
+
+/* A Sequential model from n layer objects (n may be 0); the first layer
+ * takes .input_shape.  On error every layer not yet in a graph is freed. */
+nncc_model *nncc_sequential_(nncc_layer *const *layers, int n, struct nncc_model_opts o);
+#define nncc_sequential(layers, n, ...) \
+    nncc_sequential_((layers), (n), NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
+/* Appends a layer to a Sequential model (the layer is freed on error). */
+enum nncc_status nncc_sequential_add(nncc_model *model, nncc_layer *layer);
+
+void nncc_model_free(nncc_model *model);
+
+const char *nncc_model_name(const nncc_model *model);
+/* Layers in Keras' model.layers order (a Sequential omits its InputLayer). */
+int nncc_model_num_layers(const nncc_model *model);
+nncc_layer *nncc_model_layer(const nncc_model *model, int i);
+nncc_layer *nncc_model_get_layer(const nncc_model *model, const char *name);
+int nncc_model_num_inputs(const nncc_model *model);
+int nncc_model_num_outputs(const nncc_model *model);
+nncc_tensor *nncc_model_input(const nncc_model *model, int i);
+nncc_tensor *nncc_model_output(const nncc_model *model, int i);
+int64_t nncc_model_count_params(const nncc_model *model);
+int64_t nncc_model_count_trainable_params(const nncc_model *model);
+
+/* Keras 2.15's model.summary() table. */
+enum nncc_status nncc_summary(const nncc_model *model, FILE *out);
+
+/* The model's IR after the pass pipeline, as text / as Graphviz DOT. */
+enum nncc_status nncc_model_dump_ir(const nncc_model *model, FILE *out);
+enum nncc_status nncc_model_dot(const nncc_model *model, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NNCC_H */

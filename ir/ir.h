@@ -1,0 +1,175 @@
+/*
+ * ir.h — the graph IR every stage hands to the next (internal).
+ *
+ * A graph (struct nncc_graph) owns one arena holding its nodes and values.
+ * Every value (struct nncc_tensor, the public symbolic tensor) is produced
+ * by exactly one node; inputs and parameters are produced by INPUT and PARAM
+ * nodes, so the graph is uniform.  Nodes are appended in topological order
+ * (a node's inputs exist before it), and each node has one output.
+ *
+ * Shapes include the batch dimension, NNCC_NONE when open.  A node's shape
+ * is computed by its op's shape rule (ir/ops.c) when the node is added, so a
+ * user mistake is reported at the layer call that made it, as Keras does;
+ * passes/shapes.c re-runs the same rules over a whole program.
+ *
+ * The frontend's layers (frontend/) sit above this: each IR node records
+ * the layer whose call created it, for messages, summaries and saving.
+ */
+#ifndef NNCC_IR_H
+#define NNCC_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "nncc.h"
+#include "error.h"
+
+/* ---- Arena ------------------------------------------------------------- */
+
+struct nncc_arena_block;
+struct nncc_arena {
+    struct nncc_arena_block *head;
+    size_t total; /* bytes handed out, for reports */
+};
+
+/* Zeroed, 16-byte aligned memory that lives until nncc_arena_free();
+ * NULL (with the error set) when memory runs out. */
+void *nncc_arena_alloc(struct nncc_arena *a, size_t size);
+char *nncc_arena_strdup(struct nncc_arena *a, const char *s);
+void nncc_arena_free(struct nncc_arena *a);
+
+/* ---- Ops --------------------------------------------------------------- */
+
+enum ir_op {
+#define OP(id, name, arity, shape) IR_##id,
+#include "ops.def"
+#undef OP
+    IR_OP_COUNT
+};
+
+struct ir_node;
+typedef enum nncc_status (*ir_shape_rule)(struct ir_node *n, struct nncc_shape *out);
+
+struct ir_op_info {
+    const char *name;
+    int arity; /* -1: variadic */
+    ir_shape_rule shape;
+};
+
+const struct ir_op_info *ir_op(enum ir_op op);
+
+/* ---- Values and nodes -------------------------------------------------- */
+
+enum ir_role {
+    IR_ROLE_INPUT,      /* fed by the caller */
+    IR_ROLE_PARAM,      /* a weight (trainable or not) */
+    IR_ROLE_ACTIVATION, /* computed by the graph */
+};
+
+struct nncc_tensor {
+    int id;
+    enum ir_role role;
+    struct nncc_shape shape;
+    struct ir_node *producer;
+    nncc_graph *g;
+    const char *name;  /* params: "dense/kernel"; others: the node's name */
+    bool trainable;    /* params only */
+    /* Keras history: the layer call whose output this is (NULL inside a layer). */
+    nncc_layer *layer;
+    int node_index;
+};
+
+/* Attributes; each op reads the fields it documents in ir/ops.c. */
+struct ir_attrs {
+    enum nncc_activation act;     /* ACTIVATION */
+    int kernel[2], stride[2];     /* CONV2D (kernel from weights), pools */
+    int dilation[2];              /* CONV2D */
+    enum nncc_padding padding;    /* CONV2D, pools */
+    int pad[4];                   /* set by the shape rule: top, bottom, left, right */
+    int axis;                     /* CONCAT, BATCHNORM; normalised to >= 0 by the rule */
+    float rate;                   /* DROPOUT */
+    uint64_t seed;                /* DROPOUT */
+    float epsilon, momentum;      /* BATCHNORM */
+    bool has_gamma, has_beta;     /* BATCHNORM inputs: x, mean, var, [gamma], [beta] */
+    bool keepdims;                /* GLOBAL_AVGPOOL2D */
+    struct nncc_shape target;     /* RESHAPE: target without batch, may hold one -1 */
+};
+
+struct ir_node {
+    int id;
+    enum ir_op op;
+    int n_in;
+    nncc_tensor **in;
+    nncc_tensor *out;
+    struct ir_attrs a;
+    nncc_layer *layer; /* the layer whose call created this node (may be NULL) */
+    const char *name;  /* unique within the graph: "dense/matmul" */
+};
+
+/* Grows a malloc'd array to hold `need` elements (error set on failure). */
+bool ir_grow_array(void *arrayp, int *cap, int need, size_t elem);
+
+/* ---- Graph ------------------------------------------------------------- */
+
+struct nncc_graph {
+    struct nncc_arena arena;
+    struct ir_node **nodes; /* topological (creation) order; malloc'd array */
+    int n_nodes, cap_nodes;
+    nncc_layer **layers;    /* layers that joined, in order; the graph frees them */
+    int n_layers, cap_layers;
+    int n_models;           /* models alive on this graph */
+    int n_models_made;      /* for "model", "model_1", … */
+};
+
+/* Adds a node: copies the inputs, runs the op's shape rule, creates the
+ * output value.  NULL (error set, nothing added) when the rule rejects it. */
+nncc_tensor *ir_add_node(nncc_graph *g, enum ir_op op, nncc_tensor *const *in, int n_in,
+                         const struct ir_attrs *a, nncc_layer *layer, const char *name);
+nncc_tensor *ir_add_input(nncc_graph *g, struct nncc_shape shape, const char *name,
+                          nncc_layer *layer);
+nncc_tensor *ir_add_param(nncc_graph *g, struct nncc_shape shape, const char *name,
+                          bool trainable, nncc_layer *layer);
+
+/* A node's label for messages: `conv2d "c1"` (layer kind and name), or the
+ * op and node name for nodes made by passes. */
+const char *ir_node_label(const struct ir_node *n, char *buf, size_t size);
+
+/* ---- Programs: what a model computes ----------------------------------- */
+
+/* The nodes a model needs, in topological order, plus its inputs/outputs.
+ * Passes (passes/) transform programs; the arrays are malloc'd. */
+struct ir_program {
+    nncc_graph *g;
+    struct ir_node **nodes;
+    int n_nodes;
+    nncc_tensor **inputs, **outputs;
+    int n_inputs, n_outputs;
+};
+
+/* Collects the nodes the outputs depend on. */
+enum nncc_status ir_program_init(struct ir_program *p, nncc_graph *g, nncc_tensor *const *inputs,
+                                 int n_inputs, nncc_tensor *const *outputs, int n_outputs);
+void ir_program_free(struct ir_program *p);
+
+/* Checks the structural invariants (ir/verify.c): topological order, arity,
+ * producers, shapes that match the shape rules.  A failure is a bug in nncc
+ * or in a pass, reported as NNCC_ERR_GRAPH naming the pass. */
+enum nncc_status ir_verify(const struct ir_program *p, const char *after_pass);
+
+/* Text dump and Graphviz DOT of a program (ir/print.c). */
+void ir_print(const struct ir_program *p, FILE *out);
+void ir_print_dot(const struct ir_program *p, const char *title, FILE *out);
+
+/* ---- Shape helpers ----------------------------------------------------- */
+
+bool ir_shape_eq(struct nncc_shape a, struct nncc_shape b);
+/* Product of the dims from `from` on; -1 if one is unknown. */
+int64_t ir_shape_numel(struct nncc_shape s, int from);
+
+/* Keras' conv_utils.conv_output_length; pads = TF's SAME split (top/left
+ * gets ⌊P/2⌋).  Returns the output size or a value <= 0 when it is empty. */
+int64_t ir_conv_out_size(int64_t n, int k, int stride, int dilation, enum nncc_padding pad,
+                         int *pad_before, int *pad_after);
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * ops.c — the op table and every op's shape rule.
+ *
+ * A shape rule reads the node's input shapes and attributes and writes the
+ * output shape, or fails with a message that names the layer (ir_node_label)
+ * and the shapes involved.  Rules may normalise attributes (the SAME padding
+ * split, a negative axis), so running a rule twice is harmless.  Output size
+ * formulas are Keras 2.15's (keras/utils/conv_utils.py, TF's SAME split).
+ */
+#include <string.h>
+#include "ir.h"
+
+#define LABEL(n) ir_node_label((n), label_buf, sizeof label_buf)
+#define SHAPE(s, b) nncc_shape_str((s), (b), sizeof(b))
+#define RULE(name) static enum nncc_status name(struct ir_node *n, struct nncc_shape *out)
+#define DECL char label_buf[192], s0[160], s1[160]; (void)s0; (void)s1
+
+static enum nncc_status need_rank(struct ir_node *n, int i, int rank, const char *what)
+{
+    char label_buf[192], s0[160];
+    struct nncc_shape s = n->in[i]->shape;
+    if (s.rank == rank)
+        return NNCC_OK;
+    return nncc_fail(NNCC_ERR_SHAPE, "%s: expects input of rank %d %s, got %s", LABEL(n), rank,
+                     what, SHAPE(s, s0));
+}
+
+RULE(shape_input)
+{
+    *out = n->out->shape;
+    return NNCC_OK;
+}
+
+RULE(shape_param)
+{
+    *out = n->out->shape;
+    return NNCC_OK;
+}
+
+/* MATMUL: x (…, k) · w (k, u) → (…, u); contracts the last axis only. */
+RULE(shape_matmul)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape, w = n->in[1]->shape;
+    NNCC_ASSERT(w.rank == 2);
+    if (x.rank < 2 || x.dim[x.rank - 1] < 0)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: the last dimension of its input must be known, got %s", LABEL(n),
+                         SHAPE(x, s0));
+    if (x.dim[x.rank - 1] != w.dim[0])
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: expects input with last dimension %lld (its kernel is %s), got %s",
+                         LABEL(n), (long long)w.dim[0], SHAPE(w, s1), SHAPE(x, s0));
+    *out = x;
+    out->dim[x.rank - 1] = w.dim[1];
+    return NNCC_OK;
+}
+
+/* BIAS_ADD: x (…, c) + b (c). */
+RULE(shape_bias_add)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape, b = n->in[1]->shape;
+    if (b.rank != 1 || x.rank < 1 || x.dim[x.rank - 1] != b.dim[0])
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: bias %s does not fit input %s", LABEL(n),
+                         SHAPE(b, s1), SHAPE(x, s0));
+    *out = x;
+    return NNCC_OK;
+}
+
+/* ACTIVATION, DROPOUT: element-wise. */
+RULE(shape_same)
+{
+    *out = n->in[0]->shape;
+    return NNCC_OK;
+}
+
+/* SOFTMAX over the last axis; Keras 2 rejects rank 1. */
+RULE(shape_softmax)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape;
+    if (x.rank < 2)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: softmax needs an input of rank >= 2, got %s",
+                         LABEL(n), SHAPE(x, s0));
+    *out = x;
+    return NNCC_OK;
+}
+
+static enum nncc_status spatial(struct ir_node *n, const char *what, int kh, int kw,
+                                struct nncc_shape *out)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape;
+    struct ir_attrs *a = &n->a;
+    int64_t oh = ir_conv_out_size(x.dim[1], kh, a->stride[0], a->dilation[0], a->padding,
+                                  &a->pad[0], &a->pad[1]);
+    int64_t ow = ir_conv_out_size(x.dim[2], kw, a->stride[1], a->dilation[1], a->padding,
+                                  &a->pad[2], &a->pad[3]);
+    if (oh <= 0 || ow <= 0) {
+        int eh = kh + (kh - 1) * (a->dilation[0] - 1), ew = kw + (kw - 1) * (a->dilation[1] - 1);
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: the %dx%d %s is larger than its input %s (valid padding), so the "
+                         "output would be empty",
+                         LABEL(n), eh, ew, what, SHAPE(x, s0));
+    }
+    *out = x;
+    out->dim[1] = oh;
+    out->dim[2] = ow;
+    return NNCC_OK;
+}
+
+/* CONV2D: x (N, H, W, C) ⋆ w (kh, kw, C, F) → (N, H', W', F). */
+RULE(shape_conv2d)
+{
+    DECL;
+    if (need_rank(n, 0, 4, "(batch, height, width, channels)"))
+        return NNCC_ERR_SHAPE;
+    struct nncc_shape x = n->in[0]->shape, w = n->in[1]->shape;
+    NNCC_ASSERT(w.rank == 4);
+    if (x.dim[3] != w.dim[2])
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: expects %lld input channels (its kernel is %s), got input %s",
+                         LABEL(n), (long long)w.dim[2], SHAPE(w, s1), SHAPE(x, s0));
+    n->a.kernel[0] = (int)w.dim[0];
+    n->a.kernel[1] = (int)w.dim[1];
+    if (spatial(n, "kernel", (int)w.dim[0], (int)w.dim[1], out))
+        return NNCC_ERR_SHAPE;
+    out->dim[3] = w.dim[3];
+    return NNCC_OK;
+}
+
+/* MAXPOOL2D, AVGPOOL2D: window a.kernel, a.stride, a.padding. */
+RULE(shape_pool2d)
+{
+    if (need_rank(n, 0, 4, "(batch, height, width, channels)"))
+        return NNCC_ERR_SHAPE;
+    n->a.dilation[0] = n->a.dilation[1] = 1;
+    return spatial(n, "pooling window", n->a.kernel[0], n->a.kernel[1], out);
+}
+
+/* GLOBAL_AVGPOOL2D: (N, H, W, C) → (N, C), or (N, 1, 1, C) with keepdims. */
+RULE(shape_global_pool2d)
+{
+    if (need_rank(n, 0, 4, "(batch, height, width, channels)"))
+        return NNCC_ERR_SHAPE;
+    struct nncc_shape x = n->in[0]->shape;
+    if (n->a.keepdims) {
+        *out = x;
+        out->dim[1] = out->dim[2] = 1;
+    } else {
+        *out = (struct nncc_shape){.rank = 2, .dim = {x.dim[0], x.dim[3]}};
+    }
+    return NNCC_OK;
+}
+
+/* RESHAPE: (N, …) → (N, target…); at most one -1 in the target. */
+RULE(shape_reshape)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape, t = n->a.target;
+    int64_t have = ir_shape_numel(x, 1), known = 1;
+    int unknown = -1;
+    for (int i = 0; i < t.rank; i++) {
+        if (t.dim[i] == -1 && unknown < 0)
+            unknown = i;
+        else
+            known *= t.dim[i];
+    }
+    char ts[160];
+    nncc_shape_str(t, ts, sizeof ts);
+    if (have < 0)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: the input %s must have known dimensions", LABEL(n),
+                         SHAPE(x, s0));
+    if (unknown >= 0 ? (known == 0 || have % known != 0) : known != have)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: cannot reshape input %s (%lld values per sample) to %s", LABEL(n),
+                         SHAPE(x, s0), (long long)have, ts);
+    if (t.rank + 1 > NNCC_MAX_RANK)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: target shape %s has more than %d dimensions",
+                         LABEL(n), ts, NNCC_MAX_RANK - 1);
+    out->rank = t.rank + 1;
+    out->dim[0] = x.dim[0];
+    for (int i = 0; i < t.rank; i++)
+        out->dim[i + 1] = i == unknown ? have / known : t.dim[i];
+    return NNCC_OK;
+}
+
+/* BATCHNORM: x (…, C at a.axis), mean (C), var (C), [gamma (C)], [beta (C)]. */
+RULE(shape_batchnorm)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape;
+    int axis = n->a.axis < 0 ? x.rank + n->a.axis : n->a.axis;
+    if (x.rank < 2 || axis < 1 || axis >= x.rank)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: axis %d is out of range for input %s", LABEL(n),
+                         n->a.axis, SHAPE(x, s0));
+    n->a.axis = axis;
+    int want = 3 + n->a.has_gamma + n->a.has_beta;
+    NNCC_ASSERT(n->n_in == want);
+    for (int i = 1; i < n->n_in; i++) {
+        struct nncc_shape p = n->in[i]->shape;
+        if (p.rank != 1 || p.dim[0] != x.dim[axis])
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: expects %lld features on axis %d (its weights are %s), got "
+                             "input %s",
+                             LABEL(n), (long long)p.dim[0], axis, SHAPE(p, s1), SHAPE(x, s0));
+    }
+    *out = x;
+    return NNCC_OK;
+}
+
+/* ADD: element-wise sum; dims of size 1 broadcast, aligned from the right
+ * (Keras' _Merge._compute_elemwise_op_output_shape). */
+RULE(shape_add)
+{
+    DECL;
+    if (n->n_in < 1)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: needs at least one input", LABEL(n));
+    struct nncc_shape acc = n->in[0]->shape;
+    for (int k = 1; k < n->n_in; k++) {
+        struct nncc_shape b = n->in[k]->shape, r;
+        const struct nncc_shape *lo = acc.rank >= b.rank ? &acc : &b;
+        const struct nncc_shape *sh = acc.rank >= b.rank ? &b : &acc;
+        r = *lo;
+        int off = lo->rank - sh->rank;
+        for (int i = 0; i < sh->rank; i++) {
+            int64_t p = lo->dim[off + i], q = sh->dim[i];
+            int64_t d;
+            if (p < 0 || q < 0)
+                d = -1;
+            else if (p == 1)
+                d = q;
+            else if (q == 1)
+                d = p;
+            else if (p == q)
+                d = p;
+            else
+                return nncc_fail(NNCC_ERR_SHAPE,
+                                 "%s: inputs have incompatible shapes %s and %s (input %d)",
+                                 LABEL(n), SHAPE(n->in[0]->shape, s0), SHAPE(b, s1), k);
+            r.dim[off + i] = d;
+        }
+        acc = r;
+    }
+    *out = acc;
+    return NNCC_OK;
+}
+
+/* CONCAT along a.axis; every other dimension must match. */
+RULE(shape_concat)
+{
+    DECL;
+    if (n->n_in < 1)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: needs at least one input", LABEL(n));
+    struct nncc_shape a0 = n->in[0]->shape;
+    int axis = n->a.axis < 0 ? a0.rank + n->a.axis : n->a.axis;
+    if (axis < 1 || axis >= a0.rank)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: axis %d is out of range for input %s (the batch axis cannot be "
+                         "concatenated)",
+                         LABEL(n), n->a.axis, SHAPE(a0, s0));
+    n->a.axis = axis;
+    *out = a0;
+    for (int k = 1; k < n->n_in; k++) {
+        struct nncc_shape b = n->in[k]->shape;
+        bool ok = b.rank == a0.rank;
+        for (int i = 0; ok && i < a0.rank; i++)
+            if (i != axis && b.dim[i] != a0.dim[i])
+                ok = false;
+        if (!ok)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: inputs must match in every dimension but axis %d; got %s and "
+                             "%s (input %d)",
+                             LABEL(n), axis, SHAPE(a0, s0), SHAPE(b, s1), k);
+        out->dim[axis] = out->dim[axis] < 0 || b.dim[axis] < 0 ? -1 : out->dim[axis] + b.dim[axis];
+    }
+    return NNCC_OK;
+}
+
+static const struct ir_op_info op_table[IR_OP_COUNT] = {
+#define OP(id, nm, ar, rule) [IR_##id] = {.name = nm, .arity = ar, .shape = rule},
+#include "ops.def"
+#undef OP
+};
+
+const struct ir_op_info *ir_op(enum ir_op op)
+{
+    NNCC_ASSERT(op >= 0 && op < IR_OP_COUNT);
+    return &op_table[op];
+}
+
+static const char *const activation_names[NNCC_ACTIVATION_COUNT] = {
+    [NNCC_LINEAR] = "linear",       [NNCC_RELU] = "relu",         [NNCC_SIGMOID] = "sigmoid",
+    [NNCC_TANH] = "tanh",           [NNCC_SOFTMAX] = "softmax",   [NNCC_ELU] = "elu",
+    [NNCC_SELU] = "selu",           [NNCC_SOFTPLUS] = "softplus", [NNCC_SOFTSIGN] = "softsign",
+    [NNCC_HARD_SIGMOID] = "hard_sigmoid", [NNCC_SWISH] = "swish", [NNCC_GELU] = "gelu",
+    [NNCC_LEAKY_RELU] = "leaky_relu",
+};
+
+const char *nncc_activation_name(enum nncc_activation act)
+{
+    return (int)act >= 0 && act < NNCC_ACTIVATION_COUNT ? activation_names[act] : NULL;
+}

@@ -1,0 +1,107 @@
+/*
+ * print.c — the IR as text (NNCC_DUMP, `nncc graph --ir`) and as Graphviz DOT.
+ *
+ * Text: one line per node, `%id = op[attrs] inputs  shape  # name`.  DOT: a
+ * digraph with inputs as boxes, parameters as grey ellipses and one record
+ * per computing node.  Names come from users (and later from files), so
+ * every name written into DOT is escaped.
+ */
+#include <string.h>
+#include "ir.h"
+
+static void attrs_str(const struct ir_node *n, char *buf, size_t size)
+{
+    const struct ir_attrs *a = &n->a;
+    buf[0] = '\0';
+    switch (n->op) {
+    case IR_ACTIVATION:
+        snprintf(buf, size, "[%s]", nncc_activation_name(a->act));
+        break;
+    case IR_CONV2D:
+    case IR_MAXPOOL2D:
+    case IR_AVGPOOL2D:
+        snprintf(buf, size, "[k=%dx%d s=%dx%d d=%dx%d pad=%d,%d,%d,%d]", a->kernel[0], a->kernel[1],
+                 a->stride[0], a->stride[1], a->dilation[0], a->dilation[1], a->pad[0], a->pad[1],
+                 a->pad[2], a->pad[3]);
+        break;
+    case IR_CONCAT:
+        snprintf(buf, size, "[axis=%d]", a->axis);
+        break;
+    case IR_BATCHNORM:
+        snprintf(buf, size, "[axis=%d eps=%g momentum=%g]", a->axis, a->epsilon, a->momentum);
+        break;
+    case IR_DROPOUT:
+        snprintf(buf, size, "[rate=%g]", a->rate);
+        break;
+    case IR_GLOBAL_AVGPOOL2D:
+        snprintf(buf, size, "[keepdims=%d]", a->keepdims);
+        break;
+    default:
+        break;
+    }
+}
+
+void ir_print(const struct ir_program *p, FILE *out)
+{
+    fprintf(out, "program: %d nodes, inputs:", p->n_nodes);
+    for (int i = 0; i < p->n_inputs; i++)
+        fprintf(out, " %%%d", p->inputs[i]->id);
+    fprintf(out, ", outputs:");
+    for (int i = 0; i < p->n_outputs; i++)
+        fprintf(out, " %%%d", p->outputs[i]->id);
+    fprintf(out, "\n");
+    for (int i = 0; i < p->n_nodes; i++) {
+        const struct ir_node *n = p->nodes[i];
+        char lhs[512], attrs[160], shape[160];
+        attrs_str(n, attrs, sizeof attrs);
+        int len = snprintf(lhs, sizeof lhs, "%%%d = %s%s", n->id, ir_op(n->op)->name, attrs);
+        for (int k = 0; k < n->n_in && len > 0 && (size_t)len < sizeof lhs; k++)
+            len += snprintf(lhs + len, sizeof lhs - (size_t)len, "%s%%%d", k ? ", " : " ",
+                            n->in[k]->id);
+        fprintf(out, "  %-44s %-22s # %s\n", lhs, nncc_shape_str(n->out->shape, shape, sizeof shape),
+                n->name);
+    }
+}
+
+/* Writes s as the inside of a DOT double-quoted string. */
+static void dot_escape(const char *s, FILE *out)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(out, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", out);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(out, "\\\\x%02x", c);
+        else
+            fputc(c, out);
+    }
+}
+
+void ir_print_dot(const struct ir_program *p, const char *title, FILE *out)
+{
+    fputs("digraph \"", out);
+    dot_escape(title, out);
+    fputs("\" {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n", out);
+    for (int i = 0; i < p->n_nodes; i++) {
+        const struct ir_node *n = p->nodes[i];
+        char shape[160], attrs[160];
+        nncc_shape_str(n->out->shape, shape, sizeof shape);
+        attrs_str(n, attrs, sizeof attrs);
+        const char *style = n->op == IR_INPUT   ? "shape=box, style=filled, fillcolor=\"#cfe8ff\""
+                            : n->op == IR_PARAM ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\""
+                                                : "shape=box, style=rounded";
+        fprintf(out, "  n%d [%s, label=\"", n->id, style);
+        dot_escape(n->name, out);
+        fprintf(out, "\\n%s%s\\n", ir_op(n->op)->name, attrs);
+        dot_escape(shape, out);
+        fputs("\"];\n", out);
+    }
+    for (int i = 0; i < p->n_nodes; i++) {
+        const struct ir_node *n = p->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            fprintf(out, "  n%d -> n%d;\n", n->in[k]->id, n->id);
+    }
+    fputs("}\n", out);
+}

@@ -1,0 +1,53 @@
+/*
+ * pipeline.c — the pass list, readable top to bottom.
+ *
+ * Today a model's program goes through shape inference only; autodiff,
+ * fusion, tiling and memory planning join this list as they land.  After
+ * every pass the verifier runs, and NNCC_DUMP=all (or a pass name, or a
+ * comma-separated list of them) prints the IR to stderr.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "passes.h"
+
+struct pass {
+    const char *name;
+    enum nncc_status (*run)(struct ir_program *p);
+};
+
+static const struct pass pipeline[] = {
+    {"shapes", pass_shapes},
+};
+
+static bool dump_wanted(const char *spec, const char *pass)
+{
+    if (!spec || !*spec)
+        return false;
+    if (strcmp(spec, "all") == 0)
+        return true;
+    size_t n = strlen(pass);
+    for (const char *s = spec; (s = strstr(s, pass)) != NULL; s += n) {
+        bool starts = s == spec || s[-1] == ',';
+        bool ends = s[n] == '\0' || s[n] == ',';
+        if (starts && ends)
+            return true;
+    }
+    return false;
+}
+
+enum nncc_status nncc_pipeline_run(struct ir_program *p, const char *model_name)
+{
+    const char *dump = getenv("NNCC_DUMP");
+    for (size_t i = 0; i < sizeof pipeline / sizeof pipeline[0]; i++) {
+        enum nncc_status st = pipeline[i].run(p);
+        if (st == NNCC_OK)
+            st = ir_verify(p, pipeline[i].name);
+        if (st != NNCC_OK)
+            return st;
+        if (dump_wanted(dump, pipeline[i].name)) {
+            fprintf(stderr, "; model \"%s\" after pass %s\n", model_name, pipeline[i].name);
+            ir_print(p, stderr);
+        }
+    }
+    return NNCC_OK;
+}
