@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job: builds nncc and shows what it does today: the summaries of
+# the seed models, compiled from their C files by `nncc summary`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+for f in examples/seed_sequential.c examples/seed_functional.c examples/seed_cnn.c \
+         examples/inception_block.c; do
+  echo "\$ nncc summary $f"
+  build/nncc summary "$f"
+  echo
+done
+echo "\$ nncc graph examples/seed_cnn.c --ir"
+build/nncc graph examples/seed_cnn.c --ir
