@@ -4,9 +4,10 @@
  *
  * Contract of nncc_call_n(): on success the layer has one more call (Keras
  * node) whose output tensor carries the layer and call index; on failure the
- * graph is exactly as before (its new nodes are dropped), and a layer that
- * joined the graph in this very call is freed, so the one-call forms
- * (`nncc_dense(x, …)`) never leak.
+ * graph and the layer are exactly as before (new nodes are dropped; a layer
+ * that joined the graph in this very call leaves it again, unnamed if it was
+ * named automatically).  nncc_apply_n(), behind the one-call forms
+ * (`nncc_dense(x, …)`), then frees such a layer, so they never leak.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -204,14 +205,14 @@ nncc_tensor *layer_activation(nncc_layer *l, nncc_tensor *x, enum nncc_activatio
 
 /* ---- Calling ----------------------------------------------------------- */
 
-nncc_tensor *nncc_call_n(nncc_layer *l, nncc_tensor *const *xs, int n)
+static nncc_tensor *call(nncc_layer *l, nncc_tensor *const *xs, int n, bool consume)
 {
     if (!l)
         return NULL; /* the constructor failed and said why */
     const struct layer_kind_info *k = layer_kind(l->kind);
     char who[300];
     layer_who(l->kind, l->name, who, sizeof who);
-    bool fresh = l->g == NULL;
+    bool fresh = l->g == NULL, auto_named = l->name == NULL;
     nncc_graph *g = NULL;
     enum nncc_status st = NNCC_OK;
     if (n < 0 || (n > 0 && !xs)) {
@@ -278,20 +279,32 @@ rollback:
     if (fresh) {
         NNCC_ASSERT(g->n_layers > 0 && g->layers[g->n_layers - 1] == l);
         g->n_layers--;
-        layer_destroy(l);
+        l->g = NULL;
+        if (auto_named) {
+            free(l->name);
+            l->name = NULL;
+        }
     }
-    return NULL;
-
 fail:
     (void)st;
-    if (fresh)
+    if (fresh && consume)
         layer_destroy(l);
     return NULL;
 }
 
+nncc_tensor *nncc_call_n(nncc_layer *l, nncc_tensor *const *xs, int n)
+{
+    return call(l, xs, n, false);
+}
+
+nncc_tensor *nncc_apply_n(nncc_layer *l, nncc_tensor *const *xs, int n)
+{
+    return call(l, xs, n, true);
+}
+
 nncc_tensor *nncc_call(nncc_layer *l, nncc_tensor *x)
 {
-    return nncc_call_n(l, &x, 1);
+    return call(l, &x, 1, false);
 }
 
 /* ---- Inputs ------------------------------------------------------------ */

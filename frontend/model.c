@@ -416,7 +416,7 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
             layer_destroy(l);
             return nncc_last_status();
         }
-        nncc_tensor *y = nncc_call(l, x);
+        nncc_tensor *y = nncc_apply_n(l, &x, 1);
         if (!y) {
             g->n_layers--; /* drop the input layer again */
             layer_destroy(g->layers[g->n_layers]);
@@ -440,7 +440,7 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
         }
         return NNCC_OK;
     }
-    nncc_tensor *y = nncc_call(l, m->outputs[0]);
+    nncc_tensor *y = nncc_apply_n(l, m->outputs, 1);
     if (!y)
         return nncc_last_status();
     m->outputs[0] = y;

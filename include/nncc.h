@@ -287,25 +287,33 @@ nncc_layer *nncc_batchnorm_layer_(struct nncc_batchnorm_opts o);
     nncc_batchnorm_layer_(NNCC_OPTS_(nncc_batchnorm_opts, __VA_ARGS__))
 
 /* Calls a layer on one tensor, or on n tensors (Add, Concatenate).  Returns
- * the output tensor, or NULL with the error set (a layer that was never
- * called before is then freed). */
+ * the output tensor, or NULL with the error set; a failed call changes
+ * nothing (a layer that had never been called stays the caller's). */
 nncc_tensor *nncc_call(nncc_layer *layer, nncc_tensor *x);
 nncc_tensor *nncc_call_n(nncc_layer *layer, nncc_tensor *const *xs, int n);
+/* The same, but the layer is freed when the call fails and the layer had
+ * never been called: what the one-call forms below use. */
+nncc_tensor *nncc_apply_n(nncc_layer *layer, nncc_tensor *const *xs, int n);
 
 /* The one-call forms (syntax 2): make a layer and call it. */
-#define nncc_dense(x, ...) nncc_call(nncc_dense_layer(__VA_ARGS__), (x))
-#define nncc_activation(x, ...) nncc_call(nncc_activation_layer(__VA_ARGS__), (x))
-#define nncc_flatten(x, ...) nncc_call(nncc_flatten_layer(__VA_ARGS__), (x))
-#define nncc_reshape(x, ...) nncc_call(nncc_reshape_layer(__VA_ARGS__), (x))
-#define nncc_dropout(x, ...) nncc_call(nncc_dropout_layer(__VA_ARGS__), (x))
-#define nncc_conv2d(x, ...) nncc_call(nncc_conv2d_layer(__VA_ARGS__), (x))
-#define nncc_maxpool2d(x, ...) nncc_call(nncc_maxpool2d_layer(__VA_ARGS__), (x))
-#define nncc_avgpool2d(x, ...) nncc_call(nncc_avgpool2d_layer(__VA_ARGS__), (x))
-#define nncc_global_avgpool2d(x, ...) nncc_call(nncc_global_avgpool2d_layer(__VA_ARGS__), (x))
-#define nncc_batchnorm(x, ...) nncc_call(nncc_batchnorm_layer(__VA_ARGS__), (x))
+#define nncc_dense(x, ...) nncc_apply_n(nncc_dense_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_activation(x, ...) \
+    nncc_apply_n(nncc_activation_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_flatten(x, ...) nncc_apply_n(nncc_flatten_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_reshape(x, ...) nncc_apply_n(nncc_reshape_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_dropout(x, ...) nncc_apply_n(nncc_dropout_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_conv2d(x, ...) nncc_apply_n(nncc_conv2d_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_maxpool2d(x, ...) \
+    nncc_apply_n(nncc_maxpool2d_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_avgpool2d(x, ...) \
+    nncc_apply_n(nncc_avgpool2d_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_global_avgpool2d(x, ...) \
+    nncc_apply_n(nncc_global_avgpool2d_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_batchnorm(x, ...) \
+    nncc_apply_n(nncc_batchnorm_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
 /* nncc_add((nncc_tensor *[]){a, b}, 2) */
-#define nncc_add(xs, n, ...) nncc_call_n(nncc_add_layer(__VA_ARGS__), (xs), (n))
-#define nncc_concatenate(xs, n, ...) nncc_call_n(nncc_concatenate_layer(__VA_ARGS__), (xs), (n))
+#define nncc_add(xs, n, ...) nncc_apply_n(nncc_add_layer(__VA_ARGS__), (xs), (n))
+#define nncc_concatenate(xs, n, ...) nncc_apply_n(nncc_concatenate_layer(__VA_ARGS__), (xs), (n))
 
 /* Frees a layer object that never joined a graph (others belong to theirs). */
 void nncc_layer_free(nncc_layer *layer);
