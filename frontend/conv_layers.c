@@ -51,12 +51,7 @@ nncc_layer *nncc_conv2d_layer_(struct nncc_conv2d_opts o)
                               "(strides {%d, %d}, dilation_rate {%d, %d})",
                               who, o.strides[0], o.strides[1], o.dilation_rate[0],
                               o.dilation_rate[1]);
-    nncc_layer *l = layer_new(LAYER_CONV2D, o.name, o.input_shape);
-    if (l) {
-        l->o.conv2d = o;
-        l->o.conv2d.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_CONV2D, &o, sizeof o);
 }
 
 nncc_tensor *lower_conv2d(nncc_layer *l, nncc_tensor *const *in, int n_in)
@@ -106,12 +101,7 @@ static nncc_layer *pool_layer(enum layer_kind kind, struct nncc_pool2d_opts o)
     }
     if (!pair_ok(who, "strides", o.strides, 1, false) || !padding_ok(who, o.padding))
         return NULL;
-    nncc_layer *l = layer_new(kind, o.name, o.input_shape);
-    if (l) {
-        l->o.pool2d = o;
-        l->o.pool2d.name = NULL;
-    }
-    return l;
+    return layer_make(kind, &o, sizeof o);
 }
 
 nncc_layer *nncc_maxpool2d_layer_(struct nncc_pool2d_opts o) { return pool_layer(LAYER_MAXPOOL2D, o); }
@@ -135,12 +125,7 @@ nncc_tensor *lower_pool2d(nncc_layer *l, nncc_tensor *const *in, int n_in)
 
 nncc_layer *nncc_global_avgpool2d_layer_(struct nncc_global_pool2d_opts o)
 {
-    nncc_layer *l = layer_new(LAYER_GLOBAL_AVGPOOL2D, o.name, o.input_shape);
-    if (l) {
-        l->o.global_pool2d = o;
-        l->o.global_pool2d.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_GLOBAL_AVGPOOL2D, &o, sizeof o);
 }
 
 nncc_tensor *lower_global_pool2d(nncc_layer *l, nncc_tensor *const *in, int n_in)

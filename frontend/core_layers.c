@@ -27,12 +27,7 @@ nncc_layer *nncc_dense_layer_(struct nncc_dense_opts o)
         !check_initializer(who, "kernel_initializer", o.kernel_initializer) ||
         !check_initializer(who, "bias_initializer", o.bias_initializer))
         return NULL;
-    nncc_layer *l = layer_new(LAYER_DENSE, o.name, o.input_shape);
-    if (l) {
-        l->o.dense = o;
-        l->o.dense.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_DENSE, &o, sizeof o);
 }
 
 nncc_tensor *lower_dense(nncc_layer *l, nncc_tensor *const *in, int n_in)
@@ -70,12 +65,7 @@ nncc_layer *nncc_activation_layer_(struct nncc_activation_opts o)
     WHO(LAYER_ACTIVATION, o);
     if (!check_activation(who, o.activation))
         return NULL;
-    nncc_layer *l = layer_new(LAYER_ACTIVATION, o.name, o.input_shape);
-    if (l) {
-        l->o.activation = o;
-        l->o.activation.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_ACTIVATION, &o, sizeof o);
 }
 
 nncc_tensor *lower_activation(nncc_layer *l, nncc_tensor *const *in, int n_in)
@@ -92,12 +82,7 @@ nncc_tensor *lower_activation(nncc_layer *l, nncc_tensor *const *in, int n_in)
 
 nncc_layer *nncc_flatten_layer_(struct nncc_flatten_opts o)
 {
-    nncc_layer *l = layer_new(LAYER_FLATTEN, o.name, o.input_shape);
-    if (l) {
-        l->o.flatten = o;
-        l->o.flatten.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_FLATTEN, &o, sizeof o);
 }
 
 nncc_tensor *lower_flatten(nncc_layer *l, nncc_tensor *const *in, int n_in)
@@ -131,12 +116,7 @@ nncc_layer *nncc_reshape_layer_(struct nncc_reshape_opts o)
     if (unknown > 1)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: target_shape %s may hold at most one -1", who,
                               nncc_shape_str(t, s0, sizeof s0));
-    nncc_layer *l = layer_new(LAYER_RESHAPE, o.name, o.input_shape);
-    if (l) {
-        l->o.reshape = o;
-        l->o.reshape.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_RESHAPE, &o, sizeof o);
 }
 
 nncc_tensor *lower_reshape(nncc_layer *l, nncc_tensor *const *in, int n_in)
@@ -154,12 +134,7 @@ nncc_layer *nncc_dropout_layer_(struct nncc_dropout_opts o)
     if (!(o.rate >= 0.0f && o.rate < 1.0f))
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: rate must be in [0, 1), got %g", who,
                               (double)o.rate);
-    nncc_layer *l = layer_new(LAYER_DROPOUT, o.name, o.input_shape);
-    if (l) {
-        l->o.dropout = o;
-        l->o.dropout.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_DROPOUT, &o, sizeof o);
 }
 
 nncc_tensor *lower_dropout(nncc_layer *l, nncc_tensor *const *in, int n_in)

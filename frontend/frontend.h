@@ -40,12 +40,18 @@ struct layer_call {
 
 #define LAYER_MAX_WEIGHTS 4
 
+/* The fields every layer's options struct starts with (NNCC_LAYER_OPTS). */
+struct layer_opts_head {
+    NNCC_LAYER_OPTS
+};
+
 struct nncc_layer {
     enum layer_kind kind;
     char *name;                     /* malloc'd; NULL until named */
     bool has_input_shape;
     struct nncc_shape input_shape;  /* declared, without batch */
     union {
+        struct layer_opts_head head; /* the common initial fields of the others */
         struct nncc_input_opts input;
         struct nncc_dense_opts dense;
         struct nncc_activation_opts activation;
@@ -66,8 +72,12 @@ struct nncc_layer {
     int n_calls, cap_calls;
 };
 
-/* Makes a layer of a kind with its (already checked) options; copies name. */
+/* Makes a layer of a kind; copies the name. */
 nncc_layer *layer_new(enum layer_kind kind, const char *name, struct nncc_shape input_shape);
+
+/* Makes a layer keeping a copy of its (already checked) options struct,
+ * which must start with NNCC_LAYER_OPTS and be the kind's member of l->o. */
+nncc_layer *layer_make(enum layer_kind kind, const void *opts, size_t size);
 /* Frees a layer's memory (the graph calls it for its layers). */
 void layer_destroy(nncc_layer *l);
 /* Joins a layer to a graph, naming it; fails on a duplicate explicit name. */

@@ -105,6 +105,18 @@ nncc_layer *layer_new(enum layer_kind kind, const char *name, struct nncc_shape 
     return l;
 }
 
+nncc_layer *layer_make(enum layer_kind kind, const void *opts, size_t size)
+{
+    const struct layer_opts_head *head = opts;
+    NNCC_ASSERT(size <= sizeof(((nncc_layer *)0)->o));
+    nncc_layer *l = layer_new(kind, head->name, head->input_shape);
+    if (l) {
+        memcpy(&l->o, opts, size);
+        l->o.head.name = NULL; /* the caller's memory */
+    }
+    return l;
+}
+
 void layer_destroy(nncc_layer *l)
 {
     if (!l)

@@ -10,12 +10,7 @@
 
 static nncc_layer *merge_layer(enum layer_kind kind, struct nncc_merge_opts o)
 {
-    nncc_layer *l = layer_new(kind, o.name, o.input_shape);
-    if (l) {
-        l->o.merge = o;
-        l->o.merge.name = NULL;
-    }
-    return l;
+    return layer_make(kind, &o, sizeof o);
 }
 
 nncc_layer *nncc_add_layer_(struct nncc_merge_opts o) { return merge_layer(LAYER_ADD, o); }

@@ -26,12 +26,7 @@ nncc_layer *nncc_batchnorm_layer_(struct nncc_batchnorm_opts o)
                               (double)o.epsilon);
     if (o.axis == 0)
         o.axis = -1;
-    nncc_layer *l = layer_new(LAYER_BATCHNORM, o.name, o.input_shape);
-    if (l) {
-        l->o.batchnorm = o;
-        l->o.batchnorm.name = NULL;
-    }
-    return l;
+    return layer_make(LAYER_BATCHNORM, &o, sizeof o);
 }
 
 nncc_tensor *lower_batchnorm(nncc_layer *l, nncc_tensor *const *in, int n_in)
