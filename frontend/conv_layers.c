@@ -69,9 +69,11 @@ nncc_tensor *lower_conv2d(nncc_layer *l, nncc_tensor *const *in, int n_in)
                                   layer_who(l->kind, l->name, who, sizeof who),
                                   nncc_shape_str(xs, s0, sizeof s0));
         struct nncc_shape ks = NNCC_SHAPE(o->kernel_size[0], o->kernel_size[1], xs.dim[3], o->filters);
-        if (!layer_weight(l, "kernel", ks, true))
+        if (!layer_weight(l, "kernel", ks, true,
+                          o->kernel_initializer ? o->kernel_initializer : NNCC_GLOROT_UNIFORM))
             return NULL;
-        if (!o->no_bias && !layer_weight(l, "bias", NNCC_SHAPE(o->filters), true))
+        if (!o->no_bias && !layer_weight(l, "bias", NNCC_SHAPE(o->filters), true,
+                                         o->bias_initializer ? o->bias_initializer : NNCC_ZEROS))
             return NULL;
         l->built = true;
     }

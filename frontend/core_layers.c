@@ -44,9 +44,11 @@ nncc_tensor *lower_dense(nncc_layer *l, nncc_tensor *const *in, int n_in)
                                   layer_who(l->kind, l->name, who, sizeof who),
                                   nncc_shape_str(xs, s0, sizeof s0));
         int64_t fan_in = xs.dim[xs.rank - 1];
-        if (!layer_weight(l, "kernel", NNCC_SHAPE(fan_in, o->units), true))
+        if (!layer_weight(l, "kernel", NNCC_SHAPE(fan_in, o->units), true,
+                          o->kernel_initializer ? o->kernel_initializer : NNCC_GLOROT_UNIFORM))
             return NULL;
-        if (!o->no_bias && !layer_weight(l, "bias", NNCC_SHAPE(o->units), true))
+        if (!o->no_bias && !layer_weight(l, "bias", NNCC_SHAPE(o->units), true,
+                                         o->bias_initializer ? o->bias_initializer : NNCC_ZEROS))
             return NULL;
         l->built = true;
     }

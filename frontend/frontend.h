@@ -89,7 +89,8 @@ nncc_tensor *frontend_input(nncc_graph *g, struct nncc_shape shape, struct nncc_
                             const char *auto_name);
 
 /* Helpers for lowering. */
-nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape shape, bool trainable);
+nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape shape, bool trainable,
+                          enum nncc_initializer init);
 nncc_tensor *layer_node(nncc_layer *l, enum ir_op op, nncc_tensor *const *in, int n_in,
                         const struct ir_attrs *a, const char *what);
 /* Appends the activation (nothing for linear; SOFTMAX for softmax). */
@@ -128,6 +129,7 @@ struct nncc_model {
     struct model_node *net;      /* the network's nodes (relevant_nodes) */
     int n_net;
     struct ir_program program;   /* the pipeline's output */
+    struct nncc_exec *exec;      /* compiled inference code, made on first use */
 };
 
 /* Computes layers, depths and the network of a functional model and runs

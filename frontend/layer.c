@@ -182,11 +182,12 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
 
 /* ---- Lowering helpers -------------------------------------------------- */
 
-nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape shape, bool trainable)
+nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape shape, bool trainable,
+                          enum nncc_initializer init)
 {
     char name[300];
     snprintf(name, sizeof name, "%s/%s", l->name, what);
-    nncc_tensor *t = ir_add_param(l->g, shape, name, trainable, l);
+    nncc_tensor *t = ir_add_param(l->g, shape, name, trainable, init, l);
     if (t) {
         NNCC_ASSERT(l->n_weights < LAYER_MAX_WEIGHTS);
         l->weights[l->n_weights++] = t;

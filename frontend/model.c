@@ -17,6 +17,7 @@
 #include <string.h>
 #include "frontend.h"
 #include "../passes/passes.h"
+#include "../runtime/exec.h"
 
 /* ---- Graphs ------------------------------------------------------------ */
 
@@ -258,6 +259,8 @@ done:
     free(nm.seen);
     if (st)
         return st;
+    nncc_exec_free(m->exec); /* the program changes: compile again when needed */
+    m->exec = NULL;
     ir_program_free(&m->program);
     st = ir_program_init(&m->program, m->g, m->inputs, m->n_inputs, m->outputs, m->n_outputs);
     if (!st)
@@ -275,6 +278,7 @@ static void model_destroy(nncc_model *m)
         for (int i = 0; i < m->n_layers; i++)
             if (!m->layers[i]->g)
                 layer_destroy(m->layers[i]); /* pending in an unbuilt Sequential */
+    nncc_exec_free(m->exec);
     ir_program_free(&m->program);
     free(m->layers);
     free(m->net);

@@ -43,10 +43,10 @@ nncc_tensor *lower_batchnorm(nncc_layer *l, nncc_tensor *const *in, int n_in)
             return NNCC_FAIL_NULL(NNCC_ERR_SHAPE, "%s: axis %d is out of range for input %s",
                                   who, o->axis, nncc_shape_str(xs, s0, sizeof s0));
         struct nncc_shape c = NNCC_SHAPE(xs.dim[axis]);
-        if ((!o->no_scale && !layer_weight(l, "gamma", c, true)) ||
-            (!o->no_center && !layer_weight(l, "beta", c, true)) ||
-            !layer_weight(l, "moving_mean", c, false) ||
-            !layer_weight(l, "moving_variance", c, false))
+        if ((!o->no_scale && !layer_weight(l, "gamma", c, true, NNCC_ONES)) ||
+            (!o->no_center && !layer_weight(l, "beta", c, true, NNCC_ZEROS)) ||
+            !layer_weight(l, "moving_mean", c, false, NNCC_ZEROS) ||
+            !layer_weight(l, "moving_variance", c, false, NNCC_ONES))
             return NULL;
         l->built = true;
     }

@@ -103,6 +103,7 @@ typedef struct nncc_graph nncc_graph;   /* a graph under construction */
 typedef struct nncc_tensor nncc_tensor; /* a symbolic tensor (a value of the graph) */
 typedef struct nncc_layer nncc_layer;   /* a layer object */
 typedef struct nncc_model nncc_model;   /* a model: inputs → outputs of a graph */
+struct nncc_array;                      /* a dense float32 array (see below) */
 
 struct nncc_shape {
     int rank;
@@ -336,6 +337,23 @@ int nncc_layer_num_inputs_at(const nncc_layer *layer, int node);
 enum nncc_status nncc_layer_input_shape(const nncc_layer *layer, struct nncc_shape *shape);
 enum nncc_status nncc_layer_output_shape(const nncc_layer *layer, struct nncc_shape *shape);
 
+/* ---- Weights ----------------------------------------------------------- */
+
+/* Weights are drawn by their initializers when a layer is first called,
+ * from a stream keyed by the graph's seed and the weight's name, so a seed
+ * gives the same weights on every machine.  The default seed is 0. */
+void nncc_graph_set_seed(nncc_graph *g, uint64_t seed);
+
+/* A layer's weights in Keras' order and layouts: Dense kernel (in, units) and
+ * bias (units); Conv2D kernel (kh, kw, in, filters) and bias (filters);
+ * BatchNormalization gamma, beta, moving_mean, moving_variance. */
+int nncc_layer_num_weights(const nncc_layer *layer);
+const char *nncc_layer_weight_name(const nncc_layer *layer, int i); /* "dense/kernel" */
+struct nncc_shape nncc_layer_weight_shape(const nncc_layer *layer, int i);
+/* Copies weight i out / in; count must equal its number of values. */
+enum nncc_status nncc_get_weights(const nncc_layer *layer, int i, float *out, int64_t count);
+enum nncc_status nncc_set_weights(nncc_layer *layer, int i, const float *values, int64_t count);
+
 /* ---- Models ------------------------------------------------------------ */
 
 struct nncc_model_opts {
@@ -371,7 +389,36 @@ int nncc_model_num_outputs(const nncc_model *model);
 nncc_tensor *nncc_model_input(const nncc_model *model, int i);
 nncc_tensor *nncc_model_output(const nncc_model *model, int i);
 int64_t nncc_model_count_params(const nncc_model *model);
+/* Redraws every weight of the model's layers from `seed`. */
+enum nncc_status nncc_model_init_weights(nncc_model *model, uint64_t seed);
 int64_t nncc_model_count_trainable_params(const nncc_model *model);
+
+/* ---- Inference --------------------------------------------------------- */
+
+struct nncc_predict_opts {
+    int defaults_;
+    int batch_size; /* 0 means 32; the last batch may be smaller */
+    bool reference; /* run the reference interpreter instead (slow; for checking) */
+};
+/* Runs a single-input, single-output model in inference mode on n samples
+ * (x holds n rows of the input's per-sample size) and returns the outputs
+ * as an array (n, …).  The first call compiles the model's code (cached on
+ * disk, so later processes reuse it); NNCC_VERBOSE=1 reports compile time
+ * and cache hits.  NULL with the error set on failure. */
+struct nncc_array *nncc_predict_(nncc_model *model, const float *x, int64_t n,
+                                 struct nncc_predict_opts o);
+#define nncc_predict(model, x, n, ...) \
+    nncc_predict_((model), (x), (n), NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
+/* Any number of inputs and outputs: xs[i] holds n rows of input i; outs[k]
+ * receives a new array for output k. */
+enum nncc_status nncc_predict_n_(nncc_model *model, const float *const *xs, int64_t n,
+                                 struct nncc_array **outs, struct nncc_predict_opts o);
+#define nncc_predict_n(model, xs, n, outs, ...) \
+    nncc_predict_n_((model), (xs), (n), (outs), NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
+
+/* The C source nncc generates for the model's inference (malloc'd; free()
+ * it), as `nncc emit-c` prints it. */
+char *nncc_model_emit_c(const nncc_model *model);
 
 /* Keras 2.15's model.summary() table. */
 enum nncc_status nncc_summary(const nncc_model *model, FILE *out);
@@ -379,6 +426,60 @@ enum nncc_status nncc_summary(const nncc_model *model, FILE *out);
 /* The model's IR after the pass pipeline, as text / as Graphviz DOT. */
 enum nncc_status nncc_model_dump_ir(const nncc_model *model, FILE *out);
 enum nncc_status nncc_model_dot(const nncc_model *model, FILE *out);
+
+/* ---- Arrays and data sets --------------------------------------------- */
+
+/* A dense float32 array, row-major; shape.dim[0] counts samples (rows). */
+struct nncc_array {
+    struct nncc_shape shape;
+    float *data; /* owned by the array */
+};
+
+/* A zero-filled array (NULL + error when a dimension is not positive or the
+ * size overflows or cannot be allocated). */
+struct nncc_array *nncc_array_new(struct nncc_shape shape);
+void nncc_array_free(struct nncc_array *a);
+/* The number of floats in an array (the product of its dimensions). */
+int64_t nncc_array_size(const struct nncc_array *a);
+
+/* Features and targets of a data set. */
+struct nncc_data {
+    struct nncc_array *x, *y;
+};
+void nncc_data_free(struct nncc_data *d);
+
+struct nncc_idx_opts {
+    int defaults_;
+    int one_hot;   /* > 0: labels become one-hot rows of this many classes */
+    float scale;   /* 0 means 1: images are multiplied by it (1/255.f for [0, 1]) */
+    int64_t limit; /* > 0: read at most this many samples */
+};
+/* Reads an IDX image file and its IDX label file (gzip-compressed or plain,
+ * as Fashion-MNIST ships them).  Images of shape (n, rows, cols) gain a
+ * channel axis: x is (n, rows, cols, 1), NHWC.  Labels are y (n,) holding the
+ * class numbers, or (n, one_hot).  On error both are NULL and the message
+ * names the file and what is wrong. */
+struct nncc_data nncc_load_idx_(const char *images, const char *labels, struct nncc_idx_opts o);
+#define nncc_load_idx(images, labels, ...) \
+    nncc_load_idx_((images), (labels), NNCC_OPTS_(nncc_idx_opts, __VA_ARGS__))
+/* Reads one IDX file (any IDX type, gzip or plain) as float32, unchanged in
+ * shape. */
+struct nncc_array *nncc_load_idx_file(const char *path);
+
+/* NumPy .npy: float32, float64, uint8, int64 (C order, little endian) are
+ * read as float32; arrays are written as float32 ('<f4'). */
+struct nncc_array *nncc_load_npy(const char *path);
+enum nncc_status nncc_save_npy(const char *path, const struct nncc_array *a);
+
+struct nncc_csv_opts {
+    int defaults_;
+    char delimiter;    /* 0 means ',' */
+    bool header;       /* skip the first line */
+};
+/* A CSV file of numbers: one row per line, the same number of columns on
+ * every line; an array of shape (rows, columns). */
+struct nncc_array *nncc_load_csv_(const char *path, struct nncc_csv_opts o);
+#define nncc_load_csv(path, ...) nncc_load_csv_((path), NNCC_OPTS_(nncc_csv_opts, __VA_ARGS__))
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ir.h"
+#include "../runtime/init.h"
+#include "../runtime/rng.h"
 
 /* ---- Arena ------------------------------------------------------------- */
 
@@ -155,12 +157,27 @@ nncc_tensor *ir_add_input(nncc_graph *g, struct nncc_shape shape, const char *na
 }
 
 nncc_tensor *ir_add_param(nncc_graph *g, struct nncc_shape shape, const char *name,
-                          bool trainable, nncc_layer *layer)
+                          bool trainable, enum nncc_initializer init, nncc_layer *layer)
 {
+    int64_t n = ir_shape_numel(shape, 0);
+    if (n < 0 || (uint64_t)n > SIZE_MAX / sizeof(float) / 2)
+        return NNCC_FAIL_NULL(NNCC_ERR_SHAPE, "weight \"%s\": its shape is too large", name);
+    float *data = nncc_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+    if (!data)
+        return NULL;
     nncc_tensor *t = append(g, IR_PARAM, NULL, 0, NULL, layer, name, shape, false);
-    if (t)
+    if (t) {
         t->trainable = trainable;
+        t->data = data;
+        t->init = init;
+        ir_param_init(t, g->seed);
+    }
     return t;
+}
+
+void ir_param_init(nncc_tensor *t, uint64_t seed)
+{
+    nncc_init_fill(t->data, t->shape, t->init, nncc_rng_key(seed, t->name));
 }
 
 /* Keras' to_snake_case of the class name: "MaxPooling2D" → "max_pooling2d". */

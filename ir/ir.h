@@ -42,20 +42,38 @@ void nncc_arena_free(struct nncc_arena *a);
 /* ---- Ops --------------------------------------------------------------- */
 
 enum ir_op {
-#define OP(id, name, arity, shape) IR_##id,
+#define OP(id, name, arity, view, shape, ref, emit) IR_##id,
 #include "ops.def"
 #undef OP
     IR_OP_COUNT
 };
 
 struct ir_node;
+struct cg;
 typedef enum nncc_status (*ir_shape_rule)(struct ir_node *n, struct nncc_shape *out);
+/* Reference kernel: in[i] and out hold `batch` samples each, in double. */
+typedef void (*ir_ref_kernel)(const struct ir_node *n, int batch, const double *const *in,
+                              double *out);
+/* Emitter: writes the node's kernel and its call (codegen/). */
+typedef void (*ir_emitter)(struct cg *cg, const struct ir_node *n);
 
 struct ir_op_info {
     const char *name;
     int arity; /* -1: variadic */
+    bool view; /* inference output is input 0's memory */
     ir_shape_rule shape;
+    ir_ref_kernel ref;
+    ir_emitter emit;
 };
+
+#define OP(id, name, arity, view, shape, ref, emit)                                      \
+    void ref(const struct ir_node *n, int batch, const double *const *in, double *out); \
+    void emit(struct cg *cg, const struct ir_node *n);
+#include "ops.def"
+#undef OP
+
+/* An activation's formula as C text in `v` (ir/activations.def). */
+const char *ir_activation_expr(enum nncc_activation act);
 
 const struct ir_op_info *ir_op(enum ir_op op);
 
@@ -75,6 +93,8 @@ struct nncc_tensor {
     nncc_graph *g;
     const char *name;  /* params: "dense/kernel"; others: the node's name */
     bool trainable;    /* params only */
+    float *data;       /* params only: the values, Keras layout (graph arena) */
+    enum nncc_initializer init; /* params only: how the values were drawn */
     /* Keras history: the layer call whose output this is (NULL inside a layer). */
     nncc_layer *layer;
     int node_index;
@@ -118,6 +138,7 @@ struct nncc_graph {
     int n_nodes, cap_nodes;
     nncc_layer **layers;    /* layers that joined, in order; the graph frees them */
     int n_layers, cap_layers;
+    uint64_t seed;          /* initializers draw from streams keyed by it */
     int n_models;           /* models alive on this graph */
     int n_models_made;      /* for "model", "model_1", … */
 };
@@ -128,8 +149,11 @@ nncc_tensor *ir_add_node(nncc_graph *g, enum ir_op op, nncc_tensor *const *in, i
                          const struct ir_attrs *a, nncc_layer *layer, const char *name);
 nncc_tensor *ir_add_input(nncc_graph *g, struct nncc_shape shape, const char *name,
                           nncc_layer *layer);
+/* A parameter with its values drawn by `init` from the graph's seed. */
 nncc_tensor *ir_add_param(nncc_graph *g, struct nncc_shape shape, const char *name,
-                          bool trainable, nncc_layer *layer);
+                          bool trainable, enum nncc_initializer init, nncc_layer *layer);
+/* Redraws a parameter's values from `seed` (its stream is keyed by its name). */
+void ir_param_init(nncc_tensor *t, uint64_t seed);
 
 /* A node's label for messages: `conv2d "c1"` (layer kind and name), or the
  * op and node name for nodes made by passes. */

@@ -279,7 +279,8 @@ RULE(shape_concat)
 }
 
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
-#define OP(id, nm, ar, rule) [IR_##id] = {.name = nm, .arity = ar, .shape = rule},
+#define OP(id, nm, ar, vw, rule, rf, em) \
+    [IR_##id] = {.name = nm, .arity = ar, .view = vw, .shape = rule, .ref = rf, .emit = em},
 #include "ops.def"
 #undef OP
 };
@@ -291,14 +292,22 @@ const struct ir_op_info *ir_op(enum ir_op op)
 }
 
 static const char *const activation_names[NNCC_ACTIVATION_COUNT] = {
-    [NNCC_LINEAR] = "linear",       [NNCC_RELU] = "relu",         [NNCC_SIGMOID] = "sigmoid",
-    [NNCC_TANH] = "tanh",           [NNCC_SOFTMAX] = "softmax",   [NNCC_ELU] = "elu",
-    [NNCC_SELU] = "selu",           [NNCC_SOFTPLUS] = "softplus", [NNCC_SOFTSIGN] = "softsign",
-    [NNCC_HARD_SIGMOID] = "hard_sigmoid", [NNCC_SWISH] = "swish", [NNCC_GELU] = "gelu",
-    [NNCC_LEAKY_RELU] = "leaky_relu",
+#define ACT(id, name, expr) [NNCC_##id] = name,
+#include "activations.def"
+#undef ACT
 };
 
 const char *nncc_activation_name(enum nncc_activation act)
 {
     return (int)act >= 0 && act < NNCC_ACTIVATION_COUNT ? activation_names[act] : NULL;
+}
+
+const char *ir_activation_expr(enum nncc_activation act)
+{
+    switch (act) {
+#define ACT(id, name, expr) case NNCC_##id: return #expr;
+#include "activations.def"
+#undef ACT
+    default: return NULL;
+    }
 }
