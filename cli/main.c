@@ -1,20 +1,33 @@
 /*
  * main.c — the `nncc` command, a compiler driver for model files.
  *
- *   nncc summary FILE.c [--entry NAME]   print the model's Keras summary
- *   nncc graph   FILE.c [--entry NAME] [--ir]   print its graph (DOT, or IR text)
+ *   nncc summary FILE.c [--entry NAME]        print the model's Keras summary
+ *   nncc graph   FILE.c [--entry NAME] [--ir] print its graph (DOT, or IR text)
+ *   nncc emit-c  FILE.c [--entry NAME]        print the C nncc generates for it
+ *   nncc run     FILE.c [ARGS…]               build FILE.c's program and run it
  *
- * FILE.c defines `nncc_model *model(void)` (or --entry NAME).  nncc compiles
- * it through the JIT toolchain into a cached shared object against its own
- * header, loads it, calls the entry and prints.  Exit status: 0 success,
- * 1 a model or input error (including a FILE.c that does not compile),
- * 2 a usage error.
+ * FILE.c defines `nncc_model *model(void)` (or --entry NAME).  nncc
+ * preprocesses it (so the cache key covers every header it includes),
+ * compiles it through the JIT toolchain into a cached shared object against
+ * its own header, loads it, calls the entry and prints.  Exit status: 0
+ * success, 1 a model or input error (including a FILE.c that does not
+ * compile), 2 a usage error; `run` exits with the program's status.
  */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 #include "include/nncc.h"
 #include "runtime/jit.h"
+
+/* Flags a program built by `nncc run` needs to link with this library
+ * (the sanitizers' when nncc itself was built with them). */
+#ifndef NNCC_EXTRA_CFLAGS
+#define NNCC_EXTRA_CFLAGS ""
+#endif
 
 enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 
@@ -26,6 +39,8 @@ static const char usage_main[] =
     "commands:\n"
     "  summary FILE.c    print the model's summary table (Keras 2.15 layout)\n"
     "  graph FILE.c      print the model's graph as Graphviz DOT (or IR text with --ir)\n"
+    "  emit-c FILE.c     print the C source nncc generates for the model's inference\n"
+    "  run FILE.c [ARGS] compile FILE.c (with its main) against nncc and run it\n"
     "\n"
     "FILE.c defines `nncc_model *model(void)`; --entry NAME picks another function.\n"
     "Run `nncc COMMAND --help` for a command's options.\n"
@@ -58,6 +73,27 @@ static const char usage_graph[] =
     "  --ir           print the IR as text instead of DOT\n"
     "  -h, --help     show this help\n";
 
+static const char usage_emit[] =
+    "usage: nncc emit-c FILE.c [--entry NAME]\n"
+    "\n"
+    "Compiles FILE.c, calls its model entry and prints the C translation unit\n"
+    "nncc generates for the model's inference forward (what the JIT compiles).\n"
+    "NNCC_DUMP=all also prints the IR after each pass, on stderr.\n"
+    "\n"
+    "options:\n"
+    "  --entry NAME   the function returning the model (nncc_model *NAME(void))\n"
+    "  -h, --help     show this help\n";
+
+static const char usage_run[] =
+    "usage: nncc run FILE.c [ARGS...]\n"
+    "\n"
+    "Compiles FILE.c, a program with its own main(), against nncc (header and\n"
+    "library), links it, and runs it with ARGS; exits with its status.  The\n"
+    "program is cached like every JIT product, so a second run starts at once.\n"
+    "\n"
+    "options (before FILE.c):\n"
+    "  -h, --help     show this help\n";
+
 struct args {
     const char *file;
     const char *entry;
@@ -68,7 +104,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *what)
 {
     fprintf(stderr, "nncc%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     fprintf(stderr, fmt, what);
-    fprintf(stderr, "\nTry 'nncc %s--help'.\n", cmd ? cmd : "");
+    fprintf(stderr, "\nTry 'nncc %s%s--help'.\n", cmd ? cmd : "", cmd ? " " : "");
     return EXIT_USAGE;
 }
 
@@ -105,52 +141,53 @@ static int parse(const char *cmd, int argc, char **argv, struct args *a, const c
     return -1;
 }
 
-/* Compiles FILE.c, loads it and calls the entry: the model, or NULL after
- * printing why. */
-static nncc_model *load_model(const struct args *a, void **handle)
+/* Preprocesses FILE.c with its own folder on the include path, so that the
+ * cache key covers every header it includes.  NULL after printing why. */
+static char *preprocess(struct nncc_jit *jit, const char *file, size_t *len)
 {
-    size_t len;
-    char *text = nncc_read_file(a->file, &len);
-    if (!text) {
-        fprintf(stderr, "nncc: %s\n", nncc_last_error());
-        return NULL;
-    }
-    /* #line makes the compiler's diagnostics name the user's file; -I lets
-     * it include files next to itself. */
-    size_t cap = len + strlen(a->file) * 2 + 64;
-    char *src = malloc(cap);
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", a->file);
+    snprintf(dir, sizeof dir, "%s", file);
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
     else
         snprintf(dir, sizeof dir, ".");
-    if (!src) {
-        free(text);
-        fprintf(stderr, "nncc: out of memory\n");
+    char inc[4200];
+    snprintf(inc, sizeof inc, "-I%s", dir);
+    const char *args[] = {inc};
+    char *text = NULL, *diag = NULL;
+    if (access(file, R_OK) != 0) {
+        fprintf(stderr, "nncc: cannot open '%s': %s\n", file, strerror(errno));
         return NULL;
     }
-    int n = snprintf(src, cap, "#line 1 \"");
-    for (const char *p = a->file; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            src[n++] = '\\';
-        src[n++] = *p;
+    if (nncc_jit_preprocess(jit, file, args, 1, &text, len, &diag) != NNCC_OK) {
+        if (diag)
+            fputs(diag, stderr);
+        else
+            fprintf(stderr, "nncc: %s\n", nncc_last_error());
+        fprintf(stderr, "nncc: %s does not compile\n", file);
+        free(diag);
+        return NULL;
     }
-    n += snprintf(src + n, cap - (size_t)n, "\"\n");
-    memcpy(src + n, text, len);
-    n += (int)len;
-    src[n] = '\0';
-    free(text);
+    return text;
+}
 
+/* Compiles FILE.c, loads it and calls the entry: the model, or NULL after
+ * printing why. */
+static nncc_model *load_model(const struct args *a, void **handle)
+{
     struct nncc_jit jit;
-    struct nncc_jit_result res = {0};
-    char flags[4200];
-    snprintf(flags, sizeof flags, "-O0 -g0 -w -I%s", dir);
-    nncc_model *m = NULL;
     if (nncc_jit_init(&jit) != NNCC_OK) {
         fprintf(stderr, "nncc: %s\n", nncc_last_error());
-    } else if (nncc_jit_compile(&jit, src, (size_t)n, flags, &res) != NNCC_OK) {
+        return NULL;
+    }
+    size_t len;
+    char *src = preprocess(&jit, a->file, &len);
+    if (!src)
+        return NULL;
+    struct nncc_jit_result res = {0};
+    nncc_model *m = NULL;
+    if (nncc_jit_compile(&jit, src, len, "-O0 -g0 -w", &res) != NNCC_OK) {
         if (res.diagnostics)
             fputs(res.diagnostics, stderr);
         fprintf(stderr, "nncc: %s does not compile\n", a->file);
@@ -175,11 +212,61 @@ static nncc_model *load_model(const struct args *a, void **handle)
     return m;
 }
 
+/* nncc run: build FILE.c's program against this very library and exec it. */
+static int cmd_run(int argc, char **argv)
+{
+    if (argc < 1)
+        return usage_error("run", "%s", "missing FILE.c");
+    if (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
+        fputs(usage_run, stdout);
+        return 0;
+    }
+    if (argv[0][0] == '-')
+        return usage_error("run", "unknown option '%s'", argv[0]);
+    const char *file = argv[0];
+    struct nncc_jit jit;
+    if (nncc_jit_init(&jit) != NNCC_OK) {
+        fprintf(stderr, "nncc: %s\n", nncc_last_error());
+        return EXIT_MODEL;
+    }
+    /* The library this process runs is the one the program links. */
+    Dl_info info;
+    char libdir[4096] = ".";
+    if (dladdr((void *)nncc_summary, &info) && info.dli_fname) {
+        snprintf(libdir, sizeof libdir, "%s", info.dli_fname);
+        char *slash = strrchr(libdir, '/');
+        if (slash)
+            *slash = '\0';
+    }
+    size_t len;
+    char *src = preprocess(&jit, file, &len);
+    if (!src)
+        return EXIT_MODEL;
+    char link[8400];
+    snprintf(link, sizeof link, "-L%s -lnncc -Wl,-rpath,%s -lm", libdir, libdir);
+    struct nncc_jit_result res = {0};
+    enum nncc_status st = nncc_jit_compile_exe(&jit, src, len, "-O2 -w " NNCC_EXTRA_CFLAGS, link, &res);
+    free(src);
+    if (st != NNCC_OK) {
+        fputs(res.diagnostics ? res.diagnostics : nncc_last_error(), stderr);
+        fprintf(stderr, "nncc: %s does not compile\n", file);
+        free(res.diagnostics);
+        return EXIT_MODEL;
+    }
+    free(res.diagnostics);
+    fflush(NULL);
+    argv[0] = (char *)file; /* the program sees its source's name as argv[0] */
+    execv(res.so_path, argv);
+    fprintf(stderr, "nncc: cannot run '%s': %s\n", res.so_path, strerror(errno));
+    return EXIT_MODEL;
+}
+
 static int run(const char *cmd, int argc, char **argv)
 {
-    bool graph = strcmp(cmd, "graph") == 0;
+    bool graph = strcmp(cmd, "graph") == 0, emit = strcmp(cmd, "emit-c") == 0;
     struct args a = {0};
-    int rc = parse(cmd, argc, argv, &a, graph ? usage_graph : usage_summary, graph);
+    int rc = parse(cmd, argc, argv, &a, graph ? usage_graph : emit ? usage_emit : usage_summary,
+                   graph);
     if (rc >= 0)
         return rc;
     void *handle = NULL;
@@ -189,8 +276,19 @@ static int run(const char *cmd, int argc, char **argv)
             nncc_jit_unload(handle);
         return EXIT_MODEL;
     }
-    enum nncc_status st = graph ? (a.ir ? nncc_model_dump_ir(m, stdout) : nncc_model_dot(m, stdout))
-                                : nncc_summary(m, stdout);
+    enum nncc_status st = NNCC_OK;
+    if (emit) {
+        char *src = nncc_model_emit_c(m);
+        if (src)
+            fputs(src, stdout);
+        else
+            st = nncc_last_status();
+        free(src);
+    } else if (graph) {
+        st = a.ir ? nncc_model_dump_ir(m, stdout) : nncc_model_dot(m, stdout);
+    } else {
+        st = nncc_summary(m, stdout);
+    }
     if (st != NNCC_OK)
         fprintf(stderr, "nncc: %s: %s\n", a.file, nncc_last_error());
     nncc_model_free(m);
@@ -208,8 +306,13 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         if (strcmp(cmd, "help") == 0 && argc > 2) {
-            if (strcmp(argv[2], "summary") == 0 || strcmp(argv[2], "graph") == 0) {
-                fputs(strcmp(argv[2], "graph") == 0 ? usage_graph : usage_summary, stdout);
+            const char *u = strcmp(argv[2], "summary") == 0  ? usage_summary
+                            : strcmp(argv[2], "graph") == 0  ? usage_graph
+                            : strcmp(argv[2], "emit-c") == 0 ? usage_emit
+                            : strcmp(argv[2], "run") == 0    ? usage_run
+                                                             : NULL;
+            if (u) {
+                fputs(u, stdout);
                 return 0;
             }
             return usage_error(NULL, "unknown command '%s'", argv[2]);
@@ -221,8 +324,10 @@ int main(int argc, char **argv)
         printf("nncc %s\n", NNCC_VERSION_STRING);
         return 0;
     }
-    if (strcmp(cmd, "summary") == 0 || strcmp(cmd, "graph") == 0)
+    if (strcmp(cmd, "summary") == 0 || strcmp(cmd, "graph") == 0 || strcmp(cmd, "emit-c") == 0)
         return run(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return usage_error(NULL, "unknown option '%s'", cmd);
     return usage_error(NULL, "unknown command '%s'", cmd);

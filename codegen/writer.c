@@ -74,7 +74,7 @@ const char *cg_name(const char *name, char *buf, size_t size)
     for (const unsigned char *p = (const unsigned char *)name; *p && j + 5 < size; p++) {
         unsigned char c = *p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-' || c == '.' || c == ' ' || c == ':';
+                  c == '_' || c == '-' || c == '.' || c == ' ' || c == ':' || c == '/';
         if (ok)
             buf[j++] = (char)c;
         else

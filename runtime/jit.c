@@ -350,8 +350,30 @@ static enum nncc_status ensure_header(const struct nncc_jit *jit, char *incdir, 
 /* The cache key: everything that can change the compiled object.  NUL bytes
  * separate the parts so that moving text from one part to the next changes
  * the key. */
+/* With -march=native the object is only good for this processor: its model
+ * and feature flags join the key, so a cache shared between machines (an
+ * NFS home) never hands one machine another's code. */
+static void hash_cpu(struct nncc_sha256 *s)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[8192];
+    bool model = false, flags = false;
+    while ((!model || !flags) && fgets(line, sizeof line, f)) {
+        bool m = !model && strncmp(line, "model name", 10) == 0;
+        bool fl = !flags && strncmp(line, "flags", 5) == 0;
+        if (m || fl)
+            nncc_sha256_update(s, line, strlen(line));
+        model |= m;
+        flags |= fl;
+    }
+    fclose(f);
+}
+
 static void cache_key(const struct nncc_jit *jit, const char *source, size_t len,
-                      const char *flags, char key[NNCC_SHA256_HEX_SIZE])
+                      const char *flags, const char *link, bool exe,
+                      char key[NNCC_SHA256_HEX_SIZE])
 {
     struct nncc_sha256 s;
     unsigned char digest[NNCC_SHA256_SIZE];
@@ -360,30 +382,56 @@ static void cache_key(const struct nncc_jit *jit, const char *source, size_t len
     nncc_sha256_update(&s, "", 1);
     nncc_sha256_update(&s, flags, strlen(flags));
     nncc_sha256_update(&s, "", 1);
+    nncc_sha256_update(&s, exe ? "exe" : "so", exe ? 4 : 3);
+    nncc_sha256_update(&s, link, strlen(link));
+    nncc_sha256_update(&s, "", 1);
     nncc_sha256_update(&s, jit->cc_version, strlen(jit->cc_version));
     nncc_sha256_update(&s, "", 1);
     nncc_sha256_update(&s, nncc_header_text, nncc_header_len);
+    if (strstr(flags, "native"))
+        hash_cpu(&s);
     nncc_sha256_final(&s, digest);
     nncc_sha256_hex(digest, key);
 }
 
-/* Runs the compiler: cc FLAGS… -shared -fPIC -I<incdir> -o <out> <src>. */
-static int run_compiler(const struct nncc_jit *jit, const char *flags, const char *incdir,
-                        const char *out_path, const char *src_path, struct run_out *out)
+/* Counts the whitespace-separated words of s. */
+static size_t count_words(const char *s)
 {
-    char *words = strdup(flags);
-    size_t n_words = 0;
-    for (const char *p = flags; *p;) {
+    size_t n = 0;
+    for (const char *p = s; *p;) {
         while (*p && isspace((unsigned char)*p)) p++;
         if (!*p) break;
-        n_words++;
+        n++;
         while (*p && !isspace((unsigned char)*p)) p++;
     }
+    return n;
+}
+
+/* Splits s in place on whitespace, appending the words to argv. */
+static void split_words(char *s, char **argv, size_t *argc)
+{
+    for (char *p = s; *p;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        argv[(*argc)++] = p;
+        while (*p && !isspace((unsigned char)*p)) p++;
+        if (*p) *p++ = '\0';
+    }
+}
+
+static int run_compiler(const struct nncc_jit *jit, const char *flags, const char *link,
+                        bool exe, const char *incdir, const char *out_path,
+                        const char *src_path, struct run_out *out)
+{
+    char *words = strdup(flags);
+    char *link_words = strdup(link);
+    size_t n_words = count_words(flags) + count_words(link);
     size_t inc_len = strlen(incdir) + 3;
     char *inc = malloc(inc_len);
     char **argv = calloc(n_words + 8, sizeof *argv);
-    if (!words || !inc || !argv) {
+    if (!words || !link_words || !inc || !argv) {
         free(words);
+        free(link_words);
         free(inc);
         free(argv);
         return ENOMEM;
@@ -392,30 +440,29 @@ static int run_compiler(const struct nncc_jit *jit, const char *flags, const cha
 
     size_t argc = 0;
     argv[argc++] = (char *)jit->cc;
-    for (char *p = words; *p;) { /* split in place on whitespace */
-        while (*p && isspace((unsigned char)*p)) p++;
-        if (!*p) break;
-        argv[argc++] = p;
-        while (*p && !isspace((unsigned char)*p)) p++;
-        if (*p) *p++ = '\0';
+    split_words(words, argv, &argc);
+    if (!exe) {
+        argv[argc++] = "-shared";
+        argv[argc++] = "-fPIC";
     }
-    argv[argc++] = "-shared";
-    argv[argc++] = "-fPIC";
     argv[argc++] = inc;
     argv[argc++] = "-o";
     argv[argc++] = (char *)out_path;
     argv[argc++] = (char *)src_path;
+    split_words(link_words, argv, &argc); /* libraries come after the source */
     argv[argc] = NULL;
 
     int err = run_capture(argv, out);
     free(words);
+    free(link_words);
     free(inc);
     free(argv);
     return err;
 }
 
-enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size_t len,
-                                  const char *flags, struct nncc_jit_result *res)
+static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t len,
+                                const char *flags, const char *link, bool exe,
+                                struct nncc_jit_result *res)
 {
     if (!res) return nncc_fail(NNCC_ERR_ARG, "nncc_jit_compile: res is NULL");
     memset(res, 0, sizeof *res);
@@ -424,20 +471,22 @@ enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size
                          !jit || !jit->cc[0] ? "toolchain not initialised" : "source is NULL");
     if (!source) source = "";
     if (!flags) flags = "";
+    if (!link) link = "";
+    const char *ext = exe ? "exe" : "so";
 
     char incdir[JIT_PATH_CAP];
     enum nncc_status st = ensure_header(jit, incdir, sizeof incdir);
     if (st != NNCC_OK) return st;
 
     char key[NNCC_SHA256_HEX_SIZE];
-    cache_key(jit, source, len, flags, key);
-    if ((size_t)snprintf(res->so_path, sizeof res->so_path, "%s/%s.so", jit->cache_dir, key) >=
+    cache_key(jit, source, len, flags, link, exe, key);
+    if ((size_t)snprintf(res->so_path, sizeof res->so_path, "%s/%s.%s", jit->cache_dir, key, ext) >=
         sizeof res->so_path)
         return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
 
     if (is_regular_file(res->so_path)) {
         res->cache_hit = true;
-        if (jit->verbose) fprintf(stderr, "nncc: jit: cache hit %.12s.so\n", key);
+        if (jit->verbose) fprintf(stderr, "nncc: jit: cache hit %.12s.%s\n", key, ext);
         return NNCC_OK;
     }
 
@@ -446,7 +495,7 @@ enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size
      * one is complete (renamed into place) and identical (same key). */
     char c_path[JIT_PATH_CAP], tmp_so[JIT_PATH_CAP];
     if ((size_t)snprintf(c_path, sizeof c_path, "%s/%s.c", jit->cache_dir, key) >= sizeof c_path ||
-        (size_t)snprintf(tmp_so, sizeof tmp_so, "%s/%s.so.tmp.XXXXXX", jit->cache_dir, key) >=
+        (size_t)snprintf(tmp_so, sizeof tmp_so, "%s/%s.%s.tmp.XXXXXX", jit->cache_dir, key, ext) >=
             sizeof tmp_so) {
         st = nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
         goto fail;
@@ -467,7 +516,7 @@ enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size
 
     struct run_out out;
     double t0 = now_s();
-    int err = run_compiler(jit, flags, incdir, tmp_so, c_path, &out);
+    int err = run_compiler(jit, flags, link, exe, incdir, tmp_so, c_path, &out);
     double elapsed = now_s() - t0;
     if (err != 0) {
         unlink(tmp_so);
@@ -502,7 +551,8 @@ enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size
         goto fail;
     }
     res->compile_s = elapsed;
-    if (jit->verbose) fprintf(stderr, "nncc: jit: compiled %.12s.so in %.3f s\n", key, elapsed);
+    if (jit->verbose)
+        fprintf(stderr, "nncc: jit: compiled %.12s.%s in %.3f s\n", key, ext, elapsed);
     return NNCC_OK;
 
 fail:
@@ -510,7 +560,77 @@ fail:
     return st;
 }
 
+enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size_t len,
+                                  const char *flags, struct nncc_jit_result *res)
+{
+    return compile(jit, source, len, flags, NULL, false, res);
+}
+
+enum nncc_status nncc_jit_compile_exe(struct nncc_jit *jit, const char *source, size_t len,
+                                      const char *flags, const char *link,
+                                      struct nncc_jit_result *res)
+{
+    return compile(jit, source, len, flags, link, true, res);
+}
+
 /* ---- Loading ----------------------------------------------------------- */
+
+enum nncc_status nncc_jit_preprocess(struct nncc_jit *jit, const char *path,
+                                     const char *const *args, int n_args, char **text,
+                                     size_t *len, char **diagnostics)
+{
+    *text = NULL;
+    *len = 0;
+    if (diagnostics)
+        *diagnostics = NULL;
+    char incdir[JIT_PATH_CAP], inc[JIT_PATH_CAP + 3], tmp[JIT_PATH_CAP];
+    enum nncc_status st = ensure_header(jit, incdir, sizeof incdir);
+    if (st != NNCC_OK)
+        return st;
+    snprintf(inc, sizeof inc, "-I%s", incdir);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/pre.tmp.XXXXXX", jit->cache_dir) >= sizeof tmp)
+        return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return nncc_fail(NNCC_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    close(fd);
+    char **argv = calloc((size_t)n_args + 8, sizeof *argv);
+    if (!argv) {
+        unlink(tmp);
+        return nncc_fail(NNCC_ERR_NOMEM, "out of memory");
+    }
+    size_t argc = 0;
+    argv[argc++] = jit->cc;
+    argv[argc++] = "-E";
+    argv[argc++] = inc; /* nncc's own header first: a stray nncc.h cannot shadow it */
+    for (int i = 0; i < n_args; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc++] = "-o";
+    argv[argc++] = tmp;
+    argv[argc++] = (char *)path;
+    struct run_out out;
+    int err = run_capture(argv, &out);
+    free(argv);
+    if (err != 0) {
+        unlink(tmp);
+        return nncc_fail(NNCC_ERR_COMPILE, "cannot run C compiler '%s': %s", jit->cc,
+                         strerror(err));
+    }
+    if (!WIFEXITED(out.wstatus) || WEXITSTATUS(out.wstatus) != 0) {
+        unlink(tmp);
+        st = nncc_fail(NNCC_ERR_COMPILE, "C compiler '%s' failed on '%s':\n%.*s", jit->cc, path,
+                       JIT_MSG_DIAG_CAP, out.text ? out.text : "");
+        if (diagnostics)
+            *diagnostics = out.text;
+        else
+            free(out.text);
+        return st;
+    }
+    free(out.text);
+    *text = nncc_read_file(tmp, len);
+    unlink(tmp);
+    return *text ? NNCC_OK : nncc_last_status();
+}
 
 void *nncc_jit_load(const char *so_path)
 {

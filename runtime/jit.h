@@ -30,7 +30,7 @@ struct nncc_jit {
 
 /* What one compile did; filled by nncc_jit_compile. */
 struct nncc_jit_result {
-    char so_path[1200];    /* the cached shared object */
+    char so_path[1200];    /* the cached shared object (or executable) */
     bool cache_hit;        /* true when no compiler ran */
     double compile_s;      /* wall time of the compiler run (0 on a hit) */
     char *diagnostics;     /* compiler stderr (malloc'd, may be NULL); caller frees */
@@ -46,6 +46,21 @@ enum nncc_status nncc_jit_init(struct nncc_jit *jit);
  * the diagnostics in res->diagnostics and in nncc_last_error(). */
 enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size_t len,
                                   const char *flags, struct nncc_jit_result *res);
+
+/* The same for a program: compiles and links `source` into an executable
+ * (res->so_path names it), with `link` (libraries, -L, -Wl options) placed
+ * after the source. */
+enum nncc_status nncc_jit_compile_exe(struct nncc_jit *jit, const char *source, size_t len,
+                                      const char *flags, const char *link,
+                                      struct nncc_jit_result *res);
+
+/* Runs the preprocessor on a file (nncc's header folder first, then args,
+ * each one argument) into a malloc'd text.  Compiling that text makes the
+ * cache key cover every header the file includes.  On failure the compiler's
+ * messages go to *diagnostics (malloc'd; may be NULL). */
+enum nncc_status nncc_jit_preprocess(struct nncc_jit *jit, const char *path,
+                                     const char *const *args, int n_args, char **text,
+                                     size_t *len, char **diagnostics);
 
 /* dlopen()s a shared object (RTLD_NOW|RTLD_LOCAL).  NULL + error on failure. */
 void *nncc_jit_load(const char *so_path);

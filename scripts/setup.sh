@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config   # the build
-  clang libomp-dev                               # the JIT's compiler and OpenMP
+  clang libomp-dev libclang-rt-14-dev            # the JIT's compiler, OpenMP, sanitizers
   libcmocka-dev                                  # tests
   zlib1g-dev libjansson-dev                      # gzip data sets, model files
   dataset-fashion-mnist                          # the real Fashion-MNIST

@@ -1,7 +1,744 @@
-/* test_cli: being written */
+/*
+ * test_cli.c — the `nncc` command (cli/main.c), run as a child process.
+ *
+ * Every test runs the built NNCC_BINARY_DIR/nncc with fork() and execv() (an
+ * argv array, no shell), captures its stdout and stderr separately and checks
+ * the exit status (0 success, 1 model or input error, 2 usage error) and the
+ * text: --version and the help texts; usage errors; `nncc summary` on the
+ * examples, byte for byte against the real-Keras summaries in tests/expected;
+ * `nncc graph` as DOT and as IR text; and model files written to a per-test
+ * mkdtemp() folder: one that does not compile (the diagnostic must name the
+ * user's file and line), one without the entry, one whose entry fails with a
+ * shape error, one that includes a header next to it, and NNCC_DUMP.  The
+ * children share the build's test cache ($XDG_CACHE_HOME, set by CTest), so
+ * only files the tests write are compiled on every run.
+ */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
-int main(void) { return 0; }
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "include/nncc.h"
+
+extern char **environ;
+
+#define NNCC NNCC_BINARY_DIR "/nncc"
+#define EXAMPLES NNCC_SOURCE_DIR "/examples/"
+#define EXPECTED NNCC_SOURCE_DIR "/tests/expected/"
+
+/* ---- Running nncc ------------------------------------------------------ */
+
+struct buf {
+    char *s;
+    size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->s, cap);
+        assert_non_null(p);
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+struct run {
+    int status; /* exit status, or 128 + signal */
+    char *out;  /* stdout, NUL-terminated */
+    char *err;  /* stderr, NUL-terminated */
+};
+
+static void run_free(struct run *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}
+
+/* Runs nncc with the NULL-terminated arguments `args` (argv[1]…) in folder
+ * `cwd` (NULL: this process's), stdin from /dev/null. */
+static struct run run_in(const char *cwd, const char *const *args)
+{
+    const char *argv[32];
+    int argc = 0;
+    argv[argc++] = NNCC;
+    for (; *args; args++) {
+        assert_true(argc < 31);
+        argv[argc++] = *args;
+    }
+    argv[argc] = NULL;
+
+    int po[2], pe[2];
+    assert_int_equal(pipe(po), 0);
+    assert_int_equal(pipe(pe), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Only async-signal-safe calls between fork() and exec. */
+        int in = open("/dev/null", O_RDONLY);
+        if (in < 0 || dup2(in, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+            _exit(126);
+        close(in);
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
+        if (cwd && chdir(cwd) != 0)
+            _exit(126);
+        execve(NNCC, (char *const *)argv, environ);
+        static const char msg[] = "test_cli: cannot execute " NNCC "\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+
+    struct buf out = {0}, err = {0};
+    buf_add(&out, "", 0);
+    buf_add(&err, "", 0);
+    struct pollfd fds[2] = {{.fd = po[0], .events = POLLIN}, {.fd = pe[0], .events = POLLIN}};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (poll(fds, 2, -1) < 0) {
+            assert_int_equal(errno, EINTR);
+            continue;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char chunk[4096];
+            ssize_t n = read(fds[i].fd, chunk, sizeof chunk);
+            if (n > 0) {
+                buf_add(i == 0 ? &out : &err, chunk, (size_t)n);
+            } else if (n == 0 || errno != EINTR) {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                open_fds--;
+            }
+        }
+    }
+    int ws;
+    while (waitpid(pid, &ws, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    struct run r = {
+        .status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0),
+        .out = out.s,
+        .err = err.s,
+    };
+    return r;
+}
+
+#define RUN(...) run_in(NULL, (const char *const[]){__VA_ARGS__, NULL})
+#define RUN_IN(cwd, ...) run_in((cwd), (const char *const[]){__VA_ARGS__, NULL})
+
+/* Whether nncc exited with `status`; if not, shows what it printed. */
+static bool status_is(const struct run *r, int status, const char *what)
+{
+    if (r->status == status)
+        return true;
+    fprintf(stderr, "---- %s: stdout:\n%s---- stderr:\n%s----\n", what, r->out, r->err);
+    return false;
+}
+
+/* Whether `text` contains `part`; if not, shows the text. */
+static bool has(const char *text, const char *part, const char *what)
+{
+    if (text && strstr(text, part))
+        return true;
+    fprintf(stderr, "---- %s:\n%s----\n", what, text ? text : "(null)");
+    return false;
+}
+
+/* Macros, so that a failure reports the line of the check. */
+#define expect_status(r, st, what)                                                    \
+    do {                                                                              \
+        if (!status_is((r), (st), (what)))                                            \
+            fail_msg("%s: exit status %d, expected %d", (what), (r)->status, (st));   \
+    } while (0)
+#define expect_contains(text, part, what)                                             \
+    do {                                                                              \
+        if (!has((text), (part), (what)))                                             \
+            fail_msg("%s does not contain \"%s\"", (what), (part));                   \
+    } while (0)
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* ---- Files ------------------------------------------------------------- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot read %s: %s", path, strerror(errno));
+    struct buf b = {0};
+    buf_add(&b, "", 0);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        buf_add(&b, chunk, n);
+    fclose(f);
+    return b.s;
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        fail_msg("cannot write %s: %s", path, strerror(errno));
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                    continue;
+                char child[1024];
+                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+                rm_rf(child);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+/* Per-test fixture: a fresh temporary folder for model files. */
+struct tmp {
+    char dir[512];
+    char path[1024]; /* scratch for tmp_path() */
+};
+
+static int make_tmp(void **state, const char *template_name)
+{
+    struct tmp *t = calloc(1, sizeof *t);
+    if (!t)
+        return -1;
+    const char *base = getenv("TMPDIR");
+    snprintf(t->dir, sizeof t->dir, "%s/%s", base && base[0] ? base : "/tmp", template_name);
+    if (!mkdtemp(t->dir)) {
+        free(t);
+        return -1;
+    }
+    *state = t;
+    return 0;
+}
+
+static int setup(void **state) { return make_tmp(state, "nncc-test-cli-XXXXXX"); }
+
+/* A folder whose name has a space in it: paths reach the compiler unquoted. */
+static int setup_space(void **state) { return make_tmp(state, "nncc test cli XXXXXX"); }
+
+static int teardown(void **state)
+{
+    struct tmp *t = *state;
+    rm_rf(t->dir);
+    free(t);
+    return 0;
+}
+
+static const char *tmp_path(struct tmp *t, const char *name)
+{
+    snprintf(t->path, sizeof t->path, "%s/%s", t->dir, name);
+    return t->path;
+}
+
+/* ---- Version and help --------------------------------------------------- */
+
+static void test_version(void **state)
+{
+    (void)state;
+    struct run r = RUN("--version");
+    expect_status(&r, 0, "nncc --version");
+    assert_string_equal(r.out, "nncc " NNCC_VERSION_STRING "\n");
+    assert_string_equal(r.out, "nncc 0.1.0\n");
+    assert_string_equal(r.err, "");
+    run_free(&r);
+}
+
+static void test_help(void **state)
+{
+    (void)state;
+    const char *forms[] = {"--help", "-h", "help"};
+    for (size_t i = 0; i < sizeof forms / sizeof *forms; i++) {
+        struct run r = RUN(forms[i]);
+        expect_status(&r, 0, forms[i]);
+        assert_true(starts_with(r.out, "usage: nncc"));
+        expect_contains(r.out, "summary", "nncc --help");
+        expect_contains(r.out, "graph", "nncc --help");
+        assert_string_equal(r.err, "");
+        run_free(&r);
+    }
+}
+
+static void test_command_help(void **state)
+{
+    (void)state;
+    struct run r = RUN("summary", "--help");
+    expect_status(&r, 0, "nncc summary --help");
+    assert_true(starts_with(r.out, "usage: nncc summary FILE.c"));
+    expect_contains(r.out, "--entry", "nncc summary --help");
+    assert_string_equal(r.err, "");
+    char *summary_help = r.out;
+    r.out = NULL;
+    run_free(&r);
+
+    r = RUN("help", "summary");
+    expect_status(&r, 0, "nncc help summary");
+    assert_string_equal(r.out, summary_help);
+    run_free(&r);
+
+    /* Help wins over everything else on the line, even a missing file. */
+    r = RUN("summary", "/nonexistent/model.c", "-h");
+    expect_status(&r, 0, "nncc summary FILE -h");
+    assert_string_equal(r.out, summary_help);
+    run_free(&r);
+    free(summary_help);
+
+    r = RUN("graph", "--help");
+    expect_status(&r, 0, "nncc graph --help");
+    assert_true(starts_with(r.out, "usage: nncc graph FILE.c"));
+    expect_contains(r.out, "--ir", "nncc graph --help");
+    assert_string_equal(r.err, "");
+    char *graph_help = r.out;
+    r.out = NULL;
+    run_free(&r);
+
+    r = RUN("help", "graph");
+    expect_status(&r, 0, "nncc help graph");
+    assert_string_equal(r.out, graph_help);
+    run_free(&r);
+    free(graph_help);
+}
+
+/* ---- Usage errors: exit 2, a message on stderr, nothing on stdout ------- */
+
+/* Whether nncc ARGS exits 2, prints nothing on stdout and `message` on
+ * stderr; the command line goes to `what`. */
+static bool usage_error_ok(const char *const *args, const char *message, char *what, size_t size)
+{
+    snprintf(what, size, "nncc");
+    for (const char *const *a = args; *a; a++) {
+        strncat(what, " ", size - strlen(what) - 1);
+        strncat(what, *a, size - strlen(what) - 1);
+    }
+    struct run r = run_in(NULL, args);
+    bool ok = status_is(&r, 2, what) && has(r.err, message, what);
+    if (ok && r.out[0]) {
+        fprintf(stderr, "---- %s: stdout:\n%s----\n", what, r.out);
+        ok = false;
+    }
+    run_free(&r);
+    return ok;
+}
+
+#define USAGE_ERROR(message, ...)                                                      \
+    do {                                                                               \
+        char what_[512];                                                               \
+        if (!usage_error_ok((const char *const[]){__VA_ARGS__, NULL}, (message), what_, \
+                            sizeof what_))                                             \
+            fail_msg("%s: not a usage error (exit 2, nothing on stdout) saying \"%s\"", \
+                     what_, (message));                                                \
+    } while (0)
+
+static void test_usage_errors(void **state)
+{
+    (void)state;
+    char what[512];
+    if (!usage_error_ok((const char *const[]){NULL}, "usage: nncc", what, sizeof what))
+        fail_msg("nncc without arguments: not a usage error");
+    USAGE_ERROR("unknown command 'frobnicate'", "frobnicate");
+    USAGE_ERROR("unknown option '--frobnicate'", "--frobnicate");
+    USAGE_ERROR("unknown command 'frobnicate'", "help", "frobnicate");
+    USAGE_ERROR("unknown option '--bogus'", "summary", EXAMPLES "seed_cnn.c", "--bogus");
+    USAGE_ERROR("unknown option '--ir'", "summary", EXAMPLES "seed_cnn.c", "--ir");
+    USAGE_ERROR("missing FILE.c", "summary");
+    USAGE_ERROR("missing FILE.c", "graph", "--ir");
+    USAGE_ERROR("one FILE.c only", "summary", EXAMPLES "seed_cnn.c", EXAMPLES "seed_sequential.c");
+    USAGE_ERROR("'--entry' needs a function name", "summary", EXAMPLES "seed_cnn.c", "--entry");
+    USAGE_ERROR("'--entry' needs a function name", "graph", EXAMPLES "seed_cnn.c", "--entry");
+    USAGE_ERROR("non-empty function name", "summary", EXAMPLES "seed_cnn.c", "--entry=");
+}
+
+/* The hint after a usage error names a command that exists. */
+static void test_usage_hint(void **state)
+{
+    (void)state;
+    USAGE_ERROR("\nTry 'nncc --help'.\n", "frobnicate");
+    USAGE_ERROR("\nTry 'nncc summary --help'.\n", "summary");
+    USAGE_ERROR("\nTry 'nncc graph --help'.\n", "graph", "--bogus");
+}
+
+/* ---- Summaries and graphs of the examples ------------------------------- */
+
+static void expect_summary(const char *example)
+{
+    char file[1024], expected[1024];
+    snprintf(file, sizeof file, EXAMPLES "%s.c", example);
+    snprintf(expected, sizeof expected, EXPECTED "summary_%s.txt", example);
+    struct run r = RUN("summary", file);
+    expect_status(&r, 0, file);
+    char *want = read_text(expected);
+    if (strcmp(r.out, want) != 0) {
+        fprintf(stderr, "---- expected (%s):\n%s---- got:\n%s----\n", expected, want, r.out);
+        fail_msg("nncc summary %s differs from %s", file, expected);
+    }
+    assert_string_equal(r.err, "");
+    free(want);
+    run_free(&r);
+}
+
+static void test_summary_examples(void **state)
+{
+    (void)state;
+    expect_summary("seed_cnn");
+    expect_summary("seed_sequential");
+    expect_summary("seed_functional");
+    expect_summary("inception_block");
+}
+
+static void test_summary_entry_option_forms(void **state)
+{
+    (void)state;
+    char *want = read_text(EXPECTED "summary_seed_cnn.txt");
+    struct run r = RUN("summary", "--entry", "model", EXAMPLES "seed_cnn.c");
+    expect_status(&r, 0, "nncc summary --entry model FILE");
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    r = RUN("summary", EXAMPLES "seed_cnn.c", "--entry=model");
+    expect_status(&r, 0, "nncc summary FILE --entry=model");
+    assert_string_equal(r.out, want);
+    run_free(&r);
+    free(want);
+}
+
+static void test_graph_dot(void **state)
+{
+    (void)state;
+    struct run r = RUN("graph", EXAMPLES "seed_cnn.c");
+    expect_status(&r, 0, "nncc graph seed_cnn.c");
+    if (!starts_with(r.out, "digraph \"model\" {\n") || !ends_with(r.out, "}\n")) {
+        fprintf(stderr, "---- stdout:\n%s----\n", r.out);
+        fail_msg("nncc graph: not a DOT digraph named \"model\"");
+    }
+    expect_contains(r.out, "label=\"conv2d/", "nncc graph seed_cnn.c");
+    expect_contains(r.out, "->", "nncc graph seed_cnn.c");
+    expect_contains(r.out, "(None, 4)", "nncc graph seed_cnn.c");
+    assert_string_equal(r.err, "");
+    run_free(&r);
+
+    r = RUN("graph", EXAMPLES "inception_block.c");
+    expect_status(&r, 0, "nncc graph inception_block.c");
+    assert_true(starts_with(r.out, "digraph \"inception_block\" {\n"));
+    assert_true(ends_with(r.out, "}\n"));
+    run_free(&r);
+}
+
+static void test_graph_ir(void **state)
+{
+    (void)state;
+    struct run r = RUN("graph", "--ir", EXAMPLES "seed_cnn.c");
+    expect_status(&r, 0, "nncc graph --ir seed_cnn.c");
+    if (!starts_with(r.out, "program:")) {
+        fprintf(stderr, "---- stdout:\n%s----\n", r.out);
+        fail_msg("nncc graph --ir: does not start with \"program:\"");
+    }
+    expect_contains(r.out, "conv2d", "nncc graph --ir");
+    expect_contains(r.out, "(None, 64, 64, 3)", "nncc graph --ir");
+    assert_true(ends_with(r.out, "\n"));
+    assert_string_equal(r.err, "");
+    run_free(&r);
+}
+
+/* NNCC_DUMP=shapes: the IR after the shapes pass on stderr, the summary
+ * unchanged on stdout. */
+static void test_dump_env(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("NNCC_DUMP", "shapes", 1), 0);
+    struct run r = RUN("summary", EXAMPLES "seed_cnn.c");
+    unsetenv("NNCC_DUMP");
+    expect_status(&r, 0, "NNCC_DUMP=shapes nncc summary seed_cnn.c");
+    expect_contains(r.err, "after pass shapes", "stderr with NNCC_DUMP=shapes");
+    expect_contains(r.err, "program:", "stderr with NNCC_DUMP=shapes");
+    char *want = read_text(EXPECTED "summary_seed_cnn.txt");
+    assert_string_equal(r.out, want);
+    free(want);
+    run_free(&r);
+}
+
+/* ---- Model files that fail ----------------------------------------------- */
+
+static void test_compile_error(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "broken.c",
+               "#include <nncc.h>\n"
+               "nncc_model *model(void)\n"
+               "{ int x = ; return NULL; }\n");
+    const char *file = tmp_path(t, "broken.c");
+    struct run r = RUN("summary", file);
+    expect_status(&r, 1, "nncc summary broken.c");
+    assert_string_equal(r.out, "");
+    char where[1100];
+    snprintf(where, sizeof where, "%s:3:", file); /* the user's file and line */
+    expect_contains(r.err, where, "stderr of a file that does not compile");
+    expect_contains(r.err, "does not compile", "stderr of a file that does not compile");
+    run_free(&r);
+
+    /* The same from inside its folder, named relatively. */
+    r = RUN_IN(t->dir, "graph", "broken.c");
+    expect_status(&r, 1, "nncc graph broken.c (relative)");
+    assert_string_equal(r.out, "");
+    expect_contains(r.err, "broken.c:3:", "stderr of a file that does not compile");
+    expect_contains(r.err, "nncc: broken.c does not compile", "stderr");
+    run_free(&r);
+}
+
+static const char other_src[] =
+    "#include <nncc.h>\n"
+    "nncc_model *other(void)\n"
+    "{\n"
+    "    return nncc_sequential(((nncc_layer *[]){\n"
+    "        nncc_dense_layer(.units = 3, .input_shape = NNCC_SHAPE(5)),\n"
+    "    }), 1, .name = \"other_model\");\n"
+    "}\n";
+
+static void test_entry(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "other.c", other_src);
+    const char *file = tmp_path(t, "other.c");
+
+    struct run r = RUN("summary", file);
+    expect_status(&r, 1, "nncc summary other.c (no model())");
+    assert_string_equal(r.out, "");
+    expect_contains(r.err, "model(void)", "stderr without the entry");
+    expect_contains(r.err, "other.c", "stderr without the entry");
+    run_free(&r);
+
+    r = RUN("summary", file, "--entry", "missing_entry");
+    expect_status(&r, 1, "nncc summary other.c --entry missing_entry");
+    expect_contains(r.err, "missing_entry", "stderr without the entry");
+    run_free(&r);
+
+    r = RUN("summary", file, "--entry", "other");
+    expect_status(&r, 0, "nncc summary other.c --entry other");
+    assert_true(starts_with(r.out, "Model: \"other_model\"\n"));
+    expect_contains(r.out, " dense (Dense)               (None, 3)                 18        ",
+                    "summary of other.c");
+    expect_contains(r.out, "Total params: 18 (72.00 Byte)\n", "summary of other.c");
+    assert_string_equal(r.err, "");
+    run_free(&r);
+
+    r = RUN("graph", "--entry=other", "--ir", file);
+    expect_status(&r, 0, "nncc graph --entry=other --ir other.c");
+    assert_true(starts_with(r.out, "program:"));
+    run_free(&r);
+}
+
+/* The entry returns NULL after a shape error: its message reaches stderr. */
+static void test_entry_returns_null(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "mismatch.c",
+               "#include <nncc.h>\n"
+               "nncc_model *model(void)\n"
+               "{\n"
+               "    nncc_graph *g = nncc_graph_new();\n"
+               "    nncc_tensor *a = nncc_input(g, NNCC_SHAPE(4));\n"
+               "    nncc_tensor *b = nncc_input(g, NNCC_SHAPE(5));\n"
+               "    nncc_tensor *s = nncc_add(((nncc_tensor *[]){a, b}), 2);\n"
+               "    nncc_model *m = nncc_model_new_n(((nncc_tensor *[]){a, b}), 2,\n"
+               "                                     ((nncc_tensor *[]){s}), 1);\n"
+               "    if (!m)\n"
+               "        nncc_graph_free(g);\n"
+               "    return m;\n"
+               "}\n");
+
+    /* The same mistake in this process gives the text to look for. */
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *a = nncc_input(g, NNCC_SHAPE(4));
+    nncc_tensor *b = nncc_input(g, NNCC_SHAPE(5));
+    assert_null(nncc_add(((nncc_tensor *[]){a, b}), 2));
+    assert_int_equal(nncc_last_status(), NNCC_ERR_SHAPE);
+    char message[512];
+    snprintf(message, sizeof message, "%s", nncc_last_error());
+    assert_int_equal(nncc_graph_free(g), NNCC_OK);
+    assert_true(message[0] != '\0');
+
+    struct run r = RUN("summary", tmp_path(t, "mismatch.c"));
+    expect_status(&r, 1, "nncc summary mismatch.c");
+    assert_string_equal(r.out, "");
+    expect_contains(r.err, message, "stderr after a shape error");
+    expect_contains(r.err, "mismatch.c", "stderr after a shape error");
+    run_free(&r);
+}
+
+/* An entry that returns NULL without recording an error. */
+static void test_entry_returns_null_silently(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "null.c",
+               "#include <nncc.h>\n"
+               "nncc_model *model(void) { return NULL; }\n");
+    struct run r = RUN("graph", tmp_path(t, "null.c"));
+    expect_status(&r, 1, "nncc graph null.c");
+    assert_string_equal(r.out, "");
+    expect_contains(r.err, "returned no model", "stderr for a NULL model");
+    run_free(&r);
+}
+
+static void test_nonexistent_file(void **state)
+{
+    struct tmp *t = *state;
+    const char *file = tmp_path(t, "no_such_model.c");
+    struct run r = RUN("summary", file);
+    expect_status(&r, 1, "nncc summary no_such_model.c");
+    assert_string_equal(r.out, "");
+    expect_contains(r.err, "cannot open", "stderr for a missing file");
+    expect_contains(r.err, "no_such_model.c", "stderr for a missing file");
+    run_free(&r);
+
+    r = RUN("graph", file);
+    expect_status(&r, 1, "nncc graph no_such_model.c");
+    expect_contains(r.err, "cannot open", "stderr for a missing file");
+    run_free(&r);
+}
+
+/* ---- Headers next to the model file -------------------------------------- */
+
+static const char include_src[] =
+    "#include <nncc.h>\n"
+    "#include \"widths.h\"\n"
+    "nncc_model *model(void)\n"
+    "{\n"
+    "    return nncc_sequential(((nncc_layer *[]){\n"
+    "        nncc_dense_layer(.units = UNITS, .input_shape = NNCC_SHAPE(3)),\n"
+    "    }), 1);\n"
+    "}\n";
+
+/* Whether `nncc summary FILE` (run in `cwd`) succeeds and prints `row`. */
+static bool summary_has_row(const char *cwd, const char *file, const char *row)
+{
+    struct run r = RUN_IN(cwd, "summary", file);
+    bool ok = status_is(&r, 0, file) && has(r.out, row, "summary of a model including widths.h");
+    run_free(&r);
+    return ok;
+}
+
+#define expect_units(cwd, file, row)                                                   \
+    do {                                                                               \
+        if (!summary_has_row((cwd), (file), (row)))                                    \
+            fail_msg("nncc summary %s: no row \"%s\"", (file), (row));                 \
+    } while (0)
+
+static void test_include_next_to_file(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "widths.h", "#define UNITS 7\n");
+    write_text(t->dir, "with_header.c", include_src);
+    const char *seven = " dense (Dense)               (None, 7)                 28        ";
+    expect_units(NULL, tmp_path(t, "with_header.c"), seven);
+    expect_units(t->dir, "with_header.c", seven); /* relative: -I. */
+}
+
+/* The cache must not serve an object built from an older header. */
+static void test_include_change_recompiles(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "widths.h", "#define UNITS 7\n");
+    write_text(t->dir, "with_header.c", include_src);
+    const char *file = tmp_path(t, "with_header.c");
+    expect_units(NULL, file, " dense (Dense)               (None, 7)                 28        ");
+    write_text(t->dir, "widths.h", "#define UNITS 9\n");
+    if (!summary_has_row(NULL, file, " dense (Dense)               (None, 9)                 36        "))
+        fail_msg("after widths.h changed from UNITS 7 to 9, nncc summary still used the old "
+                 "object: the JIT cache key does not cover headers the model file includes");
+}
+
+/* Run with the folder "nncc test cli XXXXXX": a path with spaces. */
+static void test_path_with_spaces(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "widths.h", "#define UNITS 7\n");
+    write_text(t->dir, "with header.c", include_src);
+    expect_units(NULL, tmp_path(t, "with header.c"),
+                 " dense (Dense)               (None, 7)                 28        ");
+}
+
+int main(void)
+{
+    /* The children inherit the environment: keep them off the user's cache
+     * and free of debugging output. */
+    setenv("XDG_CACHE_HOME", NNCC_BINARY_DIR "/test-cache", 0);
+    unsetenv("NNCC_DUMP");
+    unsetenv("NNCC_VERBOSE");
+
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_command_help),
+        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_usage_hint),
+        cmocka_unit_test(test_summary_examples),
+        cmocka_unit_test(test_summary_entry_option_forms),
+        cmocka_unit_test(test_graph_dot),
+        cmocka_unit_test(test_graph_ir),
+        cmocka_unit_test(test_dump_env),
+        cmocka_unit_test_setup_teardown(test_compile_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_returns_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_returns_null_silently, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nonexistent_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_include_next_to_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_include_change_recompiles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_path_with_spaces, setup_space, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
