@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: builds nncc and shows what it does today: the summaries of
-# the seed models, compiled from their C files by `nncc summary`.
+# the seed models (compiled from their C files by `nncc summary`), the IR of
+# one, and inference with generated code on the real Fashion-MNIST test set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -12,3 +13,6 @@ for f in examples/seed_sequential.c examples/seed_functional.c examples/seed_cnn
 done
 echo "\$ nncc graph examples/seed_cnn.c --ir"
 build/nncc graph examples/seed_cnn.c --ir
+echo
+echo "\$ nncc run examples/predict_fashion.c   # inference on the 10,000 Fashion-MNIST test images"
+build/nncc run examples/predict_fashion.c
