@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "codegen.h"
+#include "../passes/passes.h"
 
 
 void emit_leaf(struct cg *cg, const struct ir_node *n)
@@ -30,6 +31,10 @@ static int output_slot(const struct ir_program *p, const nncc_tensor *t)
 enum nncc_status nncc_codegen_forward(const struct ir_program *p, const char *model_name,
                                       char **source, size_t *len, int64_t *ws_per_sample)
 {
+    if (nncc_dump_wanted("emit")) {
+        fprintf(stderr, "; model \"%s\" before code generation\n", model_name);
+        ir_print(p, stderr);
+    }
     struct cg cg = {.p = p, .body = {.indent = 1}};
     cg.buf = calloc((size_t)p->g->n_nodes + 1, sizeof *cg.buf);
     if (!cg.buf)

@@ -15,4 +15,8 @@ enum nncc_status nncc_pipeline_run(struct ir_program *p, const char *model_name)
 
 enum nncc_status pass_shapes(struct ir_program *p);
 
+/* Whether NNCC_DUMP asks for the IR at this point ("all", or the name in a
+ * comma-separated list). */
+bool nncc_dump_wanted(const char *pass);
+
 #endif

@@ -4,7 +4,8 @@
  * Today a model's program goes through shape inference only; autodiff,
  * fusion, tiling and memory planning join this list as they land.  After
  * every pass the verifier runs, and NNCC_DUMP=all (or a pass name, or a
- * comma-separated list of them) prints the IR to stderr.
+ * comma-separated list of them) prints the IR to stderr; NNCC_DUMP=emit
+ * prints it just before code generation.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,9 @@ static const struct pass pipeline[] = {
     {"shapes", pass_shapes},
 };
 
-static bool dump_wanted(const char *spec, const char *pass)
+bool nncc_dump_wanted(const char *pass)
 {
+    const char *spec = getenv("NNCC_DUMP");
     if (!spec || !*spec)
         return false;
     if (strcmp(spec, "all") == 0)
@@ -37,14 +39,13 @@ static bool dump_wanted(const char *spec, const char *pass)
 
 enum nncc_status nncc_pipeline_run(struct ir_program *p, const char *model_name)
 {
-    const char *dump = getenv("NNCC_DUMP");
     for (size_t i = 0; i < sizeof pipeline / sizeof pipeline[0]; i++) {
         enum nncc_status st = pipeline[i].run(p);
         if (st == NNCC_OK)
             st = ir_verify(p, pipeline[i].name);
         if (st != NNCC_OK)
             return st;
-        if (dump_wanted(dump, pipeline[i].name)) {
+        if (nncc_dump_wanted(pipeline[i].name)) {
             fprintf(stderr, "; model \"%s\" after pass %s\n", model_name, pipeline[i].name);
             ir_print(p, stderr);
         }
