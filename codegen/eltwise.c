@@ -113,7 +113,8 @@ void emit_add(struct cg *cg, const struct ir_node *n)
         cw_line(w, "long rem = i;");
         for (int k = 0; k < n->n_in; k++)
             cw_line(w, "long j%d = 0;", k);
-        /* Walk dims from the last; the batch dim (0) is the runtime n. */
+        /* Walk dims from the last; dim 0 is the batch (the runtime n) and
+         * every input has it; the others align from the right. */
         for (int d = ys.rank - 1; d >= 0; d--) {
             if (d > 0)
                 cw_line(w, "{ const long c = rem %% %lldL; rem /= %lldL;", (long long)ys.dim[d],
@@ -123,10 +124,10 @@ void emit_add(struct cg *cg, const struct ir_node *n)
             w->indent++;
             for (int k = 0; k < n->n_in; k++) {
                 struct nncc_shape xs2 = n->in[k]->shape;
-                int xd = d - (ys.rank - xs2.rank);
-                if (xd < 0)
+                int xd = d == 0 ? 0 : d - (ys.rank - xs2.rank);
+                if (xd < 0 || (xd == 0 && d != 0))
                     continue;
-                bool bcast = xd > 0 ? xs2.dim[xd] == 1 && ys.dim[d] != 1 : xs2.dim[0] == 1;
+                bool bcast = xd > 0 && xs2.dim[xd] == 1 && ys.dim[d] != 1;
                 long long stride = ir_shape_numel(xs2, xd + 1);
                 if (!bcast)
                     cw_line(w, "j%d += c * %lldL;", k, stride);

@@ -28,7 +28,7 @@ nncc_model *model(void)
     b3 = nncc_conv2d(b3, .filters = 8, .kernel_size = {1, 1}, .padding = NNCC_SAME,
                      .activation = NNCC_RELU);
 
-    nncc_tensor *h = nncc_concatenate(((nncc_tensor *[]){b1, b2, b3}), 3, .axis = -1);
+    nncc_tensor *h = nncc_concatenate(NNCC_TENSORS(b1, b2, b3), .axis = -1);
     h = nncc_global_avgpool2d(h);
     nncc_tensor *y = nncc_dense(h, .units = 10, .activation = NNCC_SOFTMAX);
     nncc_model *m = nncc_model_new(x, y, .name = "inception_block");

@@ -8,12 +8,9 @@
 
 nncc_model *model(void)
 {
-    return nncc_sequential(
-        ((nncc_layer *[]){
-            nncc_dense_layer(.units = 16, .activation = NNCC_RELU, .input_shape = NNCC_SHAPE(32)),
-            nncc_dense_layer(.units = 8, .activation = NNCC_SOFTMAX),
-        }),
-        2);
+    return nncc_sequential(NNCC_LAYERS(
+        nncc_dense_layer(.units = 16, .activation = NNCC_RELU, .input_shape = NNCC_SHAPE(32)),
+        nncc_dense_layer(.units = 8, .activation = NNCC_SOFTMAX)));
 }
 
 int main(void)

@@ -113,11 +113,11 @@ nncc_layer *nncc_reshape_layer_(struct nncc_reshape_opts o)
             return NNCC_FAIL_NULL(NNCC_ERR_ARG,
                                   "%s: target_shape %s has a dimension that is neither positive "
                                   "nor -1",
-                                  who, nncc_shape_str(t, s0, sizeof s0));
+                                  who, ir_dims_str(t, s0, sizeof s0));
     }
     if (unknown > 1)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: target_shape %s may hold at most one -1", who,
-                              nncc_shape_str(t, s0, sizeof s0));
+                              ir_dims_str(t, s0, sizeof s0));
     return layer_make(LAYER_RESHAPE, &o, sizeof o);
 }
 

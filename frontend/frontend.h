@@ -65,6 +65,7 @@ struct nncc_layer {
         struct nncc_batchnorm_opts batchnorm;
     } o;
     nncc_graph *g;                  /* set when it joins a graph */
+    nncc_model *pending_in;         /* held by this unbuilt Sequential until it is built */
     bool built;                     /* weights created */
     nncc_tensor *weights[LAYER_MAX_WEIGHTS]; /* Keras order: kernel, bias / gamma, beta, … */
     int n_weights;

@@ -77,7 +77,7 @@ bool check_input_shape(const char *who, struct nncc_shape s, bool given)
         if (s.dim[i] <= 0 || s.dim[i] > ((int64_t)1 << 40)) {
             nncc_fail(NNCC_ERR_SHAPE, "%s: input shape %s has a dimension that is not a "
                                       "positive size",
-                      who, nncc_shape_str(s, buf, sizeof buf));
+                      who, ir_dims_str(s, buf, sizeof buf));
             return false;
         }
     return true;
@@ -130,7 +130,7 @@ void layer_destroy(nncc_layer *l)
 
 void nncc_layer_free(nncc_layer *l)
 {
-    if (l && !l->g)
+    if (l && !l->g && !l->pending_in) /* otherwise its graph or Sequential frees it */
         layer_destroy(l);
 }
 
@@ -220,11 +220,22 @@ nncc_tensor *layer_activation(nncc_layer *l, nncc_tensor *x, enum nncc_activatio
 
 static nncc_tensor *call(nncc_layer *l, nncc_tensor *const *xs, int n, bool consume)
 {
-    if (!l)
-        return NULL; /* the constructor failed and said why */
+    if (!l) {
+        /* A constructor that failed said why; otherwise say it now. */
+        if (nncc_last_status() == NNCC_OK)
+            nncc_fail(NNCC_ERR_ARG, "call: the layer is NULL");
+        return NULL;
+    }
     const struct layer_kind_info *k = layer_kind(l->kind);
     char who[300];
     layer_who(l->kind, l->name, who, sizeof who);
+    if (l->kind == LAYER_INPUT)
+        return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: an InputLayer cannot be called; use the tensor "
+                                            "nncc_input() returned", who);
+    if (l->pending_in)
+        return NNCC_FAIL_NULL(NNCC_ERR_GRAPH,
+                              "%s: the layer belongs to Sequential \"%s\", which is not built "
+                              "yet", who, nncc_model_name(l->pending_in));
     bool fresh = l->g == NULL, auto_named = l->name == NULL;
     nncc_graph *g = NULL;
     enum nncc_status st = NNCC_OK;
@@ -243,8 +254,8 @@ static nncc_tensor *call(nncc_layer *l, nncc_tensor *const *xs, int n, bool cons
     if (n < k->min_inputs || n > k->max_inputs) {
         st = k->max_inputs == 1
                  ? nncc_fail(NNCC_ERR_ARG, "%s: takes one input tensor, got %d", who, n)
-                 : nncc_fail(NNCC_ERR_ARG, "%s: takes a list of at least %d input tensors, got %d",
-                             who, k->min_inputs, n);
+                 : nncc_fail(NNCC_ERR_ARG, "%s: takes a list of at least %d input tensor%s, got %d",
+                             who, k->min_inputs, k->min_inputs == 1 ? "" : "s", n);
         goto fail;
     }
     g = n ? xs[0]->g : l->g;
@@ -274,7 +285,8 @@ static nncc_tensor *call(nncc_layer *l, nncc_tensor *const *xs, int n, bool cons
         nncc_fail(NNCC_ERR_NOMEM, "%s: out of memory", who);
         goto rollback;
     }
-    memcpy(ins, xs, sizeof *ins * (size_t)n);
+    if (n)
+        memcpy(ins, xs, sizeof *ins * (size_t)n);
     nncc_tensor *out = k->lower(l, ins, n);
     if (!out) {
         free(ins);

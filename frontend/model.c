@@ -276,8 +276,8 @@ static void model_destroy(nncc_model *m)
         return;
     if (m->sequential)
         for (int i = 0; i < m->n_layers; i++)
-            if (!m->layers[i]->g)
-                layer_destroy(m->layers[i]); /* pending in an unbuilt Sequential */
+            if (m->layers[i]->pending_in == m)
+                layer_destroy(m->layers[i]); /* held by an unbuilt Sequential */
     nncc_exec_free(m->exec);
     ir_program_free(&m->program);
     free(m->layers);
@@ -388,6 +388,11 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
     }
     char who[300];
     layer_who(l->kind, l->name, who, sizeof who);
+    if (l->pending_in)
+        return nncc_fail(NNCC_ERR_GRAPH,
+                         "sequential \"%s\": %s was already added to Sequential \"%s\"; add a "
+                         "new layer object",
+                         m->name, who, l->pending_in->name);
     if (l->g) {
         return nncc_fail(NNCC_ERR_GRAPH,
                          "sequential \"%s\": %s already belongs to a graph; add a new layer "
@@ -442,6 +447,7 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
             layer_destroy(l);
             return NNCC_ERR_NOMEM;
         }
+        l->pending_in = m;
         return NNCC_OK;
     }
     nncc_tensor *y = nncc_apply_n(l, m->outputs, 1);

@@ -312,9 +312,19 @@ nncc_tensor *nncc_apply_n(nncc_layer *layer, nncc_tensor *const *xs, int n);
     nncc_apply_n(nncc_global_avgpool2d_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
 #define nncc_batchnorm(x, ...) \
     nncc_apply_n(nncc_batchnorm_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
-/* nncc_add((nncc_tensor *[]){a, b}, 2) */
-#define nncc_add(xs, n, ...) nncc_apply_n(nncc_add_layer(__VA_ARGS__), (xs), (n))
-#define nncc_concatenate(xs, n, ...) nncc_apply_n(nncc_concatenate_layer(__VA_ARGS__), (xs), (n))
+/* Lists of tensors or layers are an array and a count; NNCC_TENSORS(a, b)
+ * and NNCC_LAYERS(l1, l2, l3) write both:
+ *     nncc_add(NNCC_TENSORS(a, b), .name = "sum")
+ *     nncc_concatenate(branches, 3, .axis = -1)      (an array and its count) */
+#define NNCC_COUNT_(type, ...) ((int)(sizeof((type[]){__VA_ARGS__}) / sizeof(type)))
+#define NNCC_TENSORS(...) ((nncc_tensor *[]){__VA_ARGS__}), NNCC_COUNT_(nncc_tensor *, __VA_ARGS__)
+#define NNCC_LAYERS(...) ((nncc_layer *[]){__VA_ARGS__}), NNCC_COUNT_(nncc_layer *, __VA_ARGS__)
+/* The extra level lets NNCC_TENSORS() expand into the array and its count. */
+#define nncc_add(...) nncc_add__(__VA_ARGS__)
+#define nncc_add__(xs, n, ...) nncc_apply_n(nncc_add_layer(__VA_ARGS__), (xs), (n))
+#define nncc_concatenate(...) nncc_concatenate__(__VA_ARGS__)
+#define nncc_concatenate__(xs, n, ...) \
+    nncc_apply_n(nncc_concatenate_layer(__VA_ARGS__), (xs), (n))
 
 /* Frees a layer object that never joined a graph (others belong to theirs). */
 void nncc_layer_free(nncc_layer *layer);
@@ -363,7 +373,9 @@ struct nncc_model_opts {
 nncc_model *nncc_model_new_n_(nncc_tensor *const *inputs, int n_inputs,
                               nncc_tensor *const *outputs, int n_outputs,
                               struct nncc_model_opts o);
-#define nncc_model_new_n(ins, n_in, outs, n_out, ...) \
+/* nncc_model_new_n(NNCC_TENSORS(x1, x2), NNCC_TENSORS(y), .name = "m") */
+#define nncc_model_new_n(...) nncc_model_new_n__(__VA_ARGS__)
+#define nncc_model_new_n__(ins, n_in, outs, n_out, ...) \
     nncc_model_new_n_((ins), (n_in), (outs), (n_out), NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
 #define nncc_model_new(x, y, ...) \
     nncc_model_new_n_((nncc_tensor *[]){(x)}, 1, (nncc_tensor *[]){(y)}, 1, \
@@ -372,7 +384,9 @@ nncc_model *nncc_model_new_n_(nncc_tensor *const *inputs, int n_inputs,
 /* A Sequential model from n layer objects (n may be 0); the first layer
  * takes .input_shape.  On error every layer not yet in a graph is freed. */
 nncc_model *nncc_sequential_(nncc_layer *const *layers, int n, struct nncc_model_opts o);
-#define nncc_sequential(layers, n, ...) \
+/* nncc_sequential(NNCC_LAYERS(nncc_dense_layer(…), …), .name = "s") */
+#define nncc_sequential(...) nncc_sequential__(__VA_ARGS__)
+#define nncc_sequential__(layers, n, ...) \
     nncc_sequential_((layers), (n), NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
 /* Appends a layer to a Sequential model (the layer is freed on error). */
 enum nncc_status nncc_sequential_add(nncc_model *model, nncc_layer *layer);

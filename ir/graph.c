@@ -324,3 +324,16 @@ char *nncc_shape_str(struct nncc_shape s, char *buf, size_t size)
 #undef PUT
     return buf;
 }
+
+char *ir_dims_str(struct nncc_shape s, char *buf, size_t size)
+{
+    size_t len = 0;
+    if (size == 0)
+        return buf;
+    len += (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < s.rank && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%lld", i ? ", " : "", (long long)s.dim[i]);
+    if (len < size)
+        snprintf(buf + len, size - len, s.rank == 1 ? ",)" : ")");
+    return buf;
+}

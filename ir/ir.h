@@ -188,6 +188,9 @@ void ir_print_dot(const struct ir_program *p, const char *title, FILE *out);
 /* ---- Shape helpers ----------------------------------------------------- */
 
 bool ir_shape_eq(struct nncc_shape a, struct nncc_shape b);
+/* A user-given shape as written, numbers only ("(-1, 5)"), unlike
+ * nncc_shape_str, which prints negative dims as None. */
+char *ir_dims_str(struct nncc_shape s, char *buf, size_t size);
 /* Product of the dims from `from` on; -1 if one is unknown. */
 int64_t ir_shape_numel(struct nncc_shape s, int from);
 

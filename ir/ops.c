@@ -168,7 +168,7 @@ RULE(shape_reshape)
             known *= t.dim[i];
     }
     char ts[160];
-    nncc_shape_str(t, ts, sizeof ts);
+    ir_dims_str(t, ts, sizeof ts);
     if (have < 0)
         return nncc_fail(NNCC_ERR_SHAPE, "%s: the input %s must have known dimensions", LABEL(n),
                          SHAPE(x, s0));
@@ -210,8 +210,9 @@ RULE(shape_batchnorm)
     return NNCC_OK;
 }
 
-/* ADD: element-wise sum; dims of size 1 broadcast, aligned from the right
- * (Keras' _Merge._compute_elemwise_op_output_shape). */
+/* ADD: element-wise sum (Keras' _Merge).  Batch sizes must agree (an open
+ * one takes the known one); the other dims align from the right, and dims
+ * of size 1 broadcast. */
 RULE(shape_add)
 {
     DECL;
@@ -219,21 +220,24 @@ RULE(shape_add)
         return nncc_fail(NNCC_ERR_SHAPE, "%s: needs at least one input", LABEL(n));
     struct nncc_shape acc = n->in[0]->shape;
     for (int k = 1; k < n->n_in; k++) {
-        struct nncc_shape b = n->in[k]->shape, r;
+        struct nncc_shape b = n->in[k]->shape;
+        if (acc.rank < 1 || b.rank < 1)
+            return nncc_fail(NNCC_ERR_SHAPE, "%s: inputs need a batch dimension", LABEL(n));
+        if (acc.dim[0] >= 0 && b.dim[0] >= 0 && acc.dim[0] != b.dim[0])
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: cannot merge tensors with different batch sizes: %s and %s "
+                             "(input %d)",
+                             LABEL(n), SHAPE(n->in[0]->shape, s0), SHAPE(b, s1), k);
         const struct nncc_shape *lo = acc.rank >= b.rank ? &acc : &b;
         const struct nncc_shape *sh = acc.rank >= b.rank ? &b : &acc;
-        r = *lo;
+        struct nncc_shape r = *lo;
+        r.dim[0] = acc.dim[0] >= 0 ? acc.dim[0] : b.dim[0];
         int off = lo->rank - sh->rank;
-        for (int i = 0; i < sh->rank; i++) {
-            int64_t p = lo->dim[off + i], q = sh->dim[i];
-            int64_t d;
-            if (p < 0 || q < 0)
-                d = -1;
-            else if (p == 1)
+        for (int i = 1; i < sh->rank; i++) {
+            int64_t p = lo->dim[off + i], q = sh->dim[i], d;
+            if (p == 1)
                 d = q;
-            else if (q == 1)
-                d = p;
-            else if (p == q)
+            else if (q == 1 || p == q)
                 d = p;
             else
                 return nncc_fail(NNCC_ERR_SHAPE,

@@ -177,7 +177,8 @@ void ref_batchnorm(const struct ir_node *n, int batch, const double *const *in, 
     }
 }
 
-/* Element-wise sum with dims of size 1 broadcast, aligned from the right. */
+/* Element-wise sum: input dim 0 is the batch; the other dims align from
+ * the right with the output's, and dims of size 1 broadcast. */
 void ref_add(const struct ir_node *n, int batch, const double *const *in, double *out)
 {
     struct nncc_shape ys = n->out->shape;
@@ -187,18 +188,16 @@ void ref_add(const struct ir_node *n, int batch, const double *const *in, double
         double acc = 0;
         for (int k = 0; k < n->n_in; k++) {
             struct nncc_shape xs = n->in[k]->shape;
-            if (xs.dim[0] < 0)
-                xs.dim[0] = batch;
-            /* Map the output index to input k's index. */
             int64_t rem = i, idx = 0, stride = 1;
             for (int d = ys.rank - 1; d >= 0; d--) {
                 int64_t coord = rem % ys.dim[d];
                 rem /= ys.dim[d];
-                int xd = d - (ys.rank - xs.rank);
-                if (xd < 0)
-                    continue;
-                idx += (xs.dim[xd] == 1 ? 0 : coord) * stride;
-                stride *= xs.dim[xd];
+                int xd = d == 0 ? 0 : d - (ys.rank - xs.rank);
+                if (xd < 0 || (xd == 0 && d != 0))
+                    continue; /* a dim input k does not have */
+                int64_t size = xd == 0 ? batch : xs.dim[xd];
+                idx += (size == 1 && ys.dim[d] != 1 ? 0 : coord) * stride;
+                stride *= size;
             }
             acc += in[k][idx];
         }
