@@ -222,7 +222,7 @@ static void test_add_batch_sizes_differ(void **state)
     nncc_tensor *y = nncc_add(TENSORS(p, q), 2, .name = "sum");
     struct captured c = capture();
     free_graph(g); /* before asserting, so a failure leaks nothing */
-    /* BUG: ir/ops.c shape_add broadcasts the batch dimension like the others,
+    /* Regression test for a fixed bug, where ir/ops.c shape_add broadcasts the batch dimension like the others,
      * so batch 1 + batch 8 gives (8, 4) where Keras refuses to merge
      * tensors with different batch sizes. */
     assert_null(y);
@@ -329,7 +329,7 @@ static void test_reshape_messages_quote_target(void **state)
     (void)state;
     nncc_graph *g;
     nncc_tensor *x = input_on(&g, NNCC_SHAPE(4, 6));
-    /* BUG: frontend/core_layers.c and ir/ops.c format target shapes with
+    /* Regression test for a fixed bug, where frontend/core_layers.c and ir/ops.c format target shapes with
      * nncc_shape_str(), which prints every negative dimension as "None":
      * the messages say "to (None, 5)", "(None, None) may hold at most one -1"
      * and "(None, 3) has a dimension that is neither positive nor -1" for
@@ -489,7 +489,7 @@ static void test_bad_input_shape_quotes_value(void **state)
 {
     (void)state;
     nncc_graph *g = nncc_graph_new();
-    /* BUG: frontend/layer.c check_input_shape formats the user's shape with
+    /* Regression test for a fixed bug, where frontend/layer.c check_input_shape formats the user's shape with
      * nncc_shape_str(), which prints -5 as "None": "input shape (28, None)
      * has a dimension that is not a positive size". */
     nncc_tensor *x = nncc_input(g, NNCC_SHAPE(28, -5), .name = "x");
@@ -807,7 +807,7 @@ static void test_call_null_layer(void **state)
     free_graph(g); /* before asserting, so a failure leaks nothing */
     assert_null(y);
     assert_null(z);
-    /* BUG: frontend/layer.c call() returns NULL for a NULL layer without
+    /* Regression test for a fixed bug, where frontend/layer.c call() returns NULL for a NULL layer without
      * setting an error when none is pending, so nncc_last_status() stays
      * NNCC_OK and nncc_last_error() is "" (nncc_sequential_add does say
      * "layer is NULL" in the same situation). */
@@ -912,7 +912,7 @@ static void test_call_input_layer(void **state)
     assert_int_not_equal(c1.status, NNCC_OK);
     assert_non_null(strstr(c1.msg, "input \"input_1\""));
     assert_int_equal(nodes1, 1);
-    /* BUG: frontend/layer.c call() accepts 0 inputs for an InputLayer
+    /* Regression test for a fixed bug, where frontend/layer.c call() accepts 0 inputs for an InputLayer
      * (min_inputs = max_inputs = 0 in layers.def), runs lower_input again and
      * returns a second input tensor named "input_1": the InputLayer gains a
      * node and the graph a second input.  It should fail (Keras' InputLayer
@@ -1007,7 +1007,7 @@ static int same_layer_twice_unbuilt(void)
 static void test_same_layer_twice_in_unbuilt_sequential(void **state)
 {
     (void)state;
-    /* BUG: frontend/model.c nncc_sequential_add pushes a pending layer
+    /* Regression test for a fixed bug, where frontend/model.c nncc_sequential_add pushes a pending layer
      * without checking whether the model already holds it, and
      * model_destroy then destroys it twice (ASan: heap-use-after-free at
      * model_destroy reading layers[1]->g; the plain build segfaults).  A
@@ -1032,7 +1032,7 @@ static int pending_layer_called_elsewhere(void)
 static void test_pending_sequential_layer_called_elsewhere(void **state)
 {
     (void)state;
-    /* BUG: frontend/model.c model_destroy frees an unbuilt Sequential's
+    /* Regression test for a fixed bug, where frontend/model.c model_destroy frees an unbuilt Sequential's
      * pending layers by reading layers[i]->g, but such a layer can meanwhile
      * have joined another graph (nncc_call, or nncc_sequential_add to a built
      * Sequential) and been freed with it: heap-use-after-free under ASan. */

@@ -418,7 +418,7 @@ static void test_add_different_ranks(void **state)
     struct nncc_shape ab = nncc_tensor_shape(nncc_add(TENSORS(a, b), 2));
     struct nncc_shape ba = nncc_tensor_shape(nncc_add(TENSORS(b, a), 2));
     free_graph(g); /* before asserting, so a failure leaks nothing */
-    /* BUG: ir/ops.c shape_add aligns the batch dimension together with the
+    /* Regression test for a fixed bug, where ir/ops.c shape_add aligns the batch dimension together with the
      * others, so the batch None of (None, 5) lands on the 4 and the result is
      * (None, None, 5) instead of Keras' (None, 4, 5). */
     ASSERT_SHAPE_VALUE(ab, NONE, 4, 5);
@@ -435,7 +435,7 @@ static void test_add_known_batch(void **state)
     struct nncc_shape ab = nncc_tensor_shape(nncc_add(TENSORS(a, b), 2));
     struct nncc_shape ba = nncc_tensor_shape(nncc_add(TENSORS(b, a), 2));
     free_graph(g); /* before asserting, so a failure leaks nothing */
-    /* BUG: ir/ops.c shape_add treats the batch like any dimension and turns
+    /* Regression test for a fixed bug, where ir/ops.c shape_add treats the batch like any dimension and turns
      * 32 + None into None: (None, 4) instead of Keras' (32, 4). */
     ASSERT_SHAPE_VALUE(ab, 32, 4);
     ASSERT_SHAPE_VALUE(ba, 32, 4);
