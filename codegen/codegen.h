@@ -15,7 +15,7 @@
 #include "../ir/ir.h"
 
 /* Bumped whenever the generated entry points change. */
-#define NNCC_ABI_VERSION 1
+#define NNCC_ABI_VERSION 2
 
 /* A growing C source with indentation. */
 struct cw {
@@ -30,10 +30,11 @@ void cw_raw(struct cw *w, const char *fmt, ...) NNCC_PRINTF(2, 3);
 void cw_free(struct cw *w);
 
 struct cg {
-    struct cw defs; /* kernels */
-    struct cw body; /* the forward function's body */
+    struct cw defs;     /* kernels */
+    struct cw body;     /* the entry function's body */
     const struct ir_program *p;
-    char **buf;     /* per value id: a C expression for its memory */
+    char **buf;         /* per value id: a C expression for its memory */
+    const char *prefix; /* kernel names: "<prefix>k<node id>" */
 };
 
 /* The C expression for a value's memory ("in[0]", "p[2]", "t7"). */
@@ -42,7 +43,7 @@ const char *cg_buf(const struct cg *cg, const nncc_tensor *t);
 const char *cg_name(const char *name, char *buf, size_t size);
 /* "(n, 28, 28, 1)": a shape with the batch spelled n. */
 const char *cg_shape(struct nncc_shape s, char *buf, size_t size);
-/* Per-sample element count of a value. */
+/* Element count of a value: per sample when batched, else in all. */
 int64_t cg_numel(const nncc_tensor *t);
 /* Writes the kernel's opening comment: op, layer and shapes. */
 void cg_kernel_comment(struct cg *cg, const struct ir_node *n, const char *what);
@@ -50,11 +51,32 @@ void cg_kernel_comment(struct cg *cg, const struct ir_node *n, const char *what)
  * so small work stays on one thread. */
 void cg_parallel(struct cw *w, const char *work);
 
-/* The generated translation unit for a program's inference forward:
- *   void nncc_forward(int n, const float *const *p, const float *const *in,
- *                     float *const *out, float *ws);
- * plus constants nncc_ws_per_sample (workspace floats per sample) and
- * nncc_abi_version.  The source is malloc'd. */
+/* One entry point of a generated translation unit.
+ *   CG_FORWARD: void NAME(int n, const float *const *p, const float *const *in,
+ *                         float *const *out, float *ws);
+ *   CG_STEP:    void NAME(int n, float *const *p, const float *const *in,
+ *                         float *const *out, float *ws, const double *h);
+ * p: parameter (and optimizer slot) values in program order; in: the
+ * program's inputs; out: its outputs; ws: n·ws_per_sample + ws_fixed floats;
+ * h: step hyper-parameters (see IR_HYPER_*). */
+enum cg_kind { CG_FORWARD, CG_STEP };
+
+struct cg_entry {
+    const struct ir_program *p;
+    const char *name;      /* the function's name */
+    const char *prefix;    /* distinguishes its kernels from other entries' */
+    enum cg_kind kind;
+    int64_t ws_fixed;      /* out: workspace floats independent of n */
+    int64_t ws_per_sample; /* out: workspace floats per sample */
+};
+
+/* Generates one translation unit holding the entries (malloc'd source).
+ * Each entry also exports `const long NAME_ws_fixed, NAME_ws_per_sample`;
+ * the unit exports `const long nncc_abi_version`. */
+enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const char *model_name,
+                              char **source, size_t *len);
+
+/* The inference forward alone, as entry "nncc_forward". */
 enum nncc_status nncc_codegen_forward(const struct ir_program *p, const char *model_name,
                                       char **source, size_t *len, int64_t *ws_per_sample);
 

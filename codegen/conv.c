@@ -22,7 +22,7 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
              a->stride[0], a->stride[1], a->dilation[0], a->dilation[1], a->pad[0], a->pad[1],
              a->pad[2], a->pad[3]);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, const float *restrict w,", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, n->id);
     cw_line(w, "               float *restrict y)");
     cw_line(w, "{");
     w->indent++;
@@ -64,6 +64,122 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "k%d(n, %s, %s, %s);", n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
             cg_buf(cg, n->out));
+}
+
+/* dx = the transposed convolution of dy with w: every output pixel's taps
+ * scatter Σ_f dy·w back to the input cells they read.  Images are
+ * independent, so they are spread over threads. */
+void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
+{
+    const struct ir_attrs *a = &n->a;
+    const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim, *wd = n->in[1]->shape.dim;
+    long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
+    long long KH = wd[0], KW = wd[1];
+    struct cw *w = &cg->defs;
+    char what[200], s[100];
+    snprintf(what, sizeof what, "input gradient of a %lldx%lld convolution, dy %s", KH, KW,
+             cg_shape(n->in[0]->shape, s, sizeof s));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict w,",
+            cg->prefix, n->id);
+    cw_line(w, "               float *restrict dx)");
+    cw_line(w, "{");
+    w->indent++;
+    char work[64];
+    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * F * KH * KW * C);
+    cg_parallel(w, work);
+    cw_line(w, "for (long b = 0; b < n; b++) {");
+    w->indent++;
+    cw_line(w, "float *restrict dxb = dx + b * %lldL;", H * W * C);
+    cw_line(w, "for (long i = 0; i < %lldL; i++)", H * W * C);
+    cw_line(w, "    dxb[i] = 0.0f;");
+    cw_line(w, "for (long oh = 0; oh < %lldL; oh++)", OH);
+    cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", OW);
+    w->indent++;
+    cw_line(w, "const float *restrict g = dy + ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, F);
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", KH);
+    cw_line(w, "    const long ih = oh * %d - %d + kh * %d;", a->stride[0], a->pad[0], a->dilation[0]);
+    cw_line(w, "    if (ih < 0 || ih >= %lldL)", H);
+    cw_line(w, "        continue;");
+    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", KW);
+    cw_line(w, "        const long iw = ow * %d - %d + kw * %d;", a->stride[1], a->pad[2],
+            a->dilation[1]);
+    cw_line(w, "        if (iw < 0 || iw >= %lldL)", W);
+    cw_line(w, "            continue;");
+    cw_line(w, "        float *restrict xp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
+    cw_line(w, "        const float *restrict wp = w + (kh * %lldL + kw) * %lldL;", KW, C * F);
+    cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+    cw_line(w, "            float acc = 0.0f;");
+    cw_line(w, "            for (long f = 0; f < %lldL; f++)", F);
+    cw_line(w, "                acc += g[f] * wp[c * %lldL + f];", F);
+    cw_line(w, "            xp[c] += acc;");
+    cw_line(w, "        }");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+}
+
+/* dw[kh, kw, c, f] = Σ_{b, oh, ow} x · dy: threads own disjoint kernel
+ * taps (kh, kw), so they never write the same weights. */
+void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
+{
+    const struct ir_attrs *a = &n->a;
+    const int64_t *xd = n->in[0]->shape.dim, *yd = n->in[1]->shape.dim, *wd = n->out->shape.dim;
+    long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
+    long long KH = wd[0], KW = wd[1];
+    struct cw *w = &cg->defs;
+    char what[200], s[100];
+    snprintf(what, sizeof what, "filter gradient of a %lldx%lld convolution, x %s", KH, KW,
+             cg_shape(n->in[0]->shape, s, sizeof s));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict dy,",
+            cg->prefix, n->id);
+    cw_line(w, "               float *restrict dw)");
+    cw_line(w, "{");
+    w->indent++;
+    char work[64];
+    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * F * KH * KW * C);
+    cg_parallel(w, work);
+    cw_line(w, "for (long t = 0; t < %lldL; t++) {", KH * KW);
+    w->indent++;
+    cw_line(w, "const long kh = t / %lldL, kw = t %% %lldL;", KW, KW);
+    cw_line(w, "float *restrict wp = dw + t * %lldL;", C * F);
+    cw_line(w, "for (long i = 0; i < %lldL; i++)", C * F);
+    cw_line(w, "    wp[i] = 0.0f;");
+    cw_line(w, "for (long b = 0; b < n; b++)");
+    cw_line(w, "for (long oh = 0; oh < %lldL; oh++) {", OH);
+    cw_line(w, "    const long ih = oh * %d - %d + kh * %d;", a->stride[0], a->pad[0], a->dilation[0]);
+    cw_line(w, "    if (ih < 0 || ih >= %lldL)", H);
+    cw_line(w, "        continue;");
+    cw_line(w, "    for (long ow = 0; ow < %lldL; ow++) {", OW);
+    cw_line(w, "        const long iw = ow * %d - %d + kw * %d;", a->stride[1], a->pad[2],
+            a->dilation[1]);
+    cw_line(w, "        if (iw < 0 || iw >= %lldL)", W);
+    cw_line(w, "            continue;");
+    cw_line(w, "        const float *restrict xp = x + ((b * %lldL + ih) * %lldL + iw) * %lldL;", H,
+            W, C);
+    cw_line(w, "        const float *restrict g = dy + ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH,
+            OW, F);
+    cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+    cw_line(w, "            const float v = xp[c];");
+    cw_line(w, "            for (long f = 0; f < %lldL; f++)", F);
+    cw_line(w, "                wp[c * %lldL + f] += v * g[f];", F);
+    cw_line(w, "        }");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }

@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include "codegen.h"
+#include "../ir/dropout_rng.h"
 
 void emit_bias_add(struct cg *cg, const struct ir_node *n)
 {
@@ -16,14 +17,14 @@ void emit_bias_add(struct cg *cg, const struct ir_node *n)
     char what[200], xs[100];
     snprintf(what, sizeof what, "x %s + b (%lld)", cg_shape(n->in[0]->shape, xs, sizeof xs), C);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, const float *restrict b,", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict b,", cg->prefix, n->id);
     cw_line(w, "               float *restrict y)");
     cw_line(w, "{");
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++)", rows);
     cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
     cw_line(w, "            y[i * %lldL + c] = x[i * %lldL + c] + b[c];", C, C);
     cw_line(w, "}");
-    cw_line(&cg->body, "k%d(n, %s, %s, %s);", n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
             cg_buf(cg, n->out));
 }
 
@@ -34,7 +35,7 @@ void emit_activation(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "%s(x %s)", nncc_activation_name(n->a.act),
              cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, float *restrict y)", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
     cw_line(w, "{");
     char work[64];
     snprintf(work, sizeof work, "(long)n * %lldL", (long long)cg_numel(n->out) * 8);
@@ -46,7 +47,7 @@ void emit_activation(struct cg *cg, const struct ir_node *n)
     cw_line(w, "        y[i] = %s;", ir_activation_expr(n->a.act));
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "k%d(n, %s, %s);", n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
 
 /* y = γ(x − mean)/√(var + ε) + β, folded per channel into y = x·s + t. */
@@ -61,7 +62,7 @@ void emit_batchnorm(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "batch normalization of x %s on axis %d (moving statistics)",
              cg_shape(s, xs, sizeof xs), a->axis);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, const float *restrict mean,", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict mean,", cg->prefix, n->id);
     cw_line(w, "               const float *restrict var, const float *restrict gamma,");
     cw_line(w, "               const float *restrict beta, float *restrict y)");
     cw_line(w, "{");
@@ -78,7 +79,7 @@ void emit_batchnorm(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     const char *gamma = a->has_gamma ? cg_buf(cg, n->in[3]) : "NULL";
     const char *beta = a->has_beta ? cg_buf(cg, n->in[3 + a->has_gamma]) : "NULL";
-    cw_line(&cg->body, "k%d(n, %s, %s, %s, %s, %s, %s);", n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), gamma, beta, cg_buf(cg, n->out));
 }
 
@@ -96,7 +97,7 @@ void emit_add(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "sum of %d inputs like %s%s", n->n_in,
              cg_shape(n->in[0]->shape, xs, sizeof xs), same ? "" : " (broadcast)");
     cg_kernel_comment(cg, n, what);
-    cw_raw(w, "static void k%d(int n, ", n->id);
+    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, n->id);
     for (int k = 0; k < n->n_in; k++)
         cw_raw(w, "const float *restrict x%d, ", k);
     cw_raw(w, "float *restrict y)\n{\n");
@@ -144,8 +145,52 @@ void emit_add(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_raw(&cg->body, "    k%d(n, ", n->id);
+    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, n->id);
     for (int k = 0; k < n->n_in; k++)
         cw_raw(&cg->body, "%s, ", cg_buf(cg, n->in[k]));
     cw_raw(&cg->body, "%s);\n", cg_buf(cg, n->out));
+}
+
+/* dx = dy · f'(x) with f' from ir/activations.def; inputs (dy, x, y). */
+void emit_activation_grad(struct cg *cg, const struct ir_node *n)
+{
+    struct cw *w = &cg->defs;
+    char what[200], xs[100];
+    snprintf(what, sizeof what, "%s gradient on %s", nncc_activation_name(n->a.act),
+             cg_shape(n->out->shape, xs, sizeof xs));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
+            cg->prefix, n->id);
+    cw_line(w, "               const float *restrict yv, float *restrict dx)");
+    cw_line(w, "{");
+    cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++) {", (long long)cg_numel(n->out));
+    cw_line(w, "        const float v = x[i], y = yv[i];");
+    cw_line(w, "        (void)v, (void)y;");
+    cw_line(w, "        dx[i] = dy[i] * (%s);", ir_activation_deriv(n->a.act));
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
+}
+
+/* y = x · mask / (1 − rate), the mask from ir/dropout_rng.h (same bits as
+ * the interpreter's); also dropout's gradient, with the same key. */
+void emit_dropout_train(struct cg *cg, const struct ir_node *n)
+{
+    struct cw *w = &cg->defs;
+    char what[200], xs[100];
+    snprintf(what, sizeof what, "dropout (rate %g) of %s", (double)n->a.rate,
+             cg_shape(n->out->shape, xs, sizeof xs));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y, const double *h)",
+            cg->prefix, n->id);
+    cw_line(w, "{");
+    cw_line(w, "    const unsigned long long seed = (unsigned long long)h[%d];", IR_HYPER_SEED);
+    cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++)", (long long)cg_numel(n->out));
+    cw_line(w, "        y[i] = nncc_keep(seed, %lluull, i, %lluull) ? x[i] * %.9gf : 0.0f;",
+            (unsigned long long)n->a.seed, NNCC_DROPOUT_THRESHOLD(n->a.rate),
+            1.0 / (1.0 - (double)n->a.rate));
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, h);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->out));
 }

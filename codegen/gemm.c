@@ -18,7 +18,7 @@ void emit_matmul(struct cg *cg, const struct ir_node *n)
              (long long)K, (long long)N);
     (void)ws;
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, const float *restrict w,", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, n->id);
     cw_line(w, "               float *restrict y)");
     cw_line(w, "{");
     w->indent++;
@@ -42,6 +42,76 @@ void emit_matmul(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "k%d(n, %s, %s, %s);", n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
             cg_buf(cg, n->out));
+}
+
+/* dx (rows, K) = dy (rows, N) · wᵀ: each row is K dot products over the
+ * weights' contiguous rows. */
+void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
+{
+    long long K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
+    long long R = cg_numel(n->in[0]) / N;
+    struct cw *w = &cg->defs;
+    char what[200], s[100];
+    snprintf(what, sizeof what, "dy %s . w(%lld, %lld)^T", cg_shape(n->in[0]->shape, s, sizeof s),
+             K, N);
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict w,",
+            cg->prefix, n->id);
+    cw_line(w, "               float *restrict dx)");
+    cw_line(w, "{");
+    w->indent++;
+    cw_line(w, "const long rows = (long)n * %lldL;", R);
+    char work[64];
+    snprintf(work, sizeof work, "rows * %lldL", K * N);
+    cg_parallel(w, work);
+    cw_line(w, "for (long i = 0; i < rows; i++)");
+    cw_line(w, "    for (long k = 0; k < %lldL; k++) {", K);
+    cw_line(w, "        float acc = 0.0f;");
+    cw_line(w, "        for (long j = 0; j < %lldL; j++)", N);
+    cw_line(w, "            acc += dy[i * %lldL + j] * w[k * %lldL + j];", N, N);
+    cw_line(w, "        dx[i * %lldL + k] = acc;", K);
+    cw_line(w, "    }");
+    w->indent--;
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+}
+
+/* dw (K, N) = Σ_rows xᵀ · dy: threads own disjoint rows k of dw, so no
+ * reduction across threads is needed. */
+void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
+{
+    long long K = n->out->shape.dim[0], N = n->out->shape.dim[1];
+    long long R = cg_numel(n->in[0]) / K;
+    struct cw *w = &cg->defs;
+    char what[200], s[100];
+    snprintf(what, sizeof what, "x %s^T . dy, summed over rows",
+             cg_shape(n->in[0]->shape, s, sizeof s));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict dy,",
+            cg->prefix, n->id);
+    cw_line(w, "               float *restrict dw)");
+    cw_line(w, "{");
+    w->indent++;
+    cw_line(w, "const long rows = (long)n * %lldL;", R);
+    char work[64];
+    snprintf(work, sizeof work, "rows * %lldL", K * N);
+    cg_parallel(w, work);
+    cw_line(w, "for (long k = 0; k < %lldL; k++) {", K);
+    cw_line(w, "    float *restrict dwk = dw + k * %lldL;", N);
+    cw_line(w, "    for (long j = 0; j < %lldL; j++)", N);
+    cw_line(w, "        dwk[j] = 0.0f;");
+    cw_line(w, "    for (long i = 0; i < rows; i++) {");
+    cw_line(w, "        const float a = x[i * %lldL + k];", K);
+    cw_line(w, "        const float *restrict dyi = dy + i * %lldL;", N);
+    cw_line(w, "        for (long j = 0; j < %lldL; j++)", N);
+    cw_line(w, "            dwk[j] += a * dyi[j];");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }

@@ -19,7 +19,7 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
              cg_shape(n->in[0]->shape, xs, sizeof xs), max ? "max" : "average", a->kernel[0],
              a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, float *restrict y)", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
     cw_line(w, "{");
     w->indent++;
     char work[64];
@@ -58,7 +58,7 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "k%d(n, %s, %s);", n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
 
 void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
@@ -70,7 +70,7 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "mean of x %s over height and width",
              cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, float *restrict y)", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
     cw_line(w, "{");
     w->indent++;
     cw_line(w, "for (long b = 0; b < n; b++) {");
@@ -85,5 +85,90 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "k%d(n, %s, %s);", n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+}
+
+/* Pooling gradients, inputs (dy, x, y): max sends dy to the window's first
+ * cell equal to the maximum (TF's choice); average spreads dy/count over
+ * the window's real cells.  Images are independent: spread over threads. */
+void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
+{
+    const struct ir_attrs *a = &n->a;
+    const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
+    long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
+    struct cw *w = &cg->defs;
+    char what[200], s[100];
+    snprintf(what, sizeof what, "%s pooling gradient, dy %s", a->pool_max ? "max" : "average",
+             cg_shape(n->in[0]->shape, s, sizeof s));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
+            cg->prefix, n->id);
+    cw_line(w, "               const float *restrict y, float *restrict dx)");
+    cw_line(w, "{");
+    w->indent++;
+    cw_line(w, "(void)x, (void)y;");
+    char work[64];
+    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * C * a->kernel[0] * a->kernel[1]);
+    cg_parallel(w, work);
+    cw_line(w, "for (long b = 0; b < n; b++) {");
+    w->indent++;
+    cw_line(w, "float *restrict dxb = dx + b * %lldL;", H * W * C);
+    cw_line(w, "const float *restrict xb = x + b * %lldL;", H * W * C);
+    cw_line(w, "for (long i = 0; i < %lldL; i++)", H * W * C);
+    cw_line(w, "    dxb[i] = 0.0f;");
+    cw_line(w, "for (long oh = 0; oh < %lldL; oh++)", OH);
+    cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", OW);
+    w->indent++;
+    cw_line(w, "const long h0 = oh * %d - %d, w0 = ow * %d - %d;", a->stride[0], a->pad[0],
+            a->stride[1], a->pad[2]);
+    cw_line(w, "const long hs = h0 < 0 ? 0 : h0, ws = w0 < 0 ? 0 : w0;");
+    cw_line(w, "const long h1 = h0 + %d < %lldL ? h0 + %d : %lldL;", a->kernel[0], H, a->kernel[0], H);
+    cw_line(w, "const long w1 = w0 + %d < %lldL ? w0 + %d : %lldL;", a->kernel[1], W, a->kernel[1], W);
+    cw_line(w, "const long o = ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, C);
+    cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
+    w->indent++;
+    if (a->pool_max) {
+        cw_line(w, "long arg = -1;");
+        cw_line(w, "for (long ih = hs; ih < h1 && arg < 0; ih++)");
+        cw_line(w, "    for (long iw = ws; iw < w1 && arg < 0; iw++)");
+        cw_line(w, "        if (xb[(ih * %lldL + iw) * %lldL + c] == y[o + c])", W, C);
+        cw_line(w, "            arg = (ih * %lldL + iw) * %lldL + c;", W, C);
+        cw_line(w, "if (arg >= 0)");
+        cw_line(w, "    dxb[arg] += dy[o + c];");
+    } else {
+        cw_line(w, "const float g = dy[o + c] / (float)((h1 - hs) * (w1 - ws));");
+        cw_line(w, "for (long ih = hs; ih < h1; ih++)");
+        cw_line(w, "    for (long iw = ws; iw < w1; iw++)");
+        cw_line(w, "        dxb[(ih * %lldL + iw) * %lldL + c] += g;", W, C);
+    }
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
+}
+
+/* dx[b, h, w, c] = dy[b, c] / (H·W); inputs (dy, x). */
+void emit_global_pool2d_grad(struct cg *cg, const struct ir_node *n)
+{
+    const int64_t *xd = n->out->shape.dim;
+    long long HW = xd[1] * xd[2], C = xd[3];
+    struct cw *w = &cg->defs;
+    cg_kernel_comment(cg, n, "global average pooling gradient");
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)", cg->prefix,
+            n->id);
+    cw_line(w, "{");
+    cw_line(w, "    for (long b = 0; b < n; b++)");
+    cw_line(w, "        for (long i = 0; i < %lldL; i++)", HW);
+    cw_line(w, "            for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "                dx[(b * %lldL + i) * %lldL + c] = dy[b * %lldL + c] / %lld.0f;", HW, C,
+            C, HW);
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->out));
 }

@@ -11,7 +11,7 @@ void emit_softmax(struct cg *cg, const struct ir_node *n)
     char what[200], xs[100];
     snprintf(what, sizeof what, "softmax over the last axis of x %s", cg_shape(s, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void k%d(int n, const float *restrict x, float *restrict y)", n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
     cw_line(w, "{");
     cw_line(w, "    for (long r = 0; r < (long)n * %lldL; r++) {", rows);
     cw_line(w, "        const float *restrict xr = x + r * %lldL;", C);
@@ -25,5 +25,119 @@ void emit_softmax(struct cg *cg, const struct ir_node *n)
     cw_line(w, "            yr[c] /= sum;");
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "k%d(n, %s, %s);", n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+}
+
+/* dx = y · (dy − Σ dy·y) per row; inputs (dy, y). */
+void emit_softmax_grad(struct cg *cg, const struct ir_node *n)
+{
+    struct nncc_shape s = n->out->shape;
+    long long C = s.dim[s.rank - 1], rows = cg_numel(n->out) / C;
+    struct cw *w = &cg->defs;
+    char what[200], xs[100];
+    snprintf(what, sizeof what, "softmax gradient of %s", cg_shape(s, xs, sizeof xs));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict y,",
+            cg->prefix, n->id);
+    cw_line(w, "               float *restrict dx)");
+    cw_line(w, "{");
+    cw_line(w, "    for (long r = 0; r < (long)n * %lldL; r++) {", rows);
+    cw_line(w, "        float dot = 0.0f;");
+    cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "            dot += dy[r * %lldL + c] * y[r * %lldL + c];", C, C);
+    cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "            dx[r * %lldL + c] = y[r * %lldL + c] * (dy[r * %lldL + c] - dot);", C,
+            C, C);
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+}
+
+/* db (C) = Σ over rows of dy (…, C). */
+void emit_bias_grad(struct cg *cg, const struct ir_node *n)
+{
+    long long C = n->out->shape.dim[0], rows = cg_numel(n->in[0]) / C;
+    struct cw *w = &cg->defs;
+    char what[200], xs[100];
+    snprintf(what, sizeof what, "sum over rows of dy %s", cg_shape(n->in[0]->shape, xs, sizeof xs));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict db)", cg->prefix,
+            n->id);
+    cw_line(w, "{");
+    cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "        db[c] = 0.0f;");
+    cw_line(w, "    for (long r = 0; r < (long)n * %lldL; r++)", rows);
+    cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "            db[c] += dy[r * %lldL + c];", C);
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->out));
+}
+
+/* One input's share of a broadcasting Add's gradient: dy summed over the
+ * dims that input broadcast (dim 0 is the batch; others align right). */
+void emit_sum_to(struct cg *cg, const struct ir_node *n)
+{
+    struct nncc_shape ys = n->in[0]->shape, xs = n->out->shape;
+    struct cw *w = &cg->defs;
+    char what[200], a[100];
+    snprintf(what, sizeof what, "dy %s summed to the input's shape",
+             cg_shape(ys, a, sizeof a));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)", cg->prefix,
+            n->id);
+    cw_line(w, "{");
+    w->indent++;
+    cw_line(w, "for (long i = 0; i < (long)n * %lldL; i++)", (long long)cg_numel(n->out));
+    cw_line(w, "    dx[i] = 0.0f;");
+    cw_line(w, "for (long i = 0; i < (long)n * %lldL; i++) {", (long long)cg_numel(n->in[0]));
+    w->indent++;
+    cw_line(w, "long rem = i, j = 0;");
+    for (int d = ys.rank - 1; d >= 0; d--) {
+        if (d > 0)
+            cw_line(w, "{ const long c = rem %% %lldL; rem /= %lldL;", (long long)ys.dim[d],
+                    (long long)ys.dim[d]);
+        else
+            cw_line(w, "{ const long c = rem;");
+        int xd = d == 0 ? 0 : d - (ys.rank - xs.rank);
+        bool skip = xd < 0 || (xd == 0 && d != 0) || (xd > 0 && xs.dim[xd] == 1 && ys.dim[d] != 1);
+        if (!skip)
+            cw_line(w, "  j += c * %lldL;", (long long)ir_shape_numel(xs, xd + 1));
+        else
+            cw_line(w, "  (void)c;");
+        cw_line(w, "}");
+    }
+    cw_line(w, "dx[j] += dy[i];");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->out));
+}
+
+/* ‖(g1, g2, …)‖₂ over every input, for global_clipnorm. */
+void emit_global_norm(struct cg *cg, const struct ir_node *n)
+{
+    struct cw *w = &cg->defs;
+    cg_kernel_comment(cg, n, "global norm of the gradients");
+    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, n->id);
+    for (int k = 0; k < n->n_in; k++)
+        cw_raw(w, "const float *restrict g%d, ", k);
+    cw_raw(w, "float *restrict out)\n{\n");
+    cw_line(w, "    double sum = 0;");
+    cw_line(w, "    (void)n;");
+    for (int k = 0; k < n->n_in; k++) {
+        bool b = n->in[k]->batched;
+        cw_line(w, "    for (long i = 0; i < %s%lldL; i++)", b ? "(long)n * " : "",
+                (long long)cg_numel(n->in[k]));
+        cw_line(w, "        sum += (double)g%d[i] * g%d[i];", k, k);
+    }
+    cw_line(w, "    out[0] = (float)sqrt(sum);");
+    cw_line(w, "}");
+    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, n->id);
+    for (int k = 0; k < n->n_in; k++)
+        cw_raw(&cg->body, "%s, ", cg_buf(cg, n->in[k]));
+    cw_raw(&cg->body, "%s);\n", cg_buf(cg, n->out));
 }

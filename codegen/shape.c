@@ -16,7 +16,7 @@ void emit_concat(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "concatenation of %d inputs on axis %d, first %s", n->n_in, axis,
              cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_raw(w, "static void k%d(int n, ", n->id);
+    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, n->id);
     for (int k = 0; k < n->n_in; k++)
         cw_raw(w, "const float *restrict x%d, ", k);
     cw_raw(w, "float *restrict y)\n{\n");
@@ -30,8 +30,31 @@ void emit_concat(struct cg *cg, const struct ir_node *n)
     }
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_raw(&cg->body, "    k%d(n, ", n->id);
+    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, n->id);
     for (int k = 0; k < n->n_in; k++)
         cw_raw(&cg->body, "%s, ", cg_buf(cg, n->in[k]));
     cw_raw(&cg->body, "%s);\n", cg_buf(cg, n->out));
+}
+
+/* One input's part of a Concatenate's gradient: dy[o, offset : offset+size]. */
+void emit_slice(struct cg *cg, const struct ir_node *n)
+{
+    int axis = n->a.axis;
+    struct nncc_shape ys = n->in[0]->shape;
+    long long inner = ir_shape_numel(ys, axis + 1), yrow = ir_shape_numel(ys, axis);
+    long long outer = cg_numel(n->in[0]) / yrow, row = n->a.size * inner;
+    struct cw *w = &cg->defs;
+    char what[200], s[100];
+    snprintf(what, sizeof what, "slice %lld:%lld of axis %d of %s", (long long)n->a.offset,
+             (long long)(n->a.offset + n->a.size), axis, cg_shape(ys, s, sizeof s));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)", cg->prefix,
+            n->id);
+    cw_line(w, "{");
+    cw_line(w, "    for (long o = 0; o < (long)n * %lldL; o++)", outer);
+    cw_line(w, "        memcpy(dx + o * %lldL, dy + o * %lldL + %lldL, sizeof(float) * %lldL);", row,
+            yrow, (long long)n->a.offset * inner, row);
+    cw_line(w, "}");
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->out));
 }

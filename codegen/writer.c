@@ -99,7 +99,7 @@ const char *cg_shape(struct nncc_shape s, char *buf, size_t size)
     return buf;
 }
 
-int64_t cg_numel(const nncc_tensor *t) { return ir_shape_numel(t->shape, 1); }
+int64_t cg_numel(const nncc_tensor *t) { return ir_shape_numel(t->shape, t->batched ? 1 : 0); }
 
 void cg_kernel_comment(struct cg *cg, const struct ir_node *n, const char *what)
 {

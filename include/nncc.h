@@ -434,6 +434,202 @@ enum nncc_status nncc_predict_n_(nncc_model *model, const float *const *xs, int6
  * it), as `nncc emit-c` prints it. */
 char *nncc_model_emit_c(const nncc_model *model);
 
+/* ---- Training: compile ------------------------------------------------ */
+
+enum nncc_optimizer_kind {
+    NNCC_OPTIMIZER_DEFAULT = 0, /* Keras' compile() default: rmsprop */
+    NNCC_SGD,
+    NNCC_ADAM,
+    NNCC_ADAGRAD,
+    NNCC_RMSPROP,
+};
+
+/* An optimizer with Keras 2.15's rules; a zero field means its default:
+ * SGD lr 0.01 momentum 0; Adam lr 1e-3 β1 0.9 β2 0.999 ε 1e-7; Adagrad lr
+ * 1e-3 initial_accumulator_value 0.1 ε 1e-7; RMSprop lr 1e-3 ρ 0.9 ε 1e-7.
+ * At most one of clipnorm, clipvalue, global_clipnorm. */
+struct nncc_optimizer {
+    enum nncc_optimizer_kind kind;
+    float learning_rate;
+    float momentum;                  /* SGD, RMSprop */
+    bool nesterov;                   /* SGD */
+    float beta_1, beta_2;            /* Adam */
+    bool amsgrad;                    /* Adam */
+    float rho;                       /* RMSprop */
+    bool centered;                   /* RMSprop */
+    float initial_accumulator_value; /* Adagrad */
+    float epsilon;
+    float clipnorm, clipvalue, global_clipnorm;
+};
+#define nncc_sgd(...) ((struct nncc_optimizer){.kind = NNCC_SGD, __VA_ARGS__})
+#define nncc_adam(...) ((struct nncc_optimizer){.kind = NNCC_ADAM, __VA_ARGS__})
+#define nncc_adagrad(...) ((struct nncc_optimizer){.kind = NNCC_ADAGRAD, __VA_ARGS__})
+#define nncc_rmsprop(...) ((struct nncc_optimizer){.kind = NNCC_RMSPROP, __VA_ARGS__})
+
+enum nncc_loss {
+    NNCC_LOSS_NONE = 0,
+    NNCC_MEAN_SQUARED_ERROR,
+    NNCC_MEAN_ABSOLUTE_ERROR,
+    NNCC_BINARY_CROSSENTROPY,
+    NNCC_CATEGORICAL_CROSSENTROPY,
+    NNCC_SPARSE_CATEGORICAL_CROSSENTROPY,
+};
+
+/* Metrics, combined with |.  NNCC_ACCURACY is resolved from shapes as
+ * Keras' "accuracy" is (binary, categorical or sparse). */
+enum nncc_metric {
+    NNCC_ACCURACY = 1 << 0,
+    NNCC_METRIC_MSE = 1 << 1, /* history key "mean_squared_error" */
+    NNCC_METRIC_MAE = 1 << 2, /* history key "mean_absolute_error" */
+};
+
+struct nncc_compile_opts {
+    int defaults_;
+    struct nncc_optimizer optimizer; /* default: rmsprop */
+    enum nncc_loss loss;             /* required */
+    unsigned metrics;                /* enum nncc_metric flags */
+    bool from_logits;                /* the model outputs logits */
+    uint64_t seed;                   /* dropout masks and shuffling; 0 is a seed too */
+};
+/* Prepares a single-output model for training (the step is compiled on the
+ * first fit/evaluate).  Compiling again resets the optimizer's state. */
+enum nncc_status nncc_compile_(nncc_model *model, struct nncc_compile_opts o);
+#define nncc_compile(model, ...) \
+    nncc_compile_((model), NNCC_OPTS_(nncc_compile_opts, __VA_ARGS__))
+
+/* ---- Training: fit, evaluate, callbacks, history ------------------------ */
+
+/* Name/value pairs handed to callbacks and returned by evaluate: "loss",
+ * "accuracy", "val_loss", …, in Keras' order (loss, metrics, val_*, lr). */
+#define NNCC_LOGS_MAX 16
+struct nncc_logs {
+    int n;
+    char names[NNCC_LOGS_MAX][40];
+    double values[NNCC_LOGS_MAX];
+};
+/* A value by name; NAN when absent. */
+double nncc_logs_get(const struct nncc_logs *logs, const char *name);
+
+/* A callback: any hook may be NULL.  Epoch and batch indices are 0-based.
+ * Hooks may call nncc_model_stop_training() and nncc_set_learning_rate(). */
+struct nncc_callback {
+    void *user;
+    void (*on_train_begin)(void *user, nncc_model *m, const struct nncc_logs *logs);
+    void (*on_train_end)(void *user, nncc_model *m, const struct nncc_logs *logs);
+    void (*on_epoch_begin)(void *user, nncc_model *m, int epoch, const struct nncc_logs *logs);
+    void (*on_epoch_end)(void *user, nncc_model *m, int epoch, const struct nncc_logs *logs);
+    void (*on_train_batch_begin)(void *user, nncc_model *m, int batch, const struct nncc_logs *logs);
+    void (*on_train_batch_end)(void *user, nncc_model *m, int batch, const struct nncc_logs *logs);
+    void (*destroy)(void *user); /* frees `user` (built-ins); called when fit ends */
+};
+
+/* Asks a running fit to stop after the current batch (Keras' model.stop_training). */
+void nncc_model_stop_training(nncc_model *model);
+float nncc_get_learning_rate(const nncc_model *model);
+enum nncc_status nncc_set_learning_rate(nncc_model *model, float learning_rate);
+
+/* Built-in callbacks (Keras 2.15 semantics).  monitor defaults to
+ * "val_loss"; mode 0 is "auto" (max for accuracy-like names). */
+enum nncc_mode { NNCC_MODE_AUTO = 0, NNCC_MODE_MIN, NNCC_MODE_MAX };
+
+struct nncc_early_stopping_opts {
+    int defaults_;
+    const char *monitor;
+    float min_delta;
+    int patience;
+    int verbose;
+    enum nncc_mode mode;
+    bool restore_best_weights;
+    int start_from_epoch;
+};
+struct nncc_callback nncc_early_stopping_(struct nncc_early_stopping_opts o);
+#define nncc_early_stopping(...) \
+    nncc_early_stopping_(NNCC_OPTS_(nncc_early_stopping_opts, __VA_ARGS__))
+
+struct nncc_model_checkpoint_opts {
+    int defaults_;
+    const char *filepath; /* may hold {epoch:02d}, {val_loss:.2f}, … */
+    const char *monitor;
+    int verbose;
+    bool save_best_only;
+    bool save_weights_only;
+    enum nncc_mode mode;
+};
+struct nncc_callback nncc_model_checkpoint_(struct nncc_model_checkpoint_opts o);
+#define nncc_model_checkpoint(...) \
+    nncc_model_checkpoint_(NNCC_OPTS_(nncc_model_checkpoint_opts, __VA_ARGS__))
+
+struct nncc_callback nncc_terminate_on_nan(void);
+
+struct nncc_reduce_lr_opts {
+    int defaults_;
+    const char *monitor;
+    float factor;    /* 0 means 0.1 */
+    int patience;    /* 0 means 10 */
+    int verbose;
+    enum nncc_mode mode;
+    float min_delta; /* 0 means 1e-4 */
+    int cooldown;
+    float min_lr;
+};
+struct nncc_callback nncc_reduce_lr_on_plateau_(struct nncc_reduce_lr_opts o);
+#define nncc_reduce_lr_on_plateau(...) \
+    nncc_reduce_lr_on_plateau_(NNCC_OPTS_(nncc_reduce_lr_opts, __VA_ARGS__))
+
+struct nncc_csv_logger_opts {
+    int defaults_;
+    const char *filename;
+    char separator; /* 0 means ',' */
+    bool append;
+};
+struct nncc_callback nncc_csv_logger_(struct nncc_csv_logger_opts o);
+#define nncc_csv_logger(...) nncc_csv_logger_(NNCC_OPTS_(nncc_csv_logger_opts, __VA_ARGS__))
+
+typedef struct nncc_history nncc_history; /* per-epoch logs of a fit */
+
+struct nncc_fit_opts {
+    int defaults_;
+    int batch_size;                         /* 0 means 32 */
+    int epochs;                             /* 0 means 1 */
+    int verbose;                            /* 0 silent, 1 progress bar, 2 a line per epoch */
+    float validation_split;                 /* the last rows, taken before shuffling */
+    const struct nncc_data *validation_data; /* overrides validation_split */
+    bool no_shuffle;                        /* Keras' shuffle=False */
+    int initial_epoch;
+    int validation_freq;                    /* 0 means 1 */
+    const struct nncc_callback *callbacks;
+    int n_callbacks;
+};
+/* Trains a compiled model on x (n, …) and y (n, …) as Keras' fit does and
+ * returns the History (NULL with the error set on bad input: the checks run
+ * before training starts). */
+nncc_history *nncc_fit_(nncc_model *model, const struct nncc_array *x, const struct nncc_array *y,
+                        struct nncc_fit_opts o);
+#define nncc_fit(model, x, y, ...) nncc_fit_((model), (x), (y), NNCC_OPTS_(nncc_fit_opts, __VA_ARGS__))
+
+struct nncc_evaluate_opts {
+    int defaults_;
+    int batch_size; /* 0 means 32 */
+    int verbose;
+};
+/* Loss and metrics over (x, y), batch-size-weighted means, in inference
+ * mode.  n is 0 (and the error set) on failure. */
+struct nncc_logs nncc_evaluate_(nncc_model *model, const struct nncc_array *x,
+                                const struct nncc_array *y, struct nncc_evaluate_opts o);
+#define nncc_evaluate(model, x, y, ...) \
+    nncc_evaluate_((model), (x), (y), NNCC_OPTS_(nncc_evaluate_opts, __VA_ARGS__))
+
+int nncc_history_num_epochs(const nncc_history *h);
+int nncc_history_num_keys(const nncc_history *h);
+const char *nncc_history_key(const nncc_history *h, int i);
+/* The epoch number (Keras' history.epoch) of row i. */
+int nncc_history_epoch(const nncc_history *h, int i);
+/* The value of `key` at row i; NAN when absent. */
+double nncc_history_get(const nncc_history *h, const char *key, int i);
+/* Writes "epoch,<keys…>" and one line per epoch. */
+enum nncc_status nncc_history_write_csv(const nncc_history *h, const char *path);
+void nncc_history_free(nncc_history *h);
+
 /* Keras 2.15's model.summary() table. */
 enum nncc_status nncc_summary(const nncc_model *model, FILE *out);
 

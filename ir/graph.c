@@ -118,6 +118,10 @@ static nncc_tensor *append(nncc_graph *g, enum ir_op op, nncc_tensor *const *in,
     t->name = nm;
     t->role = op == IR_INPUT ? IR_ROLE_INPUT : op == IR_PARAM ? IR_ROLE_PARAM : IR_ROLE_ACTIVATION;
     t->shape = shape;
+    t->batched = op == IR_INPUT;
+    if (!ir_op(op)->reduces)
+        for (int i = 0; i < n_in; i++)
+            t->batched |= in[i]->batched;
     if (check) {
         const struct ir_op_info *info = ir_op(op);
         if (info->arity >= 0 && info->arity != n_in) {

@@ -41,8 +41,12 @@ void nncc_arena_free(struct nncc_arena *a);
 
 /* ---- Ops --------------------------------------------------------------- */
 
+/* Indices into a training step's hyper-parameters h[] (doubles, so step
+ * numbers and seeds up to 2^53 are exact). */
+enum { IR_HYPER_LR, IR_HYPER_STEP, IR_HYPER_SEED, IR_HYPER_COUNT };
+
 enum ir_op {
-#define OP(id, name, arity, view, shape, ref, emit) IR_##id,
+#define OP(id, name, arity, view, reduces, shape, ref, emit) IR_##id,
 #include "ops.def"
 #undef OP
     IR_OP_COUNT
@@ -51,29 +55,36 @@ enum ir_op {
 struct ir_node;
 struct cg;
 typedef enum nncc_status (*ir_shape_rule)(struct ir_node *n, struct nncc_shape *out);
-/* Reference kernel: in[i] and out hold `batch` samples each, in double. */
+/* Reference kernel: in[i] and out hold `batch` samples each (or one value
+ * set when not batched), in double; h holds the step's hyper-parameters
+ * (IR_HYPER_*; NULL at inference).  UPDATE writes its parameter and slot
+ * inputs in place. */
 typedef void (*ir_ref_kernel)(const struct ir_node *n, int batch, const double *const *in,
-                              double *out);
+                              double *out, const double *h);
 /* Emitter: writes the node's kernel and its call (codegen/). */
 typedef void (*ir_emitter)(struct cg *cg, const struct ir_node *n);
 
 struct ir_op_info {
     const char *name;
     int arity; /* -1: variadic */
-    bool view; /* inference output is input 0's memory */
+    bool view;    /* the output is input 0's memory */
+    bool reduces; /* the output has no batch dimension */
     ir_shape_rule shape;
     ir_ref_kernel ref;
     ir_emitter emit;
 };
 
-#define OP(id, name, arity, view, shape, ref, emit)                                      \
-    void ref(const struct ir_node *n, int batch, const double *const *in, double *out); \
+#define OP(id, name, arity, view, reduces, shape, ref, emit)                             \
+    void ref(const struct ir_node *n, int batch, const double *const *in, double *out, \
+             const double *h);                                                          \
     void emit(struct cg *cg, const struct ir_node *n);
 #include "ops.def"
 #undef OP
 
-/* An activation's formula as C text in `v` (ir/activations.def). */
+/* An activation's formula as C text in `v` (ir/activations.def), and its
+ * derivative in `v` (the input) and `y` (the output). */
 const char *ir_activation_expr(enum nncc_activation act);
+const char *ir_activation_deriv(enum nncc_activation act);
 
 const struct ir_op_info *ir_op(enum ir_op op);
 
@@ -92,6 +103,7 @@ struct nncc_tensor {
     struct ir_node *producer;
     nncc_graph *g;
     const char *name;  /* params: "dense/kernel"; others: the node's name */
+    bool batched;      /* dim 0 is the batch (inputs and what is computed from them) */
     bool trainable;    /* params only */
     float *data;       /* params only: the values, Keras layout (graph arena) */
     enum nncc_initializer init; /* params only: how the values were drawn */
@@ -114,6 +126,25 @@ struct ir_attrs {
     bool has_gamma, has_beta;     /* BATCHNORM inputs: x, mean, var, [gamma], [beta] */
     bool keepdims;                /* GLOBAL_AVGPOOL2D */
     struct nncc_shape target;     /* RESHAPE: target without batch, may hold one -1 */
+    /* Training ops. */
+    struct nncc_shape like;       /* CONV2D_GRAD_*, SUM_TO: the output shape, batch included */
+    int64_t offset, size;         /* SLICE: along `axis` */
+    bool pool_max;                /* POOL2D_GRAD: max (else average) */
+    enum nncc_loss loss;          /* LOSS, LOSS_GRAD */
+    bool logits;                  /* LOSS, LOSS_GRAD: input 0 holds logits (the stable path) */
+    int metric;                   /* METRIC: enum ir_metric */
+    struct nncc_optimizer opt;    /* UPDATE: with defaults resolved */
+    int n_slots;                  /* UPDATE: inputs (param, grad, slots…, [global norm]) */
+    bool global_norm;             /* UPDATE: its last input is the global gradient norm */
+};
+
+/* What a METRIC node computes (Keras' "accuracy" is resolved from shapes). */
+enum ir_metric {
+    IR_METRIC_BINARY_ACCURACY,
+    IR_METRIC_CATEGORICAL_ACCURACY,
+    IR_METRIC_SPARSE_ACCURACY,
+    IR_METRIC_MSE,
+    IR_METRIC_MAE,
 };
 
 struct ir_node {

@@ -282,9 +282,75 @@ RULE(shape_concat)
     return NNCC_OK;
 }
 
+/* ---- Training ops ------------------------------------------------------ */
+
+/* MATMUL_NT: dy (…, N) · wᵀ, w (K, N) → (…, K). */
+RULE(shape_matmul_nt)
+{
+    struct nncc_shape dy = n->in[0]->shape, w = n->in[1]->shape;
+    NNCC_ASSERT(w.rank == 2 && dy.dim[dy.rank - 1] == w.dim[1]);
+    *out = dy;
+    out->dim[dy.rank - 1] = w.dim[0];
+    return NNCC_OK;
+}
+
+/* MATMUL_TN: Σ over rows of xᵀ · dy, x (…, K), dy (…, N) → (K, N). */
+RULE(shape_matmul_tn)
+{
+    struct nncc_shape x = n->in[0]->shape, dy = n->in[1]->shape;
+    *out = (struct nncc_shape){.rank = 2, .dim = {x.dim[x.rank - 1], dy.dim[dy.rank - 1]}};
+    return NNCC_OK;
+}
+
+/* BIAS_GRAD: Σ over all but the last axis, dy (…, C) → (C). */
+RULE(shape_bias_grad)
+{
+    struct nncc_shape dy = n->in[0]->shape;
+    *out = (struct nncc_shape){.rank = 1, .dim = {dy.dim[dy.rank - 1]}};
+    return NNCC_OK;
+}
+
+RULE(shape_like_first)
+{
+    *out = n->in[0]->shape;
+    return NNCC_OK;
+}
+
+RULE(shape_like_second)
+{
+    *out = n->in[1]->shape;
+    return NNCC_OK;
+}
+
+/* CONV2D_GRAD_*, SUM_TO: the shape they were made for. */
+RULE(shape_target)
+{
+    *out = n->a.like;
+    return NNCC_OK;
+}
+
+/* SLICE: dy with `size` entries of `axis` from `offset`. */
+RULE(shape_slice)
+{
+    *out = n->in[0]->shape;
+    NNCC_ASSERT(n->a.axis > 0 && n->a.axis < out->rank &&
+                n->a.offset + n->a.size <= out->dim[n->a.axis]);
+    out->dim[n->a.axis] = n->a.size;
+    return NNCC_OK;
+}
+
+/* LOSS, METRIC, GLOBAL_NORM, UPDATE: one number per step. */
+RULE(shape_scalar)
+{
+    (void)n;
+    *out = (struct nncc_shape){.rank = 1, .dim = {1}};
+    return NNCC_OK;
+}
+
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
-#define OP(id, nm, ar, vw, rule, rf, em) \
-    [IR_##id] = {.name = nm, .arity = ar, .view = vw, .shape = rule, .ref = rf, .emit = em},
+#define OP(id, nm, ar, vw, rd, rule, rf, em)                                                 \
+    [IR_##id] = {.name = nm, .arity = ar, .view = vw, .reduces = rd, .shape = rule, .ref = rf, \
+                 .emit = em},
 #include "ops.def"
 #undef OP
 };
@@ -296,7 +362,7 @@ const struct ir_op_info *ir_op(enum ir_op op)
 }
 
 static const char *const activation_names[NNCC_ACTIVATION_COUNT] = {
-#define ACT(id, name, expr) [NNCC_##id] = name,
+#define ACT(id, name, expr, deriv) [NNCC_##id] = name,
 #include "activations.def"
 #undef ACT
 };
@@ -309,7 +375,17 @@ const char *nncc_activation_name(enum nncc_activation act)
 const char *ir_activation_expr(enum nncc_activation act)
 {
     switch (act) {
-#define ACT(id, name, expr) case NNCC_##id: return #expr;
+#define ACT(id, name, expr, deriv) case NNCC_##id: return #expr;
+#include "activations.def"
+#undef ACT
+    default: return NULL;
+    }
+}
+
+const char *ir_activation_deriv(enum nncc_activation act)
+{
+    switch (act) {
+#define ACT(id, name, expr, deriv) case NNCC_##id: return #deriv;
 #include "activations.def"
 #undef ACT
     default: return NULL;

@@ -19,20 +19,26 @@ static int64_t per_sample(const nncc_tensor *t) { return ir_shape_numel(t->shape
 
 /* ---- Kernels (one per op, in ops.def order) ----------------------------- */
 
-void ref_leaf(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_leaf(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     (void)n, (void)batch, (void)in, (void)out;
     NNCC_ASSERT(!"inputs and parameters are not computed");
 }
 
-void ref_view(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_view(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     memcpy(out, in[0], sizeof *out * (size_t)(batch * per_sample(n->out)));
 }
 
 /* y (rows, N) = x (rows, K) · w (K, N) */
-void ref_matmul(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_matmul(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     int64_t K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
     int64_t rows = batch * per_sample(n->in[0]) / K;
     for (int64_t i = 0; i < rows; i++)
@@ -44,8 +50,10 @@ void ref_matmul(const struct ir_node *n, int batch, const double *const *in, dou
         }
 }
 
-void ref_bias_add(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_bias_add(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     int64_t C = n->in[1]->shape.dim[0], total = batch * per_sample(n->out);
     for (int64_t i = 0; i < total; i++)
         out[i] = in[0][i] + in[1][i % C];
@@ -55,7 +63,7 @@ static double act(enum nncc_activation a, double v)
 {
 #define K(x) ((double)(x))
     switch (a) {
-#define ACT(id, name, expr) case NNCC_##id: return expr;
+#define ACT(id, name, expr, deriv) case NNCC_##id: return expr;
 #include "../ir/activations.def"
 #undef ACT
     default: break;
@@ -65,16 +73,20 @@ static double act(enum nncc_activation a, double v)
     return v;
 }
 
-void ref_activation(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_activation(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     int64_t total = batch * per_sample(n->out);
     for (int64_t i = 0; i < total; i++)
         out[i] = act(n->a.act, in[0][i]);
 }
 
 /* softmax over the last axis: e^{x − max} / Σ */
-void ref_softmax(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_softmax(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     int64_t C = n->out->shape.dim[n->out->shape.rank - 1];
     int64_t rows = batch * per_sample(n->out) / C;
     for (int64_t r = 0; r < rows; r++) {
@@ -90,8 +102,10 @@ void ref_softmax(const struct ir_node *n, int batch, const double *const *in, do
 }
 
 /* Cross-correlation, NHWC, kernel (KH, KW, C, F); padded cells are zero. */
-void ref_conv2d(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_conv2d(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim, *wd = n->in[1]->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
@@ -120,8 +134,10 @@ void ref_conv2d(const struct ir_node *n, int batch, const double *const *in, dou
 
 /* Max pooling ignores padded cells (−∞); average pooling divides by the
  * number of real cells in the window (TF's SAME average). */
-void ref_pool2d(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_pool2d(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
@@ -147,8 +163,10 @@ void ref_pool2d(const struct ir_node *n, int batch, const double *const *in, dou
                 }
 }
 
-void ref_global_pool2d(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_global_pool2d(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     const int64_t *xd = n->in[0]->shape.dim;
     int64_t HW = xd[1] * xd[2], C = xd[3];
     for (int64_t b = 0; b < batch; b++)
@@ -161,8 +179,10 @@ void ref_global_pool2d(const struct ir_node *n, int batch, const double *const *
 }
 
 /* Inference: γ(x − moving_mean)/√(moving_var + ε) + β on the channel axis. */
-void ref_batchnorm(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_batchnorm(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     const struct ir_attrs *a = &n->a;
     struct nncc_shape s = n->out->shape;
     int64_t C = s.dim[a->axis], inner = ir_shape_numel(s, a->axis + 1);
@@ -179,8 +199,10 @@ void ref_batchnorm(const struct ir_node *n, int batch, const double *const *in, 
 
 /* Element-wise sum: input dim 0 is the batch; the other dims align from
  * the right with the output's, and dims of size 1 broadcast. */
-void ref_add(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_add(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     struct nncc_shape ys = n->out->shape;
     ys.dim[0] = batch;
     int64_t total = ir_shape_numel(ys, 0);
@@ -205,8 +227,10 @@ void ref_add(const struct ir_node *n, int batch, const double *const *in, double
     }
 }
 
-void ref_concat(const struct ir_node *n, int batch, const double *const *in, double *out)
+void ref_concat(const struct ir_node *n, int batch, const double *const *in, double *out,
+                const double *h)
 {
+    (void)h;
     int axis = n->a.axis;
     struct nncc_shape ys = n->out->shape;
     ys.dim[0] = batch;
@@ -222,8 +246,14 @@ void ref_concat(const struct ir_node *n, int batch, const double *const *in, dou
 
 /* ---- Driver ------------------------------------------------------------ */
 
-enum nncc_status nncc_interp_run(const struct ir_program *p, int batch,
-                                 const float *const *inputs, float *const *outputs)
+static int64_t value_count(const nncc_tensor *t, int batch)
+{
+    return t->batched ? batch * per_sample(t) : ir_shape_numel(t->shape, 0);
+}
+
+enum nncc_status nncc_interp_step(const struct ir_program *p, int batch,
+                                  const float *const *inputs, float *const *outputs,
+                                  const double *h, bool write_params)
 {
     nncc_graph *g = p->g;
     double **buf = calloc((size_t)g->n_nodes + 1, sizeof *buf);
@@ -233,8 +263,7 @@ enum nncc_status nncc_interp_run(const struct ir_program *p, int batch,
     for (int i = 0; i < p->n_nodes && !st; i++) {
         const struct ir_node *n = p->nodes[i];
         const nncc_tensor *t = n->out;
-        int64_t count = t->role == IR_ROLE_PARAM ? ir_shape_numel(t->shape, 0)
-                                                 : batch * per_sample(t);
+        int64_t count = value_count(t, batch);
         double *b = malloc(sizeof *b * (size_t)(count ? count : 1));
         if (!b) {
             st = nncc_fail(NNCC_ERR_NOMEM, "out of memory (interpreter, %lld values)",
@@ -262,19 +291,34 @@ enum nncc_status nncc_interp_run(const struct ir_program *p, int batch,
             }
             for (int k = 0; k < n->n_in; k++)
                 insp[k] = buf[n->in[k]->id];
-            ir_op(n->op)->ref(n, batch, insp, b);
+            ir_op(n->op)->ref(n, batch, insp, b, h);
             if (insp != ins)
                 free(insp);
         }
     }
     for (int k = 0; k < p->n_outputs && !st; k++) {
         const nncc_tensor *t = p->outputs[k];
-        int64_t count = batch * per_sample(t);
+        int64_t count = value_count(t, batch);
         for (int64_t i = 0; i < count; i++)
             outputs[k][i] = (float)buf[t->id][i];
+    }
+    /* Updates wrote the parameter and slot buffers: store them back. */
+    for (int i = 0; i < p->n_nodes && !st && write_params; i++) {
+        const struct ir_node *n = p->nodes[i];
+        if (n->op != IR_PARAM)
+            continue;
+        int64_t count = value_count(n->out, batch);
+        for (int64_t k = 0; k < count; k++)
+            n->out->data[k] = (float)buf[n->out->id][k];
     }
     for (int i = 0; i < g->n_nodes; i++)
         free(buf[i]);
     free(buf);
     return st;
+}
+
+enum nncc_status nncc_interp_run(const struct ir_program *p, int batch,
+                                 const float *const *inputs, float *const *outputs)
+{
+    return nncc_interp_step(p, batch, inputs, outputs, NULL, false);
 }

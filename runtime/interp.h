@@ -11,4 +11,11 @@
 enum nncc_status nncc_interp_run(const struct ir_program *p, int batch,
                                  const float *const *inputs, float *const *outputs);
 
+/* A whole step (forward, loss, backward, updates) with hyper-parameters h
+ * (IR_HYPER_*); with write_params the updated parameters and optimizer
+ * slots are stored back into their values. */
+enum nncc_status nncc_interp_step(const struct ir_program *p, int batch,
+                                  const float *const *inputs, float *const *outputs,
+                                  const double *h, bool write_params);
+
 #endif
