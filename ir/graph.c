@@ -179,6 +179,22 @@ nncc_tensor *ir_add_param(nncc_graph *g, struct nncc_shape shape, const char *na
     return t;
 }
 
+nncc_tensor *ir_add_slot(nncc_graph *g, const nncc_tensor *param, const char *name, float init)
+{
+    int64_t n = ir_shape_numel(param->shape, 0);
+    float *data = nncc_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+    if (!data)
+        return NULL;
+    nncc_tensor *t = append(g, IR_PARAM, NULL, 0, NULL, NULL, name, param->shape, false);
+    if (t) {
+        t->role = IR_ROLE_SLOT;
+        t->data = data;
+        for (int64_t i = 0; i < n; i++)
+            data[i] = init;
+    }
+    return t;
+}
+
 void ir_param_init(nncc_tensor *t, uint64_t seed)
 {
     nncc_init_fill(t->data, t->shape, t->init, nncc_rng_key(seed, t->name));

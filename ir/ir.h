@@ -94,6 +94,7 @@ enum ir_role {
     IR_ROLE_INPUT,      /* fed by the caller */
     IR_ROLE_PARAM,      /* a weight (trainable or not) */
     IR_ROLE_ACTIVATION, /* computed by the graph */
+    IR_ROLE_SLOT,       /* optimizer state (a PARAM node that is no weight) */
 };
 
 struct nncc_tensor {
@@ -183,6 +184,8 @@ nncc_tensor *ir_add_input(nncc_graph *g, struct nncc_shape shape, const char *na
 /* A parameter with its values drawn by `init` from the graph's seed. */
 nncc_tensor *ir_add_param(nncc_graph *g, struct nncc_shape shape, const char *name,
                           bool trainable, enum nncc_initializer init, nncc_layer *layer);
+/* An optimizer slot for a parameter, every value `init`. */
+nncc_tensor *ir_add_slot(nncc_graph *g, const nncc_tensor *param, const char *name, float init);
 /* Redraws a parameter's values from `seed` (its stream is keyed by its name). */
 void ir_param_init(nncc_tensor *t, uint64_t seed);
 
