@@ -131,6 +131,7 @@ struct nncc_model {
     int n_net;
     struct ir_program program;   /* the pipeline's output */
     struct nncc_exec *exec;      /* compiled inference code, made on first use */
+    struct nncc_train_state *train; /* set by compile (runtime/train.c) */
 };
 
 /* Computes layers, depths and the network of a functional model and runs

@@ -18,6 +18,7 @@
 #include "frontend.h"
 #include "../passes/passes.h"
 #include "../runtime/exec.h"
+#include "../runtime/train.h"
 
 /* ---- Graphs ------------------------------------------------------------ */
 
@@ -261,6 +262,8 @@ done:
         return st;
     nncc_exec_free(m->exec); /* the program changes: compile again when needed */
     m->exec = NULL;
+    nncc_train_state_free(m->train); /* as in Keras, a changed model needs compile() again */
+    m->train = NULL;
     ir_program_free(&m->program);
     st = ir_program_init(&m->program, m->g, m->inputs, m->n_inputs, m->outputs, m->n_outputs);
     if (!st)
@@ -279,6 +282,7 @@ static void model_destroy(nncc_model *m)
             if (m->layers[i]->pending_in == m)
                 layer_destroy(m->layers[i]); /* held by an unbuilt Sequential */
     nncc_exec_free(m->exec);
+    nncc_train_state_free(m->train);
     ir_program_free(&m->program);
     free(m->layers);
     free(m->net);

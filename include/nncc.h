@@ -509,15 +509,20 @@ struct nncc_logs {
 };
 /* A value by name; NAN when absent. */
 double nncc_logs_get(const struct nncc_logs *logs, const char *name);
+/* Sets (or appends) a value; NNCC_ERR_ARG when full or the name is too long. */
+enum nncc_status nncc_logs_set(struct nncc_logs *logs, const char *name, double value);
 
 /* A callback: any hook may be NULL.  Epoch and batch indices are 0-based.
- * Hooks may call nncc_model_stop_training() and nncc_set_learning_rate(). */
+ * Hooks may call nncc_model_stop_training() and nncc_set_learning_rate();
+ * on_epoch_end may add entries to the logs (they reach the History, as
+ * ReduceLROnPlateau's "lr" does).  User callbacks run before the History
+ * and the progress bar, as in Keras. */
 struct nncc_callback {
     void *user;
     void (*on_train_begin)(void *user, nncc_model *m, const struct nncc_logs *logs);
     void (*on_train_end)(void *user, nncc_model *m, const struct nncc_logs *logs);
     void (*on_epoch_begin)(void *user, nncc_model *m, int epoch, const struct nncc_logs *logs);
-    void (*on_epoch_end)(void *user, nncc_model *m, int epoch, const struct nncc_logs *logs);
+    void (*on_epoch_end)(void *user, nncc_model *m, int epoch, struct nncc_logs *logs);
     void (*on_train_batch_begin)(void *user, nncc_model *m, int batch, const struct nncc_logs *logs);
     void (*on_train_batch_end)(void *user, nncc_model *m, int batch, const struct nncc_logs *logs);
     void (*destroy)(void *user); /* frees `user` (built-ins); called when fit ends */

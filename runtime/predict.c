@@ -23,13 +23,14 @@ static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64
     int bs = o.batch_size ? o.batch_size : 32;
     if (bs > n)
         bs = (int)n;
-    struct nncc_exec *e = NULL;
+    struct nncc_exec_entry *e = NULL;
     float *ws = NULL;
     if (!o.reference) {
-        if (!m->exec && !(m->exec = nncc_exec_build(p, m->name)))
+        struct cg_entry ce = {.p = p, .name = "nncc_forward", .prefix = "", .kind = CG_FORWARD};
+        if (!m->exec && !(m->exec = nncc_exec_build(&ce, 1, m->name)))
             return nncc_last_status();
-        e = m->exec;
-        size_t floats = (size_t)bs * (size_t)e->ws_per_sample;
+        e = &m->exec->entry[0];
+        size_t floats = nncc_exec_ws_floats(e, bs);
         if (floats && !(ws = malloc(floats * sizeof *ws)))
             return nncc_fail(NNCC_ERR_NOMEM, "predict: out of memory (workspace of %zu floats)",
                              floats);
@@ -46,7 +47,7 @@ static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64
         for (int k = 0; k < p->n_outputs; k++)
             out[k] = outs[k]->data + start * ir_shape_numel(p->outputs[k]->shape, 1);
         if (e)
-            e->forward(chunk, e->params, in, out, ws);
+            e->forward(chunk, (const float *const *)e->params, in, out, ws);
         else
             st = nncc_interp_run(p, chunk, in, out);
     }

@@ -1,0 +1,53 @@
+/*
+ * train.h — training state and helpers shared by runtime/train.c,
+ * runtime/progbar.c, runtime/history.c and runtime/callbacks.c (internal).
+ */
+#ifndef NNCC_RUNTIME_TRAIN_H
+#define NNCC_RUNTIME_TRAIN_H
+
+#include "../frontend/frontend.h"
+#include "../passes/passes.h"
+#include "exec.h"
+
+#define NNCC_MAX_SLOTS 3
+
+/* What compile() set up and fit() keeps between calls. */
+struct nncc_train_state {
+    struct nncc_compile_opts opts;     /* optimizer defaults resolved */
+    nncc_tensor **params;              /* trainable weights, model order */
+    int n_params;
+    nncc_tensor **slots;               /* n_slots per parameter */
+    int n_slots;
+    const char *slot_names[NNCC_MAX_SLOTS];
+    struct ir_program train, eval;     /* built for target_shape */
+    bool built;
+    struct nncc_shape target_shape;
+    struct nncc_exec *exec;            /* entry 0: train step, entry 1: eval step */
+    int64_t iterations;                /* optimizer steps taken */
+    float learning_rate;
+    bool stop;                         /* stop_training */
+    int n_metrics;
+    char metric_names[4][40];
+};
+
+void nncc_train_state_free(struct nncc_train_state *t);
+
+/* Keras' Progbar (keras/utils/generic_utils.py), verbose 1 or 2. */
+struct nncc_progbar {
+    FILE *out;
+    int target, verbose;
+    bool dynamic;                 /* a terminal: redraw in place */
+    double start, last_update, after_first_step, epoch_start;
+    bool have_first_step;
+    int total_width;
+};
+void nncc_progbar_init(struct nncc_progbar *pb, FILE *out, int target, int verbose);
+void nncc_progbar_update(struct nncc_progbar *pb, int current, const struct nncc_logs *logs,
+                         bool finalize);
+double nncc_now(void);
+
+/* History (runtime/history.c). */
+nncc_history *nncc_history_new(void);
+enum nncc_status nncc_history_append(nncc_history *h, int epoch, const struct nncc_logs *logs);
+
+#endif
