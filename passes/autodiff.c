@@ -281,7 +281,7 @@ enum nncc_status nncc_autodiff(const struct ir_program *fwd, const struct nncc_t
     nncc_tensor *target = ir_add_input(g, spec->target_shape, "y_true", NULL);
     if (!target)
         return nncc_last_status();
-    nncc_tensor *outs[8];
+    nncc_tensor *outs[8 + 256];
     int n_outs = 0;
 
     /* The evaluation step: inference forward, loss, metrics. */
@@ -355,6 +355,18 @@ enum nncc_status nncc_autodiff(const struct ir_program *fwd, const struct nncc_t
             continue;
         backward_node(&b, n, dy, need);
     }
+    if (spec->gradients_only) {
+        for (int i = 0; i < spec->n_params && !b.st && n_outs < 8 + 256; i++) {
+            nncc_tensor *dw = b.grad[spec->params[i]->id];
+            if (!dw) {
+                b.st = nncc_fail(NNCC_ERR_GRAPH, "autodiff: weight \"%s\" gets no gradient",
+                                 spec->params[i]->name);
+                break;
+            }
+            outs[n_outs++] = dw;
+        }
+        goto outputs;
+    }
     /* Updates after every gradient: backward still reads the weights. */
     nncc_tensor *gnorm = NULL;
     if (!b.st && spec->optimizer.global_clipnorm > 0) {
@@ -383,6 +395,7 @@ enum nncc_status nncc_autodiff(const struct ir_program *fwd, const struct nncc_t
             push(&b, spec->slots[i * spec->n_slots + s]);
         node(&b, IR_UPDATE, in, k, &a, w->producer, "update");
     }
+outputs:
     st = finish(&b, train, fwd, target, outs, n_outs);
     if (st)
         ir_program_free(eval);

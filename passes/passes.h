@@ -27,6 +27,8 @@ struct nncc_train_spec {
     int n_params;
     nncc_tensor **slots;             /* n_slots per parameter, in order */
     int n_slots;
+    bool gradients_only;             /* no updates: the outputs are the loss, the
+                                        metrics, then each parameter's gradient */
 };
 
 /* Builds the training and evaluation steps (passes/autodiff.c). */
