@@ -137,6 +137,7 @@ struct ir_attrs {
     struct nncc_optimizer opt;    /* UPDATE: with defaults resolved */
     int n_slots;                  /* UPDATE: inputs (param, grad, slots…, [global norm]) */
     bool global_norm;             /* UPDATE: its last input is the global gradient norm */
+    bool bessel;                  /* BN_MOVING: n/(n−1) on the variance (Keras 2's fused 4-D path) */
 };
 
 /* What a METRIC node computes (Keras' "accuracy" is resolved from shapes). */

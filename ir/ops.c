@@ -347,6 +347,22 @@ RULE(shape_scalar)
     return NNCC_OK;
 }
 
+/* BN_STATS: x (…, C at axis, …) → (2, C). */
+RULE(shape_bn_stats)
+{
+    struct nncc_shape x = n->in[0]->shape;
+    *out = (struct nncc_shape){.rank = 2, .dim = {2, x.dim[n->a.axis]}};
+    return NNCC_OK;
+}
+
+/* BN_PARAM_GRAD: → (C), the gradient of gamma (offset 0) or beta (offset 1). */
+RULE(shape_bn_param)
+{
+    struct nncc_shape x = n->in[1]->shape;
+    *out = (struct nncc_shape){.rank = 1, .dim = {x.dim[n->a.axis]}};
+    return NNCC_OK;
+}
+
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
 #define OP(id, nm, ar, vw, rd, rule, rf, em)                                                 \
     [IR_##id] = {.name = nm, .arity = ar, .view = vw, .reduces = rd, .shape = rule, .ref = rf, \

@@ -23,6 +23,8 @@
  *   dropout(x)          dx = dropout_grad(dy) with the forward's mask
  *   add(x…)             dxᵢ = dy, or sum_to(dy) where xᵢ broadcast
  *   concat(x…)          dxᵢ = slice(dy)
+ *   batchnorm(x, …)     in training: bn_stats, bn_train, bn_moving (in place);
+ *                       dx = bn_grad(dy, x, stats, γ), dγ, dβ = bn_param_grad
  * Keras' stable path: when the output is a softmax (sigmoid) feeding a
  * (binary) cross-entropy, the loss reads the logits and its gradient is the
  * fused p − y, so the softmax's own gradient is never built.
@@ -161,6 +163,25 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
         r.target.rank = x[0]->shape.rank - 1;
         memmove(r.target.dim, x[0]->shape.dim + 1, sizeof(int64_t) * (size_t)r.target.rank);
         contribute(b, x[0], node(b, IR_RESHAPE, &dy, 1, &r, n, "grad"), n);
+        break;
+    }
+    case IR_BN_TRAIN: {
+        /* inputs (x, stats, [gamma], [beta]) */
+        nncc_tensor *gamma = n->a.has_gamma ? x[2] : NULL;
+        nncc_tensor *beta = n->a.has_beta ? x[2 + n->a.has_gamma] : NULL;
+        if (need[x[0]->id]) {
+            nncc_tensor *in[4] = {dy, x[0], x[1], gamma};
+            contribute(b, x[0], node(b, IR_BN_GRAD, in, gamma ? 4 : 3, &a, n, "grad_x"), n);
+        }
+        nncc_tensor *in[3] = {dy, x[0], x[1]};
+        if (gamma && need[gamma->id]) {
+            a.offset = 0;
+            contribute(b, gamma, node(b, IR_BN_PARAM_GRAD, in, 3, &a, n, "grad_gamma"), n);
+        }
+        if (beta && need[beta->id]) {
+            a.offset = 1;
+            contribute(b, beta, node(b, IR_BN_PARAM_GRAD, in, 3, &a, n, "grad_beta"), n);
+        }
         break;
     }
     case IR_DROPOUT: /* rate 0 stays the identity */
@@ -324,9 +345,19 @@ enum nncc_status nncc_autodiff(const struct ir_program *fwd, const struct nncc_t
         }
         nncc_tensor *t = n->out;
         if (n->op == IR_BATCHNORM) {
-            char lb[200];
-            b.st = nncc_fail(NNCC_ERR_ARG, "%s: training BatchNormalization is not supported yet",
-                             ir_node_label(n, lb, sizeof lb));
+            /* Batch statistics, the normalization with them, and the moving
+             * averages updated in place (a sink, like the optimizer's). */
+            struct ir_attrs a = n->a;
+            nncc_tensor *stats = node(&b, IR_BN_STATS, ins, 1, &a, n, "stats");
+            nncc_tensor *bi[4] = {ins[0], stats};
+            int nb = 2;
+            for (int k = 3; k < n->n_in; k++)
+                bi[nb++] = ins[k];
+            t = node(&b, IR_BN_TRAIN, bi, nb, &a, n, "train");
+            a.size = ir_shape_numel(ins[0]->shape, 1) / ins[0]->shape.dim[a.axis];
+            a.bessel = ins[0]->shape.rank == 4; /* Keras 2 uses the fused kernel on 4-D */
+            nncc_tensor *mv[3] = {ins[1], ins[2], stats};
+            node(&b, IR_BN_MOVING, mv, 3, &a, n, "moving");
         } else if (n->op == IR_DROPOUT && n->a.rate > 0) {
             struct ir_attrs a = n->a;
             a.seed = nncc_rng_key(spec->seed ^ n->a.seed, n->name);
@@ -351,7 +382,8 @@ enum nncc_status nncc_autodiff(const struct ir_program *fwd, const struct nncc_t
         struct ir_node *n = b.nodes[i];
         nncc_tensor *dy = b.grad[n->out->id];
         if (!dy || n->op == IR_PARAM || n->op == IR_INPUT || n->op == IR_LOSS ||
-            n->op == IR_LOSS_GRAD || n->op == IR_METRIC)
+            n->op == IR_LOSS_GRAD || n->op == IR_METRIC || n->op == IR_BN_STATS ||
+            n->op == IR_BN_MOVING)
             continue;
         backward_node(&b, n, dy, need);
     }
