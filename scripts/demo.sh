@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: builds nncc and shows what it does today: the summaries of
 # the seed models (compiled from their C files by `nncc summary`), the IR of
-# one, and inference with generated code on the real Fashion-MNIST test set.
+# one, inference with generated code on the real Fashion-MNIST test set, and
+# two epochs of training the Fashion-MNIST CNN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -16,3 +17,6 @@ build/nncc graph examples/seed_cnn.c --ir
 echo
 echo "\$ nncc run examples/predict_fashion.c   # inference on the 10,000 Fashion-MNIST test images"
 build/nncc run examples/predict_fashion.c
+echo
+echo "\$ nncc run examples/fashion_mnist_cnn.c --epochs 2   # train the CNN (10 epochs reach ~0.91)"
+build/nncc run examples/fashion_mnist_cnn.c --epochs 2
