@@ -35,7 +35,13 @@ struct cg {
     const struct ir_program *p;
     char **buf;         /* per value id: a C expression for its memory */
     const char *prefix; /* kernel names: "<prefix>k<node id>" */
+    char scratch[96];   /* where kernel scratch space starts (after all values) */
+    int64_t scratch_max; /* the most any kernel asked for */
 };
+
+/* Scratch space for one kernel call (kernels run one after another, so
+ * they share it): returns the C expression of its start. */
+const char *cg_scratch(struct cg *cg, int64_t floats);
 
 /* The C expression for a value's memory ("in[0]", "p[2]", "t7"). */
 const char *cg_buf(const struct cg *cg, const nncc_tensor *t);

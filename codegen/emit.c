@@ -8,7 +8,8 @@
  * `n × (per-sample size)` floats at `ws_fixed + n × (earlier per-sample
  * sizes)`; values without a batch dimension (weight gradients, the loss)
  * take a fixed region at the front.  So a step needs ws_fixed + n ×
- * ws_per_sample floats for any batch n.  (Reusing regions by liveness is
+ * ws_per_sample floats for any batch n, the fixed part also covering the
+ * scratch space kernels share, placed after the batched regions.  (Reusing regions by liveness is
  * the memory planner's job, passes/memplan.c.)
  */
 #include <stdlib.h>
@@ -16,6 +17,13 @@
 #include "codegen.h"
 #include "../passes/passes.h"
 #include "../ir/dropout_rng.h"
+
+const char *cg_scratch(struct cg *cg, int64_t floats)
+{
+    if (floats > cg->scratch_max)
+        cg->scratch_max = floats;
+    return cg->scratch;
+}
 
 void emit_leaf(struct cg *cg, const struct ir_node *n)
 {
@@ -82,8 +90,11 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         if (!(cg.buf[t->id] = strdup(expr)))
             st = nncc_fail(NNCC_ERR_NOMEM, "out of memory (codegen)");
     }
+    snprintf(cg.scratch, sizeof cg.scratch, "(ws + %lldL + (size_t)n * %lldL)", (long long)fixed,
+             (long long)per_sample);
     for (int i = 0; i < p->n_nodes && !st; i++)
         ir_op(p->nodes[i]->op)->emit(&cg, p->nodes[i]);
+    fixed += cg.scratch_max; /* reported with the fixed part: it does not grow with n */
     /* Outputs that are views, inputs or parameters are copied out. */
     for (int k = 0; k < p->n_outputs && !st; k++) {
         char want[32];

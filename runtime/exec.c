@@ -67,8 +67,13 @@ struct nncc_exec *nncc_exec_build(struct cg_entry *entries, int n_entries, const
     if (nncc_jit_init(&jit) != NNCC_OK)
         goto fail;
     const char *flags = getenv("NNCC_JIT_FLAGS");
+#ifdef NNCC_SANITIZED
+    const char *dflt = "-O2 -march=native"; /* see CMakeLists.txt: LeakSanitizer vs libomp */
+#else
+    const char *dflt = "-O2 -march=native -fopenmp";
+#endif
     if (!flags || !*flags)
-        flags = "-O2 -march=native -fopenmp";
+        flags = dflt;
     enum nncc_status st = nncc_jit_compile(&jit, src, len, flags, &res);
     if (st != NNCC_OK && strstr(flags, "-fopenmp")) {
         /* A compiler without OpenMP still makes correct (serial) code. */
