@@ -139,4 +139,9 @@ struct nncc_model {
 enum nncc_status model_build_network(nncc_model *m);
 bool model_has_node(const nncc_model *m, const nncc_layer *l, int call);
 
+/* The architecture as JSON text (malloc'd), and a model rebuilt from it
+ * (frontend/serialize.c); path names the file in messages. */
+char *model_config_json(const nncc_model *m);
+nncc_model *model_from_config(const char *text, size_t len, const char *path);
+
 #endif
