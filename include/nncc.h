@@ -364,6 +364,16 @@ struct nncc_shape nncc_layer_weight_shape(const nncc_layer *layer, int i);
 enum nncc_status nncc_get_weights(const nncc_layer *layer, int i, float *out, int64_t count);
 enum nncc_status nncc_set_weights(nncc_layer *layer, int i, const float *values, int64_t count);
 
+/* Every weight of a model's layers in one safetensors file: one F32 tensor
+ * per weight, named as nncc_layer_weight_name() ("dense/kernel"), in Keras'
+ * layouts, with "__metadata__": {"format": "nncc-weights", …}.  The file is
+ * replaced atomically (a temporary file in the same folder, then rename).
+ * Loading matches tensors by name and checks every shape; a missing or extra
+ * tensor, a wrong shape or a malformed file is an error naming the file and
+ * the tensor, and leaves the model's weights unchanged. */
+enum nncc_status nncc_save_weights(const nncc_model *m, const char *path);
+enum nncc_status nncc_load_weights(nncc_model *m, const char *path);
+
 /* ---- Models ------------------------------------------------------------ */
 
 struct nncc_model_opts {
@@ -597,7 +607,7 @@ struct nncc_fit_opts {
     int batch_size;                         /* 0 means 32 */
     int epochs;                             /* 0 means 1 */
     int verbose;                            /* 0 silent, 1 progress bar, 2 a line per epoch */
-    float validation_split;                 /* the last rows, taken before shuffling */
+    double validation_split;                /* the last rows, taken before shuffling */
     const struct nncc_data *validation_data; /* overrides validation_split */
     bool no_shuffle;                        /* Keras' shuffle=False */
     int initial_epoch;

@@ -437,7 +437,7 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
                               "n_callbacks must not be negative");
     if (!(o.validation_split >= 0 && o.validation_split < 1))
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "fit: validation_split must be in [0, 1), got %g",
-                              (double)o.validation_split);
+                              o.validation_split);
     if (o.verbose < 0 || o.verbose > 2)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "fit: verbose must be 0, 1 or 2, got %d", o.verbose);
     if (check_data(m, x, y, "fit", &target))
@@ -458,11 +458,11 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
         v_to = vx->shape.dim[0];
     } else if (o.validation_split > 0) {
         /* Keras: the last rows, as given, before shuffling. */
-        n_train = (int64_t)floor((double)n * (1.0 - (double)o.validation_split));
+        n_train = (int64_t)floor((double)n * (1.0 - o.validation_split));
         if (n_train < 1 || n_train >= n)
             return NNCC_FAIL_NULL(NNCC_ERR_ARG,
                                   "fit: validation_split %g of %lld rows leaves an empty side",
-                                  (double)o.validation_split, (long long)n);
+                                  o.validation_split, (long long)n);
         vx = x;
         vy = y;
         v_from = n_train;
@@ -493,9 +493,10 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
     float *outp[NNCC_LOGS_MAX];
     for (int k = 0; k < NNCC_LOGS_MAX; k++)
         outp[k] = &outs[k];
+    /* Keras checks stop_training only after a batch and after an epoch. */
     t->stop = false;
     FOR_CALLBACKS(&o, on_train_begin, m, &empty);
-    for (int epoch = o.initial_epoch; epoch < epochs && !t->stop; epoch++) {
+    for (int epoch = o.initial_epoch; epoch < epochs; epoch++) {
         FOR_CALLBACKS(&o, on_epoch_begin, m, epoch, &empty);
         if (o.verbose && epochs > 1)
             printf("Epoch %d/%d\n", epoch + 1, epochs);
@@ -510,7 +511,7 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
                 idx[j] = tmp;
             }
         struct means mean = {0};
-        for (int b = 0; b < steps && !t->stop; b++) {
+        for (int b = 0; b < steps; b++) {
             int64_t s = (int64_t)b * bs;
             int cnt = (int)(n_train - s < bs ? n_train - s : bs);
             FOR_CALLBACKS(&o, on_train_batch_begin, m, b, &empty);
@@ -534,9 +535,9 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
             FOR_CALLBACKS(&o, on_train_batch_end, m, b, &logs);
             if (o.verbose == 1 && b + 1 < steps)
                 nncc_progbar_update(&pb, b + 1, &logs, false);
+            if (t->stop)
+                break;
         }
-        if (mean.count == 0)
-            break;
         if (vx && (epoch + 1) % freq == 0) {
             struct means vm;
             if (run_eval(m, vx, vy, v_from, v_to, bs, &vm, NULL))
@@ -548,6 +549,8 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
             goto fail;
         if (o.verbose)
             nncc_progbar_update(&pb, steps, &logs, true);
+        if (t->stop)
+            break;
     }
     FOR_CALLBACKS(&o, on_train_end, m, &logs);
     for (int c = 0; c < o.n_callbacks; c++)
