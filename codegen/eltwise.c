@@ -68,7 +68,7 @@ void emit_batchnorm(struct cg *cg, const struct ir_node *n)
     cw_line(w, "{");
     cw_line(w, "    float scale[%lld], shift[%lld];", C, C);
     cw_line(w, "    for (long c = 0; c < %lldL; c++) {", C);
-    cw_line(w, "        scale[c] = (gamma ? gamma[c] : 1.0f) / sqrt(var[c] + %.9gf);",
+    cw_line(w, "        scale[c] = (gamma ? gamma[c] : 1.0f) / sqrt(var[c] + K(%.17g));",
             (double)a->epsilon);
     cw_line(w, "        shift[c] = (beta ? beta[c] : 0.0f) - mean[c] * scale[c];");
     cw_line(w, "    }");
@@ -103,7 +103,8 @@ void emit_add(struct cg *cg, const struct ir_node *n)
     cw_raw(w, "float *restrict y)\n{\n");
     w->indent++;
     long long total = cg_numel(n->out);
-    cw_line(w, "for (long i = 0; i < (long)n * %lldL; i++) {", total);
+    /* Values without a batch (summed weight gradients) do not scale with n. */
+    cw_line(w, "for (long i = 0; i < %s%lldL; i++) {", n->out->batched ? "(long)n * " : "", total);
     w->indent++;
     if (same) {
         cw_raw(w, "%*sy[i] = x0[i]", w->indent * 4, "");
@@ -187,7 +188,7 @@ void emit_dropout_train(struct cg *cg, const struct ir_node *n)
     cw_line(w, "{");
     cw_line(w, "    const unsigned long long seed = (unsigned long long)h[%d];", IR_HYPER_SEED);
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++)", (long long)cg_numel(n->out));
-    cw_line(w, "        y[i] = nncc_keep(seed, %lluull, i, %lluull) ? x[i] * %.9gf : 0.0f;",
+    cw_line(w, "        y[i] = nncc_keep(seed, %lluull, i, %lluull) ? x[i] * K(%.17g) : 0.0f;",
             (unsigned long long)n->a.seed, NNCC_DROPOUT_THRESHOLD(n->a.rate),
             1.0 / (1.0 - (double)n->a.rate));
     cw_line(w, "}");

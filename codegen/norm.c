@@ -65,7 +65,7 @@ void emit_bn_train(struct cg *cg, const struct ir_node *n)
     cw_line(w, "{");
     cw_line(w, "    float scale[%lld], shift[%lld];", c.C, c.C);
     cw_line(w, "    for (long k = 0; k < %lldL; k++) {", c.C);
-    cw_line(w, "        scale[k] = (gamma ? gamma[k] : 1.0f) / sqrt(st[%lldL + k] + %.9gf);", c.C,
+    cw_line(w, "        scale[k] = (gamma ? gamma[k] : 1.0f) / sqrt(st[%lldL + k] + K(%.17g));", c.C,
             (double)n->a.epsilon);
     cw_line(w, "        shift[k] = (beta ? beta[k] : 0.0f) - st[k] * scale[k];");
     cw_line(w, "    }");
@@ -96,9 +96,9 @@ void emit_bn_moving(struct cg *cg, const struct ir_node *n)
                 C, C);
     else
         cw_line(w, "        const float v = st[%lldL + k];", C);
-    cw_line(w, "        mm[k] = mm[k] * %.9gf + st[k] * %.9gf;", (double)n->a.momentum,
+    cw_line(w, "        mm[k] = mm[k] * K(%.17g) + st[k] * K(%.17g);", (double)n->a.momentum,
             1.0 - (double)n->a.momentum);
-    cw_line(w, "        mv[k] = mv[k] * %.9gf + v * %.9gf;", (double)n->a.momentum,
+    cw_line(w, "        mv[k] = mv[k] * K(%.17g) + v * K(%.17g);", (double)n->a.momentum,
             1.0 - (double)n->a.momentum);
     cw_line(w, "    }");
     cw_line(w, "}");
@@ -120,7 +120,7 @@ void emit_bn_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "    const float N = (float)((double)total / %lld.0);", c.C);
     cw_line(w, "    for (long k = 0; k < %lldL; k++) {", c.C);
     cw_line(w, "        sdy[k] = sdyx[k] = 0;");
-    cw_line(w, "        inv[k] = 1.0f / sqrt(st[%lldL + k] + %.9gf);", c.C, (double)n->a.epsilon);
+    cw_line(w, "        inv[k] = 1.0f / sqrt(st[%lldL + k] + K(%.17g));", c.C, (double)n->a.epsilon);
     cw_line(w, "    }");
     cw_line(w, "    for (long i = 0; i < total; i++) {");
     cw_line(w, "        const long k = (i / %lldL) %% %lldL;", c.inner, c.C);
@@ -154,7 +154,7 @@ void emit_bn_param_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++) {", c.per_sample);
     cw_line(w, "        const long k = (i / %lldL) %% %lldL;", c.inner, c.C);
     if (n->a.offset == 0)
-        cw_line(w, "        acc[k] += (double)dy[i] * (x[i] - st[k]) / sqrt(st[%lldL + k] + %.9gf);",
+        cw_line(w, "        acc[k] += (double)dy[i] * (x[i] - st[k]) / sqrt(st[%lldL + k] + K(%.17g));",
                 c.C, (double)n->a.epsilon);
     else
         cw_line(w, "        acc[k] += dy[i];");

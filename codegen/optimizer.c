@@ -34,11 +34,11 @@ void emit_update(struct cg *cg, const struct ir_node *n)
         cw_line(w, "for (long i = 0; i < %lldL; i++)", size);
         cw_line(w, "    sq += (double)g[i] * g[i];");
         cw_line(w, "const float norm = (float)sqrt(sq);");
-        cw_line(w, "scale = %.9gf / (norm > %.9gf ? norm : %.9gf);", (double)o->clipnorm,
+        cw_line(w, "scale = K(%.17g) / (norm > K(%.17g) ? norm : K(%.17g));", (double)o->clipnorm,
                 (double)o->clipnorm, (double)o->clipnorm);
     }
     if (n->a.global_norm)
-        cw_line(w, "scale = %.9gf / (gnorm[0] > %.9gf ? gnorm[0] : %.9gf);",
+        cw_line(w, "scale = K(%.17g) / (gnorm[0] > K(%.17g) ? gnorm[0] : K(%.17g));",
                 (double)o->global_clipnorm, (double)o->global_clipnorm,
                 (double)o->global_clipnorm);
     if (o->kind == NNCC_ADAM)
@@ -51,14 +51,14 @@ void emit_update(struct cg *cg, const struct ir_node *n)
     w->indent++;
     cw_line(w, "float gi = g[i] * scale;");
     if (o->clipvalue > 0)
-        cw_line(w, "gi = gi < -%.9gf ? -%.9gf : gi > %.9gf ? %.9gf : gi;", (double)o->clipvalue,
+        cw_line(w, "gi = gi < -K(%.17g) ? -K(%.17g) : gi > K(%.17g) ? K(%.17g) : gi;", (double)o->clipvalue,
                 (double)o->clipvalue, (double)o->clipvalue, (double)o->clipvalue);
     switch (o->kind) {
     case NNCC_SGD:
         if (n->a.n_slots) {
-            cw_line(w, "s0[i] = -gi * lr + s0[i] * %.9gf;", (double)o->momentum);
+            cw_line(w, "s0[i] = -gi * lr + s0[i] * K(%.17g);", (double)o->momentum);
             if (o->nesterov)
-                cw_line(w, "w[i] += -gi * lr + s0[i] * %.9gf;", (double)o->momentum);
+                cw_line(w, "w[i] += -gi * lr + s0[i] * K(%.17g);", (double)o->momentum);
             else
                 cw_line(w, "w[i] += s0[i];");
         } else {
@@ -66,33 +66,33 @@ void emit_update(struct cg *cg, const struct ir_node *n)
         }
         break;
     case NNCC_ADAM:
-        cw_line(w, "s0[i] += (gi - s0[i]) * %.9gf;", 1.0 - (double)o->beta_1);
-        cw_line(w, "s1[i] += (gi * gi - s1[i]) * %.9gf;", 1.0 - (double)o->beta_2);
+        cw_line(w, "s0[i] += (gi - s0[i]) * K(%.17g);", 1.0 - (double)o->beta_1);
+        cw_line(w, "s1[i] += (gi * gi - s1[i]) * K(%.17g);", 1.0 - (double)o->beta_2);
         if (o->amsgrad) {
             cw_line(w, "s2[i] = s2[i] > s1[i] ? s2[i] : s1[i];");
-            cw_line(w, "w[i] -= s0[i] * alpha / (sqrt(s2[i]) + %.9gf);", (double)o->epsilon);
+            cw_line(w, "w[i] -= s0[i] * alpha / (sqrt(s2[i]) + K(%.17g));", (double)o->epsilon);
         } else {
-            cw_line(w, "w[i] -= s0[i] * alpha / (sqrt(s1[i]) + %.9gf);", (double)o->epsilon);
+            cw_line(w, "w[i] -= s0[i] * alpha / (sqrt(s1[i]) + K(%.17g));", (double)o->epsilon);
         }
         break;
     case NNCC_ADAGRAD:
         cw_line(w, "s0[i] += gi * gi;");
-        cw_line(w, "w[i] -= lr * gi / sqrt(s0[i] + %.9gf);", (double)o->epsilon);
+        cw_line(w, "w[i] -= lr * gi / sqrt(s0[i] + K(%.17g));", (double)o->epsilon);
         break;
     case NNCC_RMSPROP: {
         const char *mom = o->momentum > 0 ? "s1" : NULL;
         const char *avg = o->centered ? (o->momentum > 0 ? "s2" : "s1") : NULL;
-        cw_line(w, "s0[i] = %.9gf * s0[i] + %.9gf * gi * gi;", (double)o->rho, 1.0 - (double)o->rho);
+        cw_line(w, "s0[i] = K(%.17g) * s0[i] + K(%.17g) * gi * gi;", (double)o->rho, 1.0 - (double)o->rho);
         if (avg) {
-            cw_line(w, "%s[i] = %.9gf * %s[i] + %.9gf * gi;", avg, (double)o->rho, avg,
+            cw_line(w, "%s[i] = K(%.17g) * %s[i] + K(%.17g) * gi;", avg, (double)o->rho, avg,
                     1.0 - (double)o->rho);
-            cw_line(w, "const float inc = lr * gi / sqrt(s0[i] - %s[i] * %s[i] + %.9gf);", avg, avg,
+            cw_line(w, "const float inc = lr * gi / sqrt(s0[i] - %s[i] * %s[i] + K(%.17g));", avg, avg,
                     (double)o->epsilon);
         } else {
-            cw_line(w, "const float inc = lr * gi / sqrt(s0[i] + %.9gf);", (double)o->epsilon);
+            cw_line(w, "const float inc = lr * gi / sqrt(s0[i] + K(%.17g));", (double)o->epsilon);
         }
         if (mom) {
-            cw_line(w, "%s[i] = %.9gf * %s[i] + inc;", mom, (double)o->momentum, mom);
+            cw_line(w, "%s[i] = K(%.17g) * %s[i] + inc;", mom, (double)o->momentum, mom);
             cw_line(w, "w[i] -= %s[i];", mom);
         } else {
             cw_line(w, "w[i] -= inc;");

@@ -204,6 +204,16 @@ void ref_add(const struct ir_node *n, int batch, const double *const *in, double
 {
     (void)h;
     struct nncc_shape ys = n->out->shape;
+    if (!n->out->batched) { /* e.g. summed weight gradients: all dims fixed, equal shapes */
+        int64_t total = ir_shape_numel(ys, 0);
+        for (int64_t i = 0; i < total; i++) {
+            double acc = 0;
+            for (int k = 0; k < n->n_in; k++)
+                acc += in[k][i];
+            out[i] = acc;
+        }
+        return;
+    }
     ys.dim[0] = batch;
     int64_t total = ir_shape_numel(ys, 0);
     for (int64_t i = 0; i < total; i++) {
@@ -251,9 +261,11 @@ static int64_t value_count(const nncc_tensor *t, int batch)
     return t->batched ? batch * per_sample(t) : ir_shape_numel(t->shape, 0);
 }
 
-enum nncc_status nncc_interp_step(const struct ir_program *p, int batch,
-                                  const float *const *inputs, float *const *outputs,
-                                  const double *h, bool write_params)
+/* The step behind both entry points: outputs go to fout (rounded to float)
+ * or, when dout is given, to dout unrounded. */
+static enum nncc_status step(const struct ir_program *p, int batch, const float *const *inputs,
+                             float *const *fout, double *const *dout, const double *h,
+                             bool write_params)
 {
     nncc_graph *g = p->g;
     double **buf = calloc((size_t)g->n_nodes + 1, sizeof *buf);
@@ -299,8 +311,12 @@ enum nncc_status nncc_interp_step(const struct ir_program *p, int batch,
     for (int k = 0; k < p->n_outputs && !st; k++) {
         const nncc_tensor *t = p->outputs[k];
         int64_t count = value_count(t, batch);
-        for (int64_t i = 0; i < count; i++)
-            outputs[k][i] = (float)buf[t->id][i];
+        for (int64_t i = 0; i < count; i++) {
+            if (dout)
+                dout[k][i] = buf[t->id][i];
+            else
+                fout[k][i] = (float)buf[t->id][i];
+        }
     }
     /* Updates wrote the parameter and slot buffers: store them back. */
     for (int i = 0; i < p->n_nodes && !st && write_params; i++) {
@@ -315,6 +331,20 @@ enum nncc_status nncc_interp_step(const struct ir_program *p, int batch,
         free(buf[i]);
     free(buf);
     return st;
+}
+
+enum nncc_status nncc_interp_step(const struct ir_program *p, int batch,
+                                  const float *const *inputs, float *const *outputs,
+                                  const double *h, bool write_params)
+{
+    return step(p, batch, inputs, outputs, NULL, h, write_params);
+}
+
+enum nncc_status nncc_interp_step_d(const struct ir_program *p, int batch,
+                                    const float *const *inputs, double *const *outputs,
+                                    const double *h, bool write_params)
+{
+    return step(p, batch, inputs, NULL, outputs, h, write_params);
 }
 
 enum nncc_status nncc_interp_run(const struct ir_program *p, int batch,

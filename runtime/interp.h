@@ -18,4 +18,10 @@ enum nncc_status nncc_interp_step(const struct ir_program *p, int batch,
                                   const float *const *inputs, float *const *outputs,
                                   const double *h, bool write_params);
 
+/* nncc_interp_step with the outputs in double, not rounded to float: what
+ * gradient checks by central differences need (tests/test_grad.c). */
+enum nncc_status nncc_interp_step_d(const struct ir_program *p, int batch,
+                                    const float *const *inputs, double *const *outputs,
+                                    const double *h, bool write_params);
+
 #endif
