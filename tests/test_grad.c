@@ -847,7 +847,7 @@ static void test_fd_merge(void **state)
 
 /* Shared layers: a weight used by two calls gets the sum of both calls'
  * gradients (an ADD of values without a batch dimension).
- * BUG: that ADD is wrong in the interpreter and in the generated code.
+ * Regression (fixed): that ADD was wrong in the interpreter and in the generated code.
  * ref_add (runtime/interp.c) sets the output's dim 0 to the batch size
  * even for values that have none, so for a (3, 4) kernel gradient at batch
  * 4 it computes 16 values into a 12-value buffer (heap overflow), and at
@@ -1356,7 +1356,7 @@ static void test_compiled_merge_dropout(void **state)
 }
 
 /* The usual dropout rate 0.5.
- * BUG: emit_dropout_train (codegen/eltwise.c) prints the scale 1/(1 − rate)
+ * Regression (fixed): emit_dropout_train (codegen/eltwise.c) prints the scale 1/(1 − rate)
  * with "%.9gf", which for rate 0.5 is "2f", not a C constant: the step does
  * not compile ("invalid digit 'f' in decimal constant"). */
 static void test_compiled_dropout_half(void **state)
@@ -1366,7 +1366,7 @@ static void test_compiled_dropout_half(void **state)
 }
 
 /* An integral clipping threshold, as Keras users write clipnorm=1.0.
- * BUG: emit_update (codegen/optimizer.c) prints clipnorm, clipvalue and
+ * Regression (fixed): emit_update (codegen/optimizer.c) prints clipnorm, clipvalue and
  * global_clipnorm with "%.9gf" too: 1.0 becomes "1f" and the step does not
  * compile. */
 static void test_compiled_clipnorm_one(void **state)
@@ -1377,7 +1377,7 @@ static void test_compiled_clipnorm_one(void **state)
     compiled_case("mlp clipnorm 1", mlp(), MLP_SPEC, opt, 1e-3);
 }
 
-/* A shared layer in the generated step (see iso_fd_shared: BUG). */
+/* A shared layer in the generated step (see iso_fd_shared: a fixed bug). */
 static void iso_compiled_shared(void **state)
 {
     (void)state;
