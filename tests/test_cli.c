@@ -712,6 +712,61 @@ static void test_path_with_spaces(void **state)
                  " dense (Dense)               (None, 7)                 28        ");
 }
 
+/* nncc run: builds FILE.c's program against nncc, passes the arguments,
+ * and exits with the program's status; a second run is a cache hit. */
+static const char run_src[] =
+    "#include <nncc.h>\n"
+    "#include <string.h>\n"
+    "int main(int argc, char **argv)\n"
+    "{\n"
+    "    nncc_model *m = nncc_sequential(NNCC_LAYERS(\n"
+    "        nncc_dense_layer(.units = 2, .input_shape = NNCC_SHAPE(3))));\n"
+    "    float x[] = {1, 2, 3};\n"
+    "    struct nncc_array *y = nncc_predict(m, x, 1);\n"
+    "    printf(\"argc=%d last=%s outputs=%lld\\n\", argc, argv[argc - 1],\n"
+    "           (long long)y->shape.dim[1]);\n"
+    "    nncc_array_free(y);\n"
+    "    nncc_model_free(m);\n"
+    "    return argc > 2 && strcmp(argv[2], \"fail\") == 0 ? 7 : 0;\n"
+    "}\n";
+
+static void test_run(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "prog.c", run_src);
+    const char *file = tmp_path(t, "prog.c");
+    struct run r = RUN("run", file, "a", "b c");
+    expect_status(&r, 0, "nncc run prog.c a 'b c'");
+    assert_string_equal(r.out, "argc=3 last=b c outputs=2\n");
+    run_free(&r);
+    r = RUN("run", file, "x", "fail");
+    expect_status(&r, 7, "nncc run prog.c x fail (the program's exit status)");
+    run_free(&r);
+    r = RUN("run");
+    expect_status(&r, 2, "nncc run without a file");
+    run_free(&r);
+    write_text(t->dir, "bad.c", "int main(void) { return x; }\n");
+    r = RUN("run", tmp_path(t, "bad.c"));
+    expect_status(&r, 1, "nncc run bad.c");
+    expect_contains(r.err, "does not compile", "stderr of nncc run bad.c");
+    run_free(&r);
+}
+
+/* nncc emit-c prints the generated translation unit. */
+static void test_emit_c(void **state)
+{
+    (void)state;
+    struct run r = RUN("emit-c", NNCC_SOURCE_DIR "/examples/seed_cnn.c");
+    expect_status(&r, 0, "nncc emit-c seed_cnn.c");
+    expect_contains(r.out, "void nncc_forward(int n, const float *const *p", "emit-c output");
+    expect_contains(r.out, "conv2d \"conv2d/conv2d\"", "emit-c kernel comment");
+    expect_contains(r.out, "(n, 64, 64, 3)", "emit-c shape comment");
+    run_free(&r);
+    r = RUN("emit-c", "--help");
+    expect_status(&r, 0, "nncc emit-c --help");
+    run_free(&r);
+}
+
 int main(void)
 {
     /* The children inherit the environment: keep them off the user's cache
@@ -739,6 +794,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_include_next_to_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_include_change_recompiles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_with_spaces, setup_space, teardown),
+        cmocka_unit_test_setup_teardown(test_run, setup, teardown),
+        cmocka_unit_test(test_emit_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
