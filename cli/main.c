@@ -224,6 +224,9 @@ static int cmd_run(int argc, char **argv)
     if (argv[0][0] == '-')
         return usage_error("run", "unknown option '%s'", argv[0]);
     const char *file = argv[0];
+#ifdef NNCC_RUN_CC
+    setenv("NNCC_CC", NNCC_RUN_CC, 0); /* unless the user chose one */
+#endif
     struct nncc_jit jit;
     if (nncc_jit_init(&jit) != NNCC_OK) {
         fprintf(stderr, "nncc: %s\n", nncc_last_error());

@@ -422,8 +422,8 @@ struct nncc_logs nncc_evaluate_(nncc_model *m, const struct nncc_array *x,
         if ((o)->callbacks[c_].hook)                                 \
             (o)->callbacks[c_].hook((o)->callbacks[c_].user, __VA_ARGS__)
 
-nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct nncc_array *y,
-                        struct nncc_fit_opts o)
+static nncc_history *fit(nncc_model *m, const struct nncc_array *x, const struct nncc_array *y,
+                         struct nncc_fit_opts o)
 {
     struct nncc_shape target, vtarget;
     if (!model_check_ready(m))
@@ -553,22 +553,27 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
             break;
     }
     FOR_CALLBACKS(&o, on_train_end, m, &logs);
-    for (int c = 0; c < o.n_callbacks; c++)
-        if (o.callbacks[c].destroy)
-            o.callbacks[c].destroy(o.callbacks[c].user);
     free(idx);
     free(xb);
     free(yb);
     free(ws);
     return hist;
 fail:
-    for (int c = 0; c < o.n_callbacks; c++)
-        if (o.callbacks[c].destroy)
-            o.callbacks[c].destroy(o.callbacks[c].user);
     nncc_history_free(hist);
     free(idx);
     free(xb);
     free(yb);
     free(ws);
     return NULL;
+}
+
+nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct nncc_array *y,
+                        struct nncc_fit_opts o)
+{
+    nncc_history *h = fit(m, x, y, o);
+    /* Callbacks are fit's to free, whether it trained or refused to. */
+    for (int c = 0; c < o.n_callbacks && o.callbacks; c++)
+        if (o.callbacks[c].destroy)
+            o.callbacks[c].destroy(o.callbacks[c].user);
+    return h;
 }
