@@ -374,6 +374,23 @@ enum nncc_status nncc_set_weights(nncc_layer *layer, int i, const float *values,
 enum nncc_status nncc_save_weights(const nncc_model *m, const char *path);
 enum nncc_status nncc_load_weights(nncc_model *m, const char *path);
 
+/* ---- Saving and loading whole models ---------------------------------- */
+
+/* Saves the whole model in one safetensors file: every weight as
+ * "<layer>/<weight>" and every optimizer slot as
+ * "optimizer/<layer>/<weight>/<slot>" (Keras layouts, F32), and in
+ * __metadata__ the architecture, the compile configuration, the training
+ * state (epochs done, optimizer iterations, learning rate) and a checksum
+ * of the tensor bytes.  Atomic: a crash never leaves a partial file. */
+enum nncc_status nncc_save(const nncc_model *model, const char *path);
+/* Rebuilds a model saved by nncc_save: architecture, weights and, when the
+ * file holds them, the compile configuration and optimizer state, so
+ * training resumes where it stopped (pass .initial_epoch =
+ * nncc_model_epochs_done(m) to fit).  NULL with the error set on a bad file. */
+nncc_model *nncc_load(const char *path);
+/* Epochs a compiled model has completed (restored by nncc_load). */
+int nncc_model_epochs_done(const nncc_model *model);
+
 /* ---- Models ------------------------------------------------------------ */
 
 struct nncc_model_opts {

@@ -117,7 +117,7 @@ static enum nncc_status csv_parse(const struct csv *c, float *out, int64_t *rows
                     errno = 0;
                     v = strtof(buf, &stop);
                 }
-                if (stop != buf + n || n >= sizeof buf)
+                if (n >= sizeof buf || stop != buf + n) /* length first: buf + n may not exist */
                     return csv_fail(c->path, NNCC_ERR_FORMAT,
                                     "line %lld, column %lld: '%s' is not a number",
                                     (long long)line, (long long)col + 1, quote_field(a, n, q48));

@@ -483,10 +483,7 @@ static nncc_history *fit(nncc_model *m, const struct nncc_array *x, const struct
         nncc_fail(NNCC_ERR_NOMEM, "fit: out of memory");
         goto fail;
     }
-    for (int64_t i = 0; i < n_train; i++)
-        idx[i] = i;
     struct nncc_rng rng;
-    nncc_rng_seed(&rng, nncc_rng_key(t->opts.seed, "shuffle"));
     int steps = (int)((n_train + bs - 1) / bs);
     struct nncc_logs empty = {0}, logs = {0};
     float outs[NNCC_LOGS_MAX];
@@ -503,7 +500,14 @@ static nncc_history *fit(nncc_model *m, const struct nncc_array *x, const struct
         struct nncc_progbar pb;
         if (o.verbose)
             nncc_progbar_init(&pb, stdout, steps, o.verbose);
-        if (!o.no_shuffle) /* Fisher–Yates with the seeded stream */
+        /* Each epoch's order depends only on (seed, epoch), so training
+         * resumed at initial_epoch sees the batches it would have seen. */
+        for (int64_t i = 0; i < n_train; i++)
+            idx[i] = i;
+        char key[32];
+        snprintf(key, sizeof key, "shuffle/%d", epoch);
+        nncc_rng_seed(&rng, nncc_rng_key(t->opts.seed, key));
+        if (!o.no_shuffle) /* Fisher–Yates with the epoch's stream */
             for (int64_t i = n_train - 1; i > 0; i--) {
                 int64_t j = (int64_t)(nncc_rng_next(&rng) % (uint64_t)(i + 1));
                 int64_t tmp = idx[i];
@@ -547,6 +551,7 @@ static nncc_history *fit(nncc_model *m, const struct nncc_array *x, const struct
         FOR_CALLBACKS(&o, on_epoch_end, m, epoch, &logs);
         if (nncc_history_append(hist, epoch, &logs))
             goto fail;
+        t->epochs_done = epoch + 1;
         if (o.verbose)
             nncc_progbar_update(&pb, steps, &logs, true);
         if (t->stop)
@@ -576,4 +581,9 @@ nncc_history *nncc_fit_(nncc_model *m, const struct nncc_array *x, const struct 
         if (o.callbacks[c].destroy)
             o.callbacks[c].destroy(o.callbacks[c].user);
     return h;
+}
+
+int nncc_model_epochs_done(const nncc_model *m)
+{
+    return m && m->train ? m->train->epochs_done : 0;
 }

@@ -24,6 +24,7 @@ struct nncc_train_state {
     struct nncc_shape target_shape;
     struct nncc_exec *exec;            /* entry 0: train step, entry 1: eval step */
     int64_t iterations;                /* optimizer steps taken */
+    int epochs_done;                   /* the epoch after the last completed one */
     float learning_rate;
     bool stop;                         /* stop_training */
     int n_metrics;
