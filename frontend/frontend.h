@@ -45,25 +45,28 @@ struct layer_opts_head {
     NNCC_LAYER_OPTS
 };
 
+/* Every kind's options; all start with NNCC_LAYER_OPTS (see head). */
+union layer_opts {
+    struct layer_opts_head head; /* the common initial fields of the others */
+    struct nncc_input_opts input;
+    struct nncc_dense_opts dense;
+    struct nncc_activation_opts activation;
+    struct nncc_flatten_opts flatten;
+    struct nncc_reshape_opts reshape;
+    struct nncc_dropout_opts dropout;
+    struct nncc_conv2d_opts conv2d;
+    struct nncc_pool2d_opts pool2d;
+    struct nncc_global_pool2d_opts global_pool2d;
+    struct nncc_merge_opts merge;
+    struct nncc_batchnorm_opts batchnorm;
+};
+
 struct nncc_layer {
     enum layer_kind kind;
     char *name;                     /* malloc'd; NULL until named */
     bool has_input_shape;
     struct nncc_shape input_shape;  /* declared, without batch */
-    union {
-        struct layer_opts_head head; /* the common initial fields of the others */
-        struct nncc_input_opts input;
-        struct nncc_dense_opts dense;
-        struct nncc_activation_opts activation;
-        struct nncc_flatten_opts flatten;
-        struct nncc_reshape_opts reshape;
-        struct nncc_dropout_opts dropout;
-        struct nncc_conv2d_opts conv2d;
-        struct nncc_pool2d_opts pool2d;
-        struct nncc_global_pool2d_opts global_pool2d;
-        struct nncc_merge_opts merge;
-        struct nncc_batchnorm_opts batchnorm;
-    } o;
+    union layer_opts o;
     nncc_graph *g;                  /* set when it joins a graph */
     nncc_model *pending_in;         /* held by this unbuilt Sequential until it is built */
     bool built;                     /* weights created */

@@ -372,19 +372,7 @@ static bool name_ok(struct reader *r, json_t *v, const char *what, const char **
 static nncc_layer *make_layer(struct reader *r, json_t *j, const char *name, const char *cls,
                               enum layer_kind kind)
 {
-    union {
-        struct layer_opts_head head;
-        struct nncc_dense_opts dense;
-        struct nncc_activation_opts activation;
-        struct nncc_flatten_opts flatten;
-        struct nncc_reshape_opts reshape;
-        struct nncc_dropout_opts dropout;
-        struct nncc_conv2d_opts conv2d;
-        struct nncc_pool2d_opts pool2d;
-        struct nncc_global_pool2d_opts global_pool2d;
-        struct nncc_merge_opts merge;
-        struct nncc_batchnorm_opts batchnorm;
-    } o;
+    union layer_opts o;
     memset(&o, 0, sizeof o);
     if (!read_options(r, kind, json_object_get(j, "config"), &o, name))
         return NULL;
