@@ -35,6 +35,7 @@ struct cg {
     const struct ir_program *p;
     char **buf;         /* per value id: a C expression for its memory */
     const char *prefix; /* kernel names: "<prefix>k<node id>" */
+    int *local;         /* node id → its index in the program (names in C) */
     char scratch[96];   /* where kernel scratch space starts (after all values) */
     int64_t scratch_max; /* the most any kernel asked for */
 };
@@ -43,6 +44,10 @@ struct cg {
  * they share it): returns the C expression of its start. */
 const char *cg_scratch(struct cg *cg, int64_t floats);
 
+/* A node's number in generated C: its index in the program, so the source
+ * depends only on the program (not on graph ids), and rebuilding the same
+ * step hits the JIT cache. */
+int cg_id(const struct cg *cg, const struct ir_node *n);
 /* The C expression for a value's memory ("in[0]", "p[2]", "t7"). */
 const char *cg_buf(const struct cg *cg, const nncc_tensor *t);
 /* A model-given name made safe for a C comment (static buffer per call site). */

@@ -22,7 +22,7 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
              a->stride[0], a->stride[1], a->dilation[0], a->dilation[1], a->pad[0], a->pad[1],
              a->pad[2], a->pad[3]);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict y)");
     cw_line(w, "{");
     w->indent++;
@@ -64,7 +64,7 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
             cg_buf(cg, n->out));
 }
 
@@ -85,7 +85,7 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
              cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict w,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict dx, float *restrict wt)");
     cw_line(w, "{");
     w->indent++;
@@ -130,7 +130,7 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out), cg_scratch(cg, KH * KW * C * F));
 }
 
@@ -148,7 +148,7 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
              cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict dy,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict dw)");
     cw_line(w, "{");
     w->indent++;
@@ -186,6 +186,6 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }

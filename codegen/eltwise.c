@@ -17,14 +17,14 @@ void emit_bias_add(struct cg *cg, const struct ir_node *n)
     char what[200], xs[100];
     snprintf(what, sizeof what, "x %s + b (%lld)", cg_shape(n->in[0]->shape, xs, sizeof xs), C);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict b,", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict b,", cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict y)");
     cw_line(w, "{");
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++)", rows);
     cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
     cw_line(w, "            y[i * %lldL + c] = x[i * %lldL + c] + b[c];", C, C);
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
             cg_buf(cg, n->out));
 }
 
@@ -35,7 +35,7 @@ void emit_activation(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "%s(x %s)", nncc_activation_name(n->a.act),
              cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
     char work[64];
     snprintf(work, sizeof work, "(long)n * %lldL", (long long)cg_numel(n->out) * 8);
@@ -47,7 +47,7 @@ void emit_activation(struct cg *cg, const struct ir_node *n)
     cw_line(w, "        y[i] = %s;", ir_activation_expr(n->a.act));
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
 
 /* y = γ(x − mean)/√(var + ε) + β, folded per channel into y = x·s + t. */
@@ -62,7 +62,7 @@ void emit_batchnorm(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "batch normalization of x %s on axis %d (moving statistics)",
              cg_shape(s, xs, sizeof xs), a->axis);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict mean,", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict mean,", cg->prefix, cg_id(cg, n));
     cw_line(w, "               const float *restrict var, const float *restrict gamma,");
     cw_line(w, "               const float *restrict beta, float *restrict y)");
     cw_line(w, "{");
@@ -79,7 +79,7 @@ void emit_batchnorm(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     const char *gamma = a->has_gamma ? cg_buf(cg, n->in[3]) : "NULL";
     const char *beta = a->has_beta ? cg_buf(cg, n->in[3 + a->has_gamma]) : "NULL";
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), gamma, beta, cg_buf(cg, n->out));
 }
 
@@ -97,7 +97,7 @@ void emit_add(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "sum of %d inputs like %s%s", n->n_in,
              cg_shape(n->in[0]->shape, xs, sizeof xs), same ? "" : " (broadcast)");
     cg_kernel_comment(cg, n, what);
-    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, n->id);
+    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, cg_id(cg, n));
     for (int k = 0; k < n->n_in; k++)
         cw_raw(w, "const float *restrict x%d, ", k);
     cw_raw(w, "float *restrict y)\n{\n");
@@ -146,7 +146,7 @@ void emit_add(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, n->id);
+    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, cg_id(cg, n));
     for (int k = 0; k < n->n_in; k++)
         cw_raw(&cg->body, "%s, ", cg_buf(cg, n->in[k]));
     cw_raw(&cg->body, "%s);\n", cg_buf(cg, n->out));
@@ -161,7 +161,7 @@ void emit_activation_grad(struct cg *cg, const struct ir_node *n)
              cg_shape(n->out->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               const float *restrict yv, float *restrict dx)");
     cw_line(w, "{");
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++) {", (long long)cg_numel(n->out));
@@ -170,7 +170,7 @@ void emit_activation_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "        dx[i] = dy[i] * (%s);", ir_activation_deriv(n->a.act));
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
 }
 
@@ -184,14 +184,14 @@ void emit_dropout_train(struct cg *cg, const struct ir_node *n)
              cg_shape(n->out->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y, const double *h)",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
     cw_line(w, "    const unsigned long long seed = (unsigned long long)h[%d];", IR_HYPER_SEED);
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++)", (long long)cg_numel(n->out));
     cw_line(w, "        y[i] = nncc_keep(seed, %lluull, i, %lluull) ? x[i] * K(%.17g) : 0.0f;",
             (unsigned long long)n->a.seed, NNCC_DROPOUT_THRESHOLD(n->a.rate),
-            1.0 / (1.0 - (double)n->a.rate));
+            1.0 / (1.0 - ir_decimal(n->a.rate)));
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, h);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, h);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->out));
 }

@@ -18,6 +18,8 @@
 #include "../passes/passes.h"
 #include "../ir/dropout_rng.h"
 
+int cg_id(const struct cg *cg, const struct ir_node *n) { return cg->local[n->id]; }
+
 const char *cg_scratch(struct cg *cg, int64_t floats)
 {
     if (floats > cg->scratch_max)
@@ -50,8 +52,14 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     const struct ir_program *p = e->p;
     struct cg cg = {.p = p, .body = {.indent = 1}, .prefix = e->prefix};
     cg.buf = calloc((size_t)p->g->n_nodes + 1, sizeof *cg.buf);
-    if (!cg.buf)
+    cg.local = calloc((size_t)p->g->n_nodes + 1, sizeof *cg.local);
+    if (!cg.buf || !cg.local) {
+        free(cg.buf);
+        free(cg.local);
         return nncc_fail(NNCC_ERR_NOMEM, "out of memory (codegen)");
+    }
+    for (int i = 0; i < p->n_nodes; i++)
+        cg.local[p->nodes[i]->id] = i;
     int64_t fixed = 0, per_sample = 0;
     for (int i = 0; i < p->n_nodes; i++)
         if (needs_region(p, p->nodes[i]) && !p->nodes[i]->out->batched)
@@ -77,13 +85,13 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         } else if (slot >= 0) {
             snprintf(expr, sizeof expr, "out[%d]", slot);
         } else {
-            snprintf(expr, sizeof expr, "t%d", n->id);
+            snprintf(expr, sizeof expr, "t%d", i);
             if (t->batched) {
-                cw_line(&cg.body, "float *t%d = ws + %lldL + (size_t)n * %lldL;", n->id,
+                cw_line(&cg.body, "float *t%d = ws + %lldL + (size_t)n * %lldL;", i,
                         (long long)fixed, (long long)per_sample);
                 per_sample += cg_numel(t);
             } else {
-                cw_line(&cg.body, "float *t%d = ws + %lldL;", n->id, (long long)at_fixed);
+                cw_line(&cg.body, "float *t%d = ws + %lldL;", i, (long long)at_fixed);
                 at_fixed += cg_numel(t);
             }
         }
@@ -129,6 +137,7 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     for (int i = 0; i < p->g->n_nodes; i++)
         free(cg.buf[i]);
     free(cg.buf);
+    free(cg.local);
     cw_free(&cg.defs);
     cw_free(&cg.body);
     return st;

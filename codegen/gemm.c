@@ -18,7 +18,7 @@ void emit_matmul(struct cg *cg, const struct ir_node *n)
              (long long)K, (long long)N);
     (void)ws;
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict y)");
     cw_line(w, "{");
     w->indent++;
@@ -42,7 +42,7 @@ void emit_matmul(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
             cg_buf(cg, n->out));
 }
 
@@ -58,7 +58,7 @@ void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
              K, N);
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict w,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict dx)");
     cw_line(w, "{");
     w->indent++;
@@ -75,7 +75,7 @@ void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
     cw_line(w, "    }");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }
 
@@ -91,7 +91,7 @@ void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
              cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict dy,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict dw)");
     cw_line(w, "{");
     w->indent++;
@@ -112,6 +112,6 @@ void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }

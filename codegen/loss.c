@@ -98,7 +98,7 @@ void emit_loss(struct cg *cg, const struct ir_node *n)
              cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict zs, const float *restrict ts,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict out)");
     cw_line(w, "{");
     w->indent++;
@@ -115,7 +115,7 @@ void emit_loss(struct cg *cg, const struct ir_node *n)
     cw_line(w, "out[0] = (float)(total / (double)rows);");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }
 
@@ -131,7 +131,7 @@ void emit_loss_grad(struct cg *cg, const struct ir_node *n)
              a->logits ? " (logits: p - y)" : "", cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict zs, const float *restrict ts,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict gs)");
     cw_line(w, "{");
     w->indent++;
@@ -221,7 +221,7 @@ void emit_loss_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }
 
@@ -237,7 +237,7 @@ void emit_metric(struct cg *cg, const struct ir_node *n)
                                         "mean absolute error"};
     cg_kernel_comment(cg, n, names[n->a.metric]);
     cw_line(w, "static void %sk%d(int n, const float *restrict p, const float *restrict t,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict out)");
     cw_line(w, "{");
     w->indent++;
@@ -277,6 +277,6 @@ void emit_metric(struct cg *cg, const struct ir_node *n)
     }
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }

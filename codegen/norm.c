@@ -23,7 +23,7 @@ static void head(struct cg *cg, const struct ir_node *n, const char *what, const
     snprintf(w, sizeof w, "%s on %s, axis %d", what, cg_shape(n->out->shape, s, sizeof s),
              n->a.axis);
     cg_kernel_comment(cg, n, w);
-    cw_line(&cg->defs, "static void %sk%d(int n, %s)", cg->prefix, n->id, params);
+    cw_line(&cg->defs, "static void %sk%d(int n, %s)", cg->prefix, cg_id(cg, n), params);
 }
 
 void emit_bn_stats(struct cg *cg, const struct ir_node *n)
@@ -51,7 +51,7 @@ void emit_bn_stats(struct cg *cg, const struct ir_node *n)
     cw_line(w, "        st[%lldL + k] = (float)(sq[k] / per);", c.C);
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->out));
 }
 
@@ -76,7 +76,7 @@ void emit_bn_train(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     const char *gamma = n->a.has_gamma ? cg_buf(cg, n->in[2]) : "NULL";
     const char *beta = n->a.has_beta ? cg_buf(cg, n->in[2 + n->a.has_gamma]) : "NULL";
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), gamma, beta, cg_buf(cg, n->out));
 }
 
@@ -97,12 +97,12 @@ void emit_bn_moving(struct cg *cg, const struct ir_node *n)
     else
         cw_line(w, "        const float v = st[%lldL + k];", C);
     cw_line(w, "        mm[k] = mm[k] * K(%.17g) + st[k] * K(%.17g);", (double)n->a.momentum,
-            1.0 - (double)n->a.momentum);
+            1.0 - ir_decimal(n->a.momentum));
     cw_line(w, "        mv[k] = mv[k] * K(%.17g) + v * K(%.17g);", (double)n->a.momentum,
-            1.0 - (double)n->a.momentum);
+            1.0 - ir_decimal(n->a.momentum));
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]));
 }
 
@@ -134,7 +134,7 @@ void emit_bn_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "                (N * dy[i] - (float)sdy[k] - xh * (float)sdyx[k]);");
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]),
             n->a.has_gamma ? cg_buf(cg, n->in[3]) : "NULL", cg_buf(cg, n->out));
 }
@@ -162,6 +162,6 @@ void emit_bn_param_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "    for (long k = 0; k < %lldL; k++)", c.C);
     cw_line(w, "        g[k] = (float)acc[k];");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
 }

@@ -3,7 +3,9 @@
  * 2.15's optimizers compute it (keras/optimizers/): clip the gradient
  * (clipnorm per tensor, global_clipnorm by the joint norm, clipvalue per
  * element), then the rule.  The learning rate and the step t come from
- * h[] at run time, so changing them never recompiles.  Inputs: (param,
+ * h[] at run time, so changing them never recompiles.  Coefficients 1 − β
+ * and 1 − ρ are computed from the decimal the user wrote (ir_decimal), as
+ * Keras computes them from a Python float, then rounded to float.  Inputs: (param,
  * grad, slots…, [global norm]).
  */
 #include "codegen.h"
@@ -19,7 +21,7 @@ void emit_update(struct cg *cg, const struct ir_node *n)
              n->in[0]->name, size);
     char safe[400];
     cg_kernel_comment(cg, n, cg_name(what, safe, sizeof safe));
-    cw_line(w, "static void %sk%d(float *restrict w, const float *restrict g,", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(float *restrict w, const float *restrict g,", cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict s0, float *restrict s1, float *restrict s2,");
     cw_line(w, "               const float *restrict gnorm, const double *h)");
     cw_line(w, "{");
@@ -66,8 +68,8 @@ void emit_update(struct cg *cg, const struct ir_node *n)
         }
         break;
     case NNCC_ADAM:
-        cw_line(w, "s0[i] += (gi - s0[i]) * K(%.17g);", 1.0 - (double)o->beta_1);
-        cw_line(w, "s1[i] += (gi * gi - s1[i]) * K(%.17g);", 1.0 - (double)o->beta_2);
+        cw_line(w, "s0[i] += (gi - s0[i]) * K(%.17g);", 1.0 - ir_decimal(o->beta_1));
+        cw_line(w, "s1[i] += (gi * gi - s1[i]) * K(%.17g);", 1.0 - ir_decimal(o->beta_2));
         if (o->amsgrad) {
             cw_line(w, "s2[i] = s2[i] > s1[i] ? s2[i] : s1[i];");
             cw_line(w, "w[i] -= s0[i] * alpha / (sqrt(s2[i]) + K(%.17g));", (double)o->epsilon);
@@ -82,10 +84,11 @@ void emit_update(struct cg *cg, const struct ir_node *n)
     case NNCC_RMSPROP: {
         const char *mom = o->momentum > 0 ? "s1" : NULL;
         const char *avg = o->centered ? (o->momentum > 0 ? "s2" : "s1") : NULL;
-        cw_line(w, "s0[i] = K(%.17g) * s0[i] + K(%.17g) * gi * gi;", (double)o->rho, 1.0 - (double)o->rho);
+        cw_line(w, "s0[i] = K(%.17g) * s0[i] + K(%.17g) * gi * gi;", (double)o->rho,
+                1.0 - ir_decimal(o->rho));
         if (avg) {
             cw_line(w, "%s[i] = K(%.17g) * %s[i] + K(%.17g) * gi;", avg, (double)o->rho, avg,
-                    1.0 - (double)o->rho);
+                    1.0 - ir_decimal(o->rho));
             cw_line(w, "const float inc = lr * gi / sqrt(s0[i] - %s[i] * %s[i] + K(%.17g));", avg, avg,
                     (double)o->epsilon);
         } else {
@@ -109,7 +112,7 @@ void emit_update(struct cg *cg, const struct ir_node *n)
     const char *slot[3] = {"NULL", "NULL", "NULL"};
     for (int k = 0; k < n->a.n_slots; k++)
         slot[k] = cg_buf(cg, n->in[2 + k]);
-    cw_line(&cg->body, "%sk%d(%s, %s, %s, %s, %s, %s, h);", cg->prefix, n->id,
+    cw_line(&cg->body, "%sk%d(%s, %s, %s, %s, %s, %s, h);", cg->prefix, cg_id(cg, n),
             cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]), slot[0], slot[1], slot[2],
             n->a.global_norm ? cg_buf(cg, n->in[n->n_in - 1]) : "NULL");
 }

@@ -19,7 +19,7 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
              cg_shape(n->in[0]->shape, xs, sizeof xs), max ? "max" : "average", a->kernel[0],
              a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
     w->indent++;
     char work[64];
@@ -58,7 +58,7 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
 
 void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
@@ -70,7 +70,7 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "mean of x %s over height and width",
              cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
     w->indent++;
     cw_line(w, "for (long b = 0; b < n; b++) {");
@@ -85,7 +85,7 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
 
 /* Pooling gradients, inputs (dy, x, y): max sends dy to the window's first
@@ -102,7 +102,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
              cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               const float *restrict y, float *restrict dx)");
     cw_line(w, "{");
     w->indent++;
@@ -149,7 +149,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
 }
 
@@ -161,7 +161,7 @@ void emit_global_pool2d_grad(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     cg_kernel_comment(cg, n, "global average pooling gradient");
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)", cg->prefix,
-            n->id);
+            cg_id(cg, n));
     cw_line(w, "{");
     cw_line(w, "    for (long b = 0; b < n; b++)");
     cw_line(w, "        for (long i = 0; i < %lldL; i++)", HW);
@@ -169,6 +169,6 @@ void emit_global_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "                dx[(b * %lldL + i) * %lldL + c] = dy[b * %lldL + c] / %lld.0f;", HW, C,
             C, HW);
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->out));
 }

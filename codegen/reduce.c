@@ -11,7 +11,7 @@ void emit_softmax(struct cg *cg, const struct ir_node *n)
     char what[200], xs[100];
     snprintf(what, sizeof what, "softmax over the last axis of x %s", cg_shape(s, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, n->id);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
     cw_line(w, "    for (long r = 0; r < (long)n * %lldL; r++) {", rows);
     cw_line(w, "        const float *restrict xr = x + r * %lldL;", C);
@@ -25,7 +25,7 @@ void emit_softmax(struct cg *cg, const struct ir_node *n)
     cw_line(w, "            yr[c] /= sum;");
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
 
 /* dx = y · (dy − Σ dy·y) per row; inputs (dy, y). */
@@ -38,7 +38,7 @@ void emit_softmax_grad(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "softmax gradient of %s", cg_shape(s, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict y,",
-            cg->prefix, n->id);
+            cg->prefix, cg_id(cg, n));
     cw_line(w, "               float *restrict dx)");
     cw_line(w, "{");
     cw_line(w, "    for (long r = 0; r < (long)n * %lldL; r++) {", rows);
@@ -50,7 +50,7 @@ void emit_softmax_grad(struct cg *cg, const struct ir_node *n)
             C, C);
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }
 
@@ -63,7 +63,7 @@ void emit_bias_grad(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "sum over rows of dy %s", cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict db)", cg->prefix,
-            n->id);
+            cg_id(cg, n));
     cw_line(w, "{");
     cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
     cw_line(w, "        db[c] = 0.0f;");
@@ -71,7 +71,7 @@ void emit_bias_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
     cw_line(w, "            db[c] += dy[r * %lldL + c];", C);
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->out));
 }
 
@@ -86,7 +86,7 @@ void emit_sum_to(struct cg *cg, const struct ir_node *n)
              cg_shape(ys, a, sizeof a));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)", cg->prefix,
-            n->id);
+            cg_id(cg, n));
     cw_line(w, "{");
     w->indent++;
     cw_line(w, "for (long i = 0; i < (long)n * %lldL; i++)", (long long)cg_numel(n->out));
@@ -113,7 +113,7 @@ void emit_sum_to(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->out));
 }
 
@@ -122,7 +122,7 @@ void emit_global_norm(struct cg *cg, const struct ir_node *n)
 {
     struct cw *w = &cg->defs;
     cg_kernel_comment(cg, n, "global norm of the gradients");
-    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, n->id);
+    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, cg_id(cg, n));
     for (int k = 0; k < n->n_in; k++)
         cw_raw(w, "const float *restrict g%d, ", k);
     cw_raw(w, "float *restrict out)\n{\n");
@@ -136,7 +136,7 @@ void emit_global_norm(struct cg *cg, const struct ir_node *n)
     }
     cw_line(w, "    out[0] = (float)sqrt(sum);");
     cw_line(w, "}");
-    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, n->id);
+    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, cg_id(cg, n));
     for (int k = 0; k < n->n_in; k++)
         cw_raw(&cg->body, "%s, ", cg_buf(cg, n->in[k]));
     cw_raw(&cg->body, "%s);\n", cg_buf(cg, n->out));

@@ -16,7 +16,7 @@ void emit_concat(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "concatenation of %d inputs on axis %d, first %s", n->n_in, axis,
              cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, n->id);
+    cw_raw(w, "static void %sk%d(int n, ", cg->prefix, cg_id(cg, n));
     for (int k = 0; k < n->n_in; k++)
         cw_raw(w, "const float *restrict x%d, ", k);
     cw_raw(w, "float *restrict y)\n{\n");
@@ -30,7 +30,7 @@ void emit_concat(struct cg *cg, const struct ir_node *n)
     }
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, n->id);
+    cw_raw(&cg->body, "    %sk%d(n, ", cg->prefix, cg_id(cg, n));
     for (int k = 0; k < n->n_in; k++)
         cw_raw(&cg->body, "%s, ", cg_buf(cg, n->in[k]));
     cw_raw(&cg->body, "%s);\n", cg_buf(cg, n->out));
@@ -49,12 +49,12 @@ void emit_slice(struct cg *cg, const struct ir_node *n)
              (long long)(n->a.offset + n->a.size), axis, cg_shape(ys, s, sizeof s));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)", cg->prefix,
-            n->id);
+            cg_id(cg, n));
     cw_line(w, "{");
     cw_line(w, "    for (long o = 0; o < (long)n * %lldL; o++)", outer);
     cw_line(w, "        memcpy(dx + o * %lldL, dy + o * %lldL + %lldL, sizeof(float) * %lldL);", row,
             yrow, (long long)n->a.offset * inner, row);
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, n->id, cg_buf(cg, n->in[0]),
+    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->out));
 }

@@ -357,3 +357,15 @@ char *ir_dims_str(struct nncc_shape s, char *buf, size_t size)
         snprintf(buf + len, size - len, s.rank == 1 ? ",)" : ")");
     return buf;
 }
+
+double ir_decimal(float v)
+{
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)v);
+        double d = strtod(buf, NULL);
+        if ((float)d == v)
+            return d;
+    }
+    return (double)v;
+}

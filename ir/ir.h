@@ -226,6 +226,10 @@ bool ir_shape_eq(struct nncc_shape a, struct nncc_shape b);
 /* A user-given shape as written, numbers only ("(-1, 5)"), unlike
  * nncc_shape_str, which prints negative dims as None. */
 char *ir_dims_str(struct nncc_shape s, char *buf, size_t size);
+/* The shortest decimal that reads back as v, as a double: 0.999f → 0.999.
+ * Keras computes 1 − β from the Python float the user wrote; nncc's
+ * hyper-parameters are floats, so this recovers that number. */
+double ir_decimal(float v);
 /* Product of the dims from `from` on; -1 if one is unknown. */
 int64_t ir_shape_numel(struct nncc_shape s, int from);
 

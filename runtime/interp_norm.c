@@ -74,14 +74,15 @@ void ref_bn_moving(const struct ir_node *n, int batch, const double *const *in, 
     (void)h;
     int64_t C = n->in[0]->shape.dim[0];
     double m = n->a.momentum, per = (double)n->a.size * batch;
+    double cm = (float)(1 - ir_decimal(n->a.momentum)); /* Keras' 1 − momentum */
     double *mm = (double *)in[0], *mv = (double *)in[1];
     const double *mean = in[2], *var = in[2] + C;
     for (int64_t k = 0; k < C; k++) {
         double v = var[k];
         if (n->a.bessel && per > 1)
             v *= per / (per - 1);
-        mm[k] = mm[k] * m + mean[k] * (1 - m);
-        mv[k] = mv[k] * m + v * (1 - m);
+        mm[k] = mm[k] * m + mean[k] * cm;
+        mv[k] = mv[k] * m + v * cm;
     }
     out[0] = 0;
 }

@@ -234,7 +234,7 @@ void ref_dropout_train(const struct ir_node *n, int batch, const double *const *
     int64_t total = count(n->out, batch);
     unsigned long long seed = (unsigned long long)h[IR_HYPER_SEED];
     unsigned long long thr = NNCC_DROPOUT_THRESHOLD(n->a.rate);
-    double scale = 1.0 / (1.0 - (double)n->a.rate);
+    double scale = 1.0 / (1.0 - ir_decimal(n->a.rate)); /* Keras: from the decimal rate */
     for (int64_t i = 0; i < total; i++)
         out[i] = nncc_keep(seed, n->a.seed, (long)i, thr) ? in[0][i] * scale : 0.0;
 }
@@ -561,6 +561,9 @@ void ref_update(const struct ir_node *n, int batch, const double *const *in, dou
         scale = o->global_clipnorm / (norm > o->global_clipnorm ? norm : o->global_clipnorm);
     }
     double b1 = o->beta_1, b2 = o->beta_2, eps = o->epsilon;
+    /* Keras' 1 − β from the decimal β (see ir_decimal), rounded to float. */
+    double c1 = (float)(1 - ir_decimal(o->beta_1)), c2 = (float)(1 - ir_decimal(o->beta_2));
+    double crho = (float)(1 - ir_decimal(o->rho));
     double alpha = lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t));
     for (int64_t i = 0; i < size; i++) {
         double g = in[1][i] * scale;
@@ -576,8 +579,8 @@ void ref_update(const struct ir_node *n, int batch, const double *const *in, dou
             }
             break;
         case NNCC_ADAM: {
-            s0[i] += (g - s0[i]) * (1 - b1);
-            s1[i] += (g * g - s1[i]) * (1 - b2);
+            s0[i] += (g - s0[i]) * c1;
+            s1[i] += (g * g - s1[i]) * c2;
             double v = s1[i];
             if (o->amsgrad) {
                 s2[i] = s2[i] > v ? s2[i] : v;
@@ -592,12 +595,12 @@ void ref_update(const struct ir_node *n, int batch, const double *const *in, dou
             break;
         case NNCC_RMSPROP: {
             double rho = o->rho;
-            s0[i] = rho * s0[i] + (1 - rho) * g * g;
+            s0[i] = rho * s0[i] + crho * g * g;
             double denom = s0[i] + eps;
             double *mom = o->momentum > 0 ? s1 : NULL;
             double *avg = o->centered ? (o->momentum > 0 ? s2 : s1) : NULL;
             if (avg) {
-                avg[i] = rho * avg[i] + (1 - rho) * g;
+                avg[i] = rho * avg[i] + crho * g;
                 denom = s0[i] - avg[i] * avg[i] + eps;
             }
             double inc = lr * g / sqrt(denom);
