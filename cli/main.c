@@ -2,6 +2,9 @@
  * main.c — the `nncc` command, a compiler driver for model files.
  *
  *   nncc summary FILE.c [--entry NAME]        print the model's Keras summary
+ *   nncc summary FILE.safetensors             … of a model saved by nncc_save,
+ *                                             with its compile configuration
+ *                                             and training state
  *   nncc graph   FILE.c [--entry NAME] [--ir] print its graph (DOT, or IR text)
  *   nncc emit-c  FILE.c [--entry NAME]        print the C nncc generates for it
  *   nncc run     FILE.c [ARGS…]               build FILE.c's program and run it
@@ -22,6 +25,7 @@
 #include <unistd.h>
 #include "include/nncc.h"
 #include "runtime/jit.h"
+#include "runtime/safetensors.h"
 
 /* Flags a program built by `nncc run` needs to link with this library
  * (the sanitizers' when nncc itself was built with them). */
@@ -38,6 +42,9 @@ static const char usage_main[] =
     "\n"
     "commands:\n"
     "  summary FILE.c    print the model's summary table (Keras 2.15 layout)\n"
+    "  summary FILE.safetensors\n"
+    "                    the same for a model saved by nncc_save, with its compile\n"
+    "                    configuration and training state\n"
     "  graph FILE.c      print the model's graph as Graphviz DOT (or IR text with --ir)\n"
     "  emit-c FILE.c     print the C source nncc generates for the model's inference\n"
     "  run FILE.c [ARGS] compile FILE.c (with its main) against nncc and run it\n"
@@ -53,9 +60,15 @@ static const char usage_main[] =
 
 static const char usage_summary[] =
     "usage: nncc summary FILE.c [--entry NAME]\n"
+    "       nncc summary FILE.safetensors\n"
     "\n"
     "Compiles FILE.c, calls its model entry (default `model`) and prints the\n"
     "model's summary: layers, output shapes, parameter counts.\n"
+    "\n"
+    "A FILE.safetensors written by nncc_save (or ModelCheckpoint) is loaded\n"
+    "instead: its summary is followed by the compile configuration (optimizer\n"
+    "and hyper-parameters, loss, metrics) and the training state (epochs,\n"
+    "optimizer iterations, learning rate).\n"
     "\n"
     "options:\n"
     "  --entry NAME   the function returning the model (nncc_model *NAME(void))\n"
@@ -264,6 +277,23 @@ static int cmd_run(int argc, char **argv)
     return EXIT_MODEL;
 }
 
+/* nncc summary FILE.safetensors: a model saved by nncc_save. */
+static int summary_saved(const char *file)
+{
+    nncc_model *m = nncc_load(file);
+    if (!m) {
+        fprintf(stderr, "nncc: %s\n", nncc_last_error());
+        return EXIT_MODEL;
+    }
+    enum nncc_status st = nncc_summary(m, stdout);
+    if (st == NNCC_OK)
+        st = nncc_model_print_training(m, stdout);
+    if (st != NNCC_OK)
+        fprintf(stderr, "nncc: %s: %s\n", file, nncc_last_error());
+    nncc_model_free(m);
+    return st == NNCC_OK ? 0 : EXIT_MODEL;
+}
+
 static int run(const char *cmd, int argc, char **argv)
 {
     bool graph = strcmp(cmd, "graph") == 0, emit = strcmp(cmd, "emit-c") == 0;
@@ -272,6 +302,9 @@ static int run(const char *cmd, int argc, char **argv)
                    graph);
     if (rc >= 0)
         return rc;
+    size_t flen = strlen(a.file);
+    if (!graph && !emit && flen > 12 && strcmp(a.file + flen - 12, ".safetensors") == 0)
+        return summary_saved(a.file);
     void *handle = NULL;
     nncc_model *m = load_model(&a, &handle);
     if (!m) {

@@ -1,13 +1,19 @@
 /*
  * fashion_mnist.h — the training driver the Fashion-MNIST examples share:
- * parse --epochs/--verbose, load the real data set (package
+ * parse --epochs/--verbose/--save/--load, load the real data set (package
  * dataset-fashion-mnist), compile with Adam and categorical cross-entropy,
  * fit with batch 64, evaluate on the test set and print
  * `test_loss: L - test_accuracy: A` as the last line.
+ *
+ * --load PATH continues from a model saved with --save (nncc_save): the
+ * architecture, weights, optimizer state and epoch count come from the file
+ * and training runs from its epoch up to --epochs in total.  --save PATH
+ * saves the whole model after training.
  */
 #ifndef FASHION_MNIST_H
 #define FASHION_MNIST_H
 
+#include <math.h>
 #include <nncc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +23,20 @@
 static int fashion_mnist_main(int argc, char **argv, nncc_model *(*build)(void), int epochs)
 {
     int verbose = 1;
+    const char *save = NULL, *load = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc)
             epochs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--verbose") == 0 && i + 1 < argc)
             verbose = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--save") == 0 && i + 1 < argc)
+            save = argv[++i];
+        else if (strcmp(argv[i], "--load") == 0 && i + 1 < argc)
+            load = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--epochs N] [--verbose 0|1|2]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--epochs N] [--verbose 0|1|2] [--save PATH] [--load PATH]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -37,13 +50,25 @@ static int fashion_mnist_main(int argc, char **argv, nncc_model *(*build)(void),
     struct nncc_data test = nncc_load_idx(FASHION_DATA "t10k-images-idx3-ubyte.gz",
                                           FASHION_DATA "t10k-labels-idx1-ubyte.gz",
                                           .one_hot = 10, .scale = 1 / 255.f);
-    nncc_model *m = train.x && test.x ? build() : NULL;
+    nncc_model *m = !train.x || !test.x ? NULL : load ? nncc_load(load) : build();
     int rc = 1;
-    if (m && nncc_compile(m, .optimizer = nncc_adam(.learning_rate = 1e-3f),
-                          .loss = NNCC_CATEGORICAL_CROSSENTROPY, .metrics = NNCC_ACCURACY) == NNCC_OK) {
+    /* A saved model comes compiled (unless it was saved before compile). */
+    bool ready = m && ((load && !isnan(nncc_get_learning_rate(m))) ||
+                       nncc_compile(m, .optimizer = nncc_adam(.learning_rate = 1e-3f),
+                                    .loss = NNCC_CATEGORICAL_CROSSENTROPY,
+                                    .metrics = NNCC_ACCURACY) == NNCC_OK);
+    if (ready && load)
+        printf("Loaded %s: %d epochs done\n", load, nncc_model_epochs_done(m));
+    if (ready) {
         nncc_summary(m, stdout);
-        nncc_history *h = nncc_fit(m, train.x, train.y, .batch_size = 64, .epochs = epochs,
-                                   .verbose = verbose);
+        int initial = load ? nncc_model_epochs_done(m) : 0;
+        nncc_history *h = nncc_fit(m, train.x, train.y, .batch_size = 64,
+                                   .epochs = epochs > initial ? epochs : initial,
+                                   .initial_epoch = initial, .verbose = verbose);
+        if (h && save && nncc_save(m, save) != NNCC_OK) {
+            nncc_history_free(h);
+            h = NULL;
+        }
         if (h) {
             struct nncc_logs r = nncc_evaluate(m, test.x, test.y, .batch_size = 64);
             if (r.n) {

@@ -6,6 +6,7 @@
  * (the published figure for two conv+pooling layers is 0.916).
  *
  *   nncc run examples/fashion_mnist_cnn.c [--epochs N] [--verbose 0|1|2]
+ *           [--save PATH] [--load PATH]
  *
  * The last line is `test_loss: L - test_accuracy: A`.
  */

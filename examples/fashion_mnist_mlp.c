@@ -4,6 +4,7 @@
  * evaluated on the 10,000 test images.  10 epochs reach about 0.88.
  *
  *   nncc run examples/fashion_mnist_mlp.c [--epochs N] [--verbose 0|1|2]
+ *           [--save PATH] [--load PATH]
  *
  * The last line is `test_loss: L - test_accuracy: A`.
  */

@@ -651,7 +651,7 @@ static void make_parent_dirs(const char *path)
 struct checkpoint {
     char *filepath, *monitor;
     int verbose;
-    bool save_best_only, maximize;
+    bool save_best_only, save_weights_only, maximize;
     double best; /* kept across epochs; Keras does not reset it per fit */
     bool warned;
 };
@@ -662,13 +662,12 @@ static void ck_train_begin(void *user, nncc_model *m, const struct nncc_logs *lo
     ((struct checkpoint *)user)->warned = false;
 }
 
-/* Saves through nncc_save_weights for now: full-model saving (architecture,
- * optimizer state) is a later issue, and save_weights_only will then choose
- * between the two as in Keras. */
-static void ck_save(nncc_model *m, const char *path)
+/* Keras' choice: the weights only (nncc_save_weights), or the whole model
+ * with its optimizer state (nncc_save), both atomic. */
+static void ck_save(nncc_model *m, const char *path, bool weights_only)
 {
     make_parent_dirs(path);
-    if (nncc_save_weights(m, path))
+    if (weights_only ? nncc_save_weights(m, path) : nncc_save(m, path))
         fail_training(m, nncc_last_status(), "ModelCheckpoint: %s", nncc_last_error());
 }
 
@@ -683,7 +682,7 @@ static void ck_epoch_end(void *user, nncc_model *m, int epoch, struct nncc_logs 
     if (!s->save_best_only) {
         if (s->verbose > 0)
             say("\nEpoch %d: saving model to %s", epoch + 1, path);
-        ck_save(m, path);
+        ck_save(m, path, s->save_weights_only);
         return;
     }
     double current;
@@ -698,7 +697,7 @@ static void ck_epoch_end(void *user, nncc_model *m, int epoch, struct nncc_logs 
             say("\nEpoch %d: %s improved from %.5f to %.5f, saving model to %s", epoch + 1,
                 s->monitor, s->best, current, path);
         s->best = current;
-        ck_save(m, path);
+        ck_save(m, path, s->save_weights_only);
     } else if (s->verbose > 0) {
         say("\nEpoch %d: %s did not improve from %.5f", epoch + 1, s->monitor, s->best);
     }
@@ -731,6 +730,7 @@ struct nncc_callback nncc_model_checkpoint_(struct nncc_model_checkpoint_opts o)
     s->best = s->maximize ? -INFINITY : INFINITY;
     s->verbose = o.verbose;
     s->save_best_only = o.save_best_only;
+    s->save_weights_only = o.save_weights_only;
     return (struct nncc_callback){
         .user = s,
         .on_train_begin = ck_train_begin,
