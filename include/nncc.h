@@ -584,7 +584,7 @@ struct nncc_model_checkpoint_opts {
     const char *monitor;
     int verbose;
     bool save_best_only;
-    bool save_weights_only;
+    bool save_weights_only; /* nncc_save_weights; otherwise nncc_save (the whole model) */
     enum nncc_mode mode;
 };
 struct nncc_callback nncc_model_checkpoint_(struct nncc_model_checkpoint_opts o);
