@@ -8,6 +8,9 @@
  *   nncc graph   FILE.c [--entry NAME] [--ir] print its graph (DOT, or IR text)
  *   nncc emit-c  FILE.c [--entry NAME]        print the C nncc generates for it
  *   nncc run     FILE.c [ARGS…]               build FILE.c's program and run it
+ *   nncc bench   FILE.c [--batch N] [--threads N] [--train|--infer] [--iters N] [--cold]
+ *                                             measure its compile time, training and
+ *                                             inference speed (cli/bench.c)
  *
  * FILE.c defines `nncc_model *model(void)` (or --entry NAME).  nncc
  * preprocesses it (so the cache key covers every header it includes),
@@ -26,14 +29,13 @@
 #include "include/nncc.h"
 #include "runtime/jit.h"
 #include "runtime/safetensors.h"
+#include "cli/cli.h"
 
 /* Flags a program built by `nncc run` needs to link with this library
  * (the sanitizers' when nncc itself was built with them). */
 #ifndef NNCC_EXTRA_CFLAGS
 #define NNCC_EXTRA_CFLAGS ""
 #endif
-
-enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
 
 static const char usage_main[] =
     "usage: nncc [--help] [--version] COMMAND [ARGS]\n"
@@ -48,6 +50,8 @@ static const char usage_main[] =
     "  graph FILE.c      print the model's graph as Graphviz DOT (or IR text with --ir)\n"
     "  emit-c FILE.c     print the C source nncc generates for the model's inference\n"
     "  run FILE.c [ARGS] compile FILE.c (with its main) against nncc and run it\n"
+    "  bench FILE.c      measure compile time, training step, inference throughput,\n"
+    "                    batch-1 latency and GFLOP/s against the machine's fp32 peak\n"
     "\n"
     "FILE.c defines `nncc_model *model(void)`; --entry NAME picks another function.\n"
     "Run `nncc COMMAND --help` for a command's options.\n"
@@ -107,13 +111,7 @@ static const char usage_run[] =
     "options (before FILE.c):\n"
     "  -h, --help     show this help\n";
 
-struct args {
-    const char *file;
-    const char *entry;
-    bool ir;
-};
-
-static int usage_error(const char *cmd, const char *fmt, const char *what)
+int usage_error(const char *cmd, const char *fmt, const char *what)
 {
     fprintf(stderr, "nncc%s%s: ", cmd ? " " : "", cmd ? cmd : "");
     fprintf(stderr, fmt, what);
@@ -187,7 +185,7 @@ static char *preprocess(struct nncc_jit *jit, const char *file, size_t *len)
 
 /* Compiles FILE.c, loads it and calls the entry: the model, or NULL after
  * printing why. */
-static nncc_model *load_model(const struct args *a, void **handle)
+nncc_model *load_model(const struct args *a, void **handle)
 {
     struct nncc_jit jit;
     if (nncc_jit_init(&jit) != NNCC_OK) {
@@ -346,6 +344,7 @@ int main(int argc, char **argv)
                             : strcmp(argv[2], "graph") == 0  ? usage_graph
                             : strcmp(argv[2], "emit-c") == 0 ? usage_emit
                             : strcmp(argv[2], "run") == 0    ? usage_run
+                            : strcmp(argv[2], "bench") == 0  ? usage_bench
                                                              : NULL;
             if (u) {
                 fputs(u, stdout);
@@ -364,6 +363,8 @@ int main(int argc, char **argv)
         return run(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "bench") == 0)
+        return cmd_bench(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return usage_error(NULL, "unknown option '%s'", cmd);
     return usage_error(NULL, "unknown command '%s'", cmd);

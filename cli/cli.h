@@ -1,0 +1,30 @@
+/*
+ * cli.h — what the `nncc` command's files share (cli/main.c, cli/bench.c).
+ */
+#ifndef NNCC_CLI_H
+#define NNCC_CLI_H
+
+#include <stdbool.h>
+#include "include/nncc.h"
+
+enum { EXIT_MODEL = 1, EXIT_USAGE = 2 };
+
+/* FILE.c and the options every model command takes. */
+struct args {
+    const char *file;
+    const char *entry;
+    bool ir;
+};
+
+/* Prints "nncc CMD: <fmt with what>" and the --help hint; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, const char *what);
+
+/* Compiles FILE.c, loads it (*handle) and calls the entry: the model, or
+ * NULL after printing why (*handle may be set even then: unload it). */
+nncc_model *load_model(const struct args *a, void **handle);
+
+/* nncc bench (cli/bench.c); argv holds the arguments after "bench". */
+int cmd_bench(int argc, char **argv);
+extern const char usage_bench[];
+
+#endif
