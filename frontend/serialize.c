@@ -440,7 +440,7 @@ static nncc_tensor *find_built(const struct built *b, int n, int layer, json_int
 static int find_name(const char **names, int n, const char *s)
 {
     for (int i = 0; i < n; i++)
-        if (strcmp(names[i], s) == 0)
+        if (names[i] && strcmp(names[i], s) == 0)
             return i;
     return -1;
 }
@@ -482,7 +482,11 @@ static nncc_model *read_functional(struct reader *r, json_t *root, json_t *layer
         json_t *j = json_array_get(layers, i);
         enum layer_kind kind;
         const char *cls;
-        if (!json_is_object(j) || !kind_of(r, j, &kind, &cls) ||
+        if (!json_is_object(j)) {
+            BAD(r, "'%s': layer %zu is not an object", r->path, i);
+            break;
+        }
+        if (!kind_of(r, j, &kind, &cls) ||
             !name_ok(r, json_object_get(j, "name"), "a layer name", &names[i]))
             break;
         if (find_name(names, (int)i, names[i]) >= 0) {
@@ -626,7 +630,11 @@ static nncc_model *read_sequential(struct reader *r, json_t *layers, const char 
         json_t *j = json_array_get(layers, i);
         enum layer_kind kind;
         const char *cls, *name;
-        if (!json_is_object(j) || !kind_of(r, j, &kind, &cls) ||
+        if (!json_is_object(j)) {
+            BAD(r, "'%s': layer %zu is not an object", r->path, i);
+            break;
+        }
+        if (!kind_of(r, j, &kind, &cls) ||
             !name_ok(r, json_object_get(j, "name"), "a layer name", &name))
             break;
         if (kind == LAYER_INPUT) {
