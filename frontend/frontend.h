@@ -141,6 +141,8 @@ struct nncc_model {
  * the pass pipeline (frontend/model.c). */
 enum nncc_status model_build_network(nncc_model *m);
 bool model_has_node(const nncc_model *m, const nncc_layer *l, int call);
+/* True when the model can be used (non-NULL and built); else sets the error. */
+bool model_check_ready(const nncc_model *m);
 
 /* The architecture as JSON text (malloc'd), and a model rebuilt from it
  * (frontend/serialize.c); path names the file in messages. */

@@ -13,8 +13,6 @@
 #include <string.h>
 #include "frontend.h"
 
-bool model_check_ready(const nncc_model *m);
-
 /* A growable string. */
 struct str {
     char *s;

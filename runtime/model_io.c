@@ -33,8 +33,6 @@
 #include <string.h>
 #include "safetensors.h"
 
-bool model_check_ready(const nncc_model *m);
-
 #define MODEL_FORMAT "nncc-model"
 #define MODEL_VERSION "1"
 

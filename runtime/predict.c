@@ -14,8 +14,6 @@
 #include "../frontend/frontend.h"
 #include "../codegen/codegen.h"
 
-bool model_check_ready(const nncc_model *m);
-
 static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64_t n,
                                     struct nncc_array **outs, struct nncc_predict_opts o)
 {

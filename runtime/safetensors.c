@@ -40,8 +40,6 @@
 #include "safetensors.h"
 #include "sha256.h"
 
-bool model_check_ready(const nncc_model *m);
-
 #define ST_MAX_HEADER (100u * 1024u * 1024u) /* as safetensors' MAX_HEADER_SIZE */
 #define ST_FORMAT "nncc-weights"
 

@@ -19,8 +19,6 @@
 #include "train.h"
 #include "rng.h"
 
-bool model_check_ready(const nncc_model *m);
-
 void nncc_train_state_free(struct nncc_train_state *t)
 {
     if (!t)
