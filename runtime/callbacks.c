@@ -178,6 +178,22 @@ static void warn(const char *fmt, ...)
     fprintf(stderr, "WARNING:nncc:%s\n", msg);
 }
 
+/* The monitored value; when it is missing, Keras' warning (once) and false.
+ * `what` begins the message: "Early stopping", "Learning rate reduction is". */
+static bool monitored(const struct nncc_logs *logs, const char *monitor, const char *what,
+                      bool *warned, double *value)
+{
+    if (logs_find(logs, monitor, value))
+        return true;
+    if (!*warned) {
+        char keys[NNCC_LOGS_MAX * 41];
+        warn("%s conditioned on metric `%s` which is not available. Available metrics are: %s",
+             what, monitor, key_list(logs, keys, sizeof keys));
+        *warned = true;
+    }
+    return false;
+}
+
 /* A failure during training: the error is set, printed, and training stops. */
 static void fail_training(nncc_model *m, enum nncc_status status, const char *fmt, ...)
     NNCC_PRINTF(3, 4);
@@ -346,17 +362,9 @@ static void es_train_begin(void *user, nncc_model *m, const struct nncc_logs *lo
 static void es_epoch_end(void *user, nncc_model *m, int epoch, struct nncc_logs *logs)
 {
     struct early_stopping *s = user;
-    double current;
-    if (!logs_find(logs, s->monitor, &current)) {
-        if (!s->warned) {
-            char keys[NNCC_LOGS_MAX * 41];
-            warn("Early stopping conditioned on metric `%s` which is not available. Available "
-                 "metrics are: %s",
-                 s->monitor, key_list(logs, keys, sizeof keys));
-            s->warned = true;
-        }
+    double current = 0;
+    if (!monitored(logs, s->monitor, "Early stopping", &s->warned, &current))
         return;
-    }
     if (epoch < s->start_from_epoch)
         return;
     if (s->restore_best_weights && !s->have_best_weights) {
@@ -685,7 +693,7 @@ static void ck_epoch_end(void *user, nncc_model *m, int epoch, struct nncc_logs 
         ck_save(m, path, s->save_weights_only);
         return;
     }
-    double current;
+    double current = 0;
     if (!logs_find(logs, s->monitor, &current)) {
         if (!s->warned)
             warn("Can save best model only with %s available, skipping.", s->monitor);
@@ -782,7 +790,7 @@ static void rl_train_begin(void *user, nncc_model *m, const struct nncc_logs *lo
 static void rl_epoch_end(void *user, nncc_model *m, int epoch, struct nncc_logs *logs)
 {
     struct reduce_lr *s = user;
-    double current, old;
+    double current = 0, old;
     if (!logs)
         return;
     /* Keras writes the rate before anything else, so it reaches the History
@@ -794,16 +802,8 @@ static void rl_epoch_end(void *user, nncc_model *m, int epoch, struct nncc_logs 
              NNCC_LOGS_MAX);
         s->warned_full = true;
     }
-    if (!logs_find(logs, s->monitor, &current)) {
-        if (!s->warned) {
-            char keys[NNCC_LOGS_MAX * 41];
-            warn("Learning rate reduction is conditioned on metric `%s` which is not available. "
-                 "Available metrics are: %s",
-                 s->monitor, key_list(logs, keys, sizeof keys));
-            s->warned = true;
-        }
+    if (!monitored(logs, s->monitor, "Learning rate reduction is", &s->warned, &current))
         return;
-    }
     if (s->cooldown_counter > 0) {
         s->cooldown_counter--;
         s->wait = 0;
