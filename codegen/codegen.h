@@ -61,6 +61,13 @@ void cg_kernel_comment(struct cg *cg, const struct ir_node *n, const char *what)
 /* Emits `#pragma omp parallel for` guarded by _OPENMP, with an if() clause
  * so small work stays on one thread. */
 void cg_parallel(struct cw *w, const char *work);
+/* The same with the whole if() condition given. */
+void cg_parallel_if(struct cw *w, const char *cond);
+
+/* The GEMM core (codegen/prelude/gemm.c as text, embedded by CMake): written
+ * once at the top of a unit whose kernels call nn_gemm. */
+extern const char nncc_prelude_gemm_text[];
+bool cg_needs_gemm(enum ir_op op);
 
 /* One entry point of a generated translation unit.
  *   CG_FORWARD: void NAME(int n, const float *const *p, const float *const *in,

@@ -1,191 +1,266 @@
 /*
- * conv.c — Conv2D, NHWC, as a direct cross-correlation.
+ * conv.c — Conv2D in NHWC on the GEMM core (codegen/prelude/gemm.c).
  *
- * For each output pixel the F output channels are accumulated in the
- * innermost loop over the kernel's contiguous filter axis (kernel layout
- * (KH, KW, C, F)); taps that fall into the padding are skipped, which is
- * the same as reading zeros.  Images × output rows are spread over threads.
- * (Implicit GEMM with packed weights comes with passes/tile.c.)
+ * A convolution is a GEMM over "columns": row r is output pixel r's
+ * receptive field, KH·KW·C values in the kernel's (KH, KW, C, F) order
+ * (zeros where it hangs over the padding), so that
+ *   forward       y (rows, F) = col (rows, K) · w (K, F)
+ *   input grad    dcol = dy · wᵀ, then each column value is added back to
+ *                 the input cell it came from
+ *   filter grad   dw (K, F) = Σ_rows colᵀ · dy
+ * with K = KH·KW·C.  Columns are never built for a whole batch: each thread
+ * fills a tile of at most TILE floats (on its stack) and multiplies it
+ * while it is in cache.  A 1x1 stride-1 unpadded convolution is a plain
+ * GEMM on x.
+ *
+ * Threads: the forward splits rows, the input gradient images (their
+ * scatter-adds never meet), the filter gradient dw's rows; so every value
+ * is summed in the same order whatever the thread count.
  */
 #include "codegen.h"
 
-void emit_conv2d(struct cg *cg, const struct ir_node *n)
+/* Floats of column tile per thread (256 KiB). */
+#define TILE 65536LL
+#define CONV_PARALLEL_WORK "200000L"
+
+struct conv {
+    long long H, W, C, OH, OW, F, KH, KW, K;
+    int sh, sw, dh, dw, pt, pl;
+};
+
+static struct conv conv_dims(const struct ir_node *n, const nncc_tensor *x, const nncc_tensor *y,
+                             const nncc_tensor *w)
 {
-    const struct ir_attrs *a = &n->a;
-    const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim, *wd = n->in[1]->shape.dim;
-    long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
-    long long KH = wd[0], KW = wd[1];
-    struct cw *w = &cg->defs;
-    char what[300], xs[100];
-    snprintf(what, sizeof what, "x %s * w (%lld, %lld, %lld, %lld), stride %dx%d, dilation %dx%d, "
-             "pad t%d b%d l%d r%d", cg_shape(n->in[0]->shape, xs, sizeof xs), KH, KW, C, F,
-             a->stride[0], a->stride[1], a->dilation[0], a->dilation[1], a->pad[0], a->pad[1],
-             a->pad[2], a->pad[3]);
-    cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, cg_id(cg, n));
-    cw_line(w, "               float *restrict y)");
-    cw_line(w, "{");
-    w->indent++;
-    char work[96];
-    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * F * KH * KW * C);
-    cg_parallel(w, work);
-    cw_line(w, "for (long bo = 0; bo < (long)n * %lldL; bo++) {", OH);
-    w->indent++;
-    cw_line(w, "const long b = bo / %lldL, oh = bo %% %lldL;", OH, OH);
-    cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", OW);
-    w->indent++;
-    cw_line(w, "float *restrict yp = y + ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, F);
-    cw_line(w, "for (long f = 0; f < %lldL; f++)", F);
-    cw_line(w, "    yp[f] = 0.0f;");
-    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", KH);
-    w->indent++;
-    cw_line(w, "const long ih = oh * %d - %d + kh * %d;", a->stride[0], a->pad[0], a->dilation[0]);
-    cw_line(w, "if (ih < 0 || ih >= %lldL)", H);
-    cw_line(w, "    continue;");
-    cw_line(w, "for (long kw = 0; kw < %lldL; kw++) {", KW);
-    w->indent++;
-    cw_line(w, "const long iw = ow * %d - %d + kw * %d;", a->stride[1], a->pad[2], a->dilation[1]);
-    cw_line(w, "if (iw < 0 || iw >= %lldL)", W);
-    cw_line(w, "    continue;");
-    cw_line(w, "const float *restrict xp = x + ((b * %lldL + ih) * %lldL + iw) * %lldL;", H, W, C);
-    cw_line(w, "const float *restrict wp = w + (kh * %lldL + kw) * %lldL;", KW, C * F);
-    cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
-    cw_line(w, "    const float v = xp[c];");
-    cw_line(w, "    for (long f = 0; f < %lldL; f++)", F);
-    cw_line(w, "        yp[f] += v * wp[c * %lldL + f];", F);
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
-            cg_buf(cg, n->out));
+    const int64_t *xd = x->shape.dim, *yd = y->shape.dim, *wd = w->shape.dim;
+    struct conv c = {.H = xd[1], .W = xd[2], .C = xd[3], .OH = yd[1], .OW = yd[2], .F = yd[3],
+                     .KH = wd[0], .KW = wd[1], .sh = n->a.stride[0], .sw = n->a.stride[1],
+                     .dh = n->a.dilation[0], .dw = n->a.dilation[1], .pt = n->a.pad[0],
+                     .pl = n->a.pad[2]};
+    c.K = c.KH * c.KW * c.C;
+    return c;
 }
 
-/* dx = the transposed convolution of dy with w: every output pixel's taps
- * scatter Σ_f dy·w back to the input cells they read.  The kernel is first
- * transposed to (KH, KW, F, C) so the innermost loop runs over contiguous
- * input channels (a vectorisable axpy rather than a reduction).  Images are
- * independent, so they are spread over threads. */
-void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
+static bool pointwise(const struct conv *c)
 {
-    const struct ir_attrs *a = &n->a;
-    const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim, *wd = n->in[1]->shape.dim;
-    long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
-    long long KH = wd[0], KW = wd[1];
-    struct cw *w = &cg->defs;
-    char what[200], s[100];
-    snprintf(what, sizeof what, "input gradient of a %lldx%lld convolution, dy %s", KH, KW,
-             cg_shape(n->in[0]->shape, s, sizeof s));
-    cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict w,",
-            cg->prefix, cg_id(cg, n));
-    cw_line(w, "               float *restrict dx, float *restrict wt)");
-    cw_line(w, "{");
-    w->indent++;
-    cw_line(w, "/* wt: the kernel as (KH, KW, F, C), in scratch space */");
-    cw_line(w, "for (long t = 0; t < %lldL; t++)", KH * KW);
-    cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "        for (long f = 0; f < %lldL; f++)", F);
-    cw_line(w, "            wt[(t * %lldL + f) * %lldL + c] = w[(t * %lldL + c) * %lldL + f];", F, C, C, F);
-    char work[64];
-    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * F * KH * KW * C);
-    cg_parallel(w, work);
-    cw_line(w, "for (long b = 0; b < n; b++) {");
-    w->indent++;
-    cw_line(w, "float *restrict dxb = dx + b * %lldL;", H * W * C);
-    cw_line(w, "for (long i = 0; i < %lldL; i++)", H * W * C);
-    cw_line(w, "    dxb[i] = 0.0f;");
-    cw_line(w, "for (long oh = 0; oh < %lldL; oh++)", OH);
-    cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", OW);
-    w->indent++;
-    cw_line(w, "const float *restrict g = dy + ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, F);
-    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", KH);
-    cw_line(w, "    const long ih = oh * %d - %d + kh * %d;", a->stride[0], a->pad[0], a->dilation[0]);
-    cw_line(w, "    if (ih < 0 || ih >= %lldL)", H);
-    cw_line(w, "        continue;");
-    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", KW);
-    cw_line(w, "        const long iw = ow * %d - %d + kw * %d;", a->stride[1], a->pad[2],
-            a->dilation[1]);
-    cw_line(w, "        if (iw < 0 || iw >= %lldL)", W);
-    cw_line(w, "            continue;");
-    cw_line(w, "        float *restrict xp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
-    cw_line(w, "        const float *restrict wp = wt + (kh * %lldL + kw) * %lldL;", KW, C * F);
-    cw_line(w, "        for (long f = 0; f < %lldL; f++) {", F);
-    cw_line(w, "            const float gf = g[f];");
-    cw_line(w, "            for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "                xp[c] += gf * wp[f * %lldL + c];", C);
-    cw_line(w, "        }");
-    cw_line(w, "    }");
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->in[1]), cg_buf(cg, n->out), cg_scratch(cg, KH * KW * C * F));
+    return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->pt == 0 && c->pl == 0 &&
+           c->OH == c->H && c->OW == c->W;
 }
 
-/* dw[kh, kw, c, f] = Σ_{b, oh, ow} x · dy: threads own disjoint kernel
- * taps (kh, kw), so they never write the same weights. */
-void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
+/* Rows of a column tile: a multiple of 6 (the micro-kernel's rows). */
+static long long tile_rows(long long K, long long most)
 {
-    const struct ir_attrs *a = &n->a;
-    const int64_t *xd = n->in[0]->shape.dim, *yd = n->in[1]->shape.dim, *wd = n->out->shape.dim;
-    long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
-    long long KH = wd[0], KW = wd[1];
-    struct cw *w = &cg->defs;
-    char what[200], s[100];
-    snprintf(what, sizeof what, "filter gradient of a %lldx%lld convolution, x %s", KH, KW,
-             cg_shape(n->in[0]->shape, s, sizeof s));
+    long long r = TILE / K;
+    if (r > most)
+        r = most;
+    r = r / 6 * 6;
+    return r < 6 ? 6 : r;
+}
+
+static void comment(struct cg *cg, const struct ir_node *n, const char *kind, const struct conv *c)
+{
+    char what[300];
+    snprintf(what, sizeof what, "%s: (n, %lld, %lld, %lld) * w (%lld, %lld, %lld, %lld) -> "
+             "(n, %lld, %lld, %lld), stride %dx%d, dilation %dx%d, pad t%d b%d l%d r%d", kind,
+             c->H, c->W, c->C, c->KH, c->KW, c->C, c->F, c->OH, c->OW, c->F, c->sh, c->sw, c->dh,
+             c->dw, n->a.pad[0], n->a.pad[1], n->a.pad[2], n->a.pad[3]);
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict dy,",
-            cg->prefix, cg_id(cg, n));
-    cw_line(w, "               float *restrict dw)");
+}
+
+static void open_kernel(struct cg *cg, const struct ir_node *n, const char *a, const char *b,
+                        const char *c)
+{
+    struct cw *w = &cg->defs;
+    cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
+            cg->prefix, cg_id(cg, n), a, b);
+    cw_line(w, "               float *restrict %s)", c);
     cw_line(w, "{");
     w->indent++;
-    char work[64];
-    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * F * KH * KW * C);
-    cg_parallel(w, work);
-    cw_line(w, "for (long t = 0; t < %lldL; t++) {", KH * KW);
-    w->indent++;
-    cw_line(w, "const long kh = t / %lldL, kw = t %% %lldL;", KW, KW);
-    cw_line(w, "float *restrict wp = dw + t * %lldL;", C * F);
-    cw_line(w, "for (long i = 0; i < %lldL; i++)", C * F);
-    cw_line(w, "    wp[i] = 0.0f;");
-    cw_line(w, "for (long b = 0; b < n; b++)");
-    cw_line(w, "for (long oh = 0; oh < %lldL; oh++) {", OH);
-    cw_line(w, "    const long ih = oh * %d - %d + kh * %d;", a->stride[0], a->pad[0], a->dilation[0]);
-    cw_line(w, "    if (ih < 0 || ih >= %lldL)", H);
-    cw_line(w, "        continue;");
-    cw_line(w, "    for (long ow = 0; ow < %lldL; ow++) {", OW);
-    cw_line(w, "        const long iw = ow * %d - %d + kw * %d;", a->stride[1], a->pad[2],
-            a->dilation[1]);
-    cw_line(w, "        if (iw < 0 || iw >= %lldL)", W);
-    cw_line(w, "            continue;");
-    cw_line(w, "        const float *restrict xp = x + ((b * %lldL + ih) * %lldL + iw) * %lldL;", H,
-            W, C);
-    cw_line(w, "        const float *restrict g = dy + ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH,
-            OW, F);
-    cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
-    cw_line(w, "            const float v = xp[c];");
-    cw_line(w, "            for (long f = 0; f < %lldL; f++)", F);
-    cw_line(w, "                wp[c * %lldL + f] += v * g[f];", F);
-    cw_line(w, "        }");
-    cw_line(w, "    }");
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
+}
+
+static void close_kernel(struct cg *cg, const struct ir_node *n)
+{
+    struct cw *w = &cg->defs;
     w->indent--;
     cw_line(w, "}");
     cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+}
+
+/* Defines ih, iw-dependent code for output pixel q (batch-wide row index):
+ * b, oh, ow. */
+static void pixel_coords(struct cw *w, const struct conv *c, const char *q)
+{
+    cw_line(w, "const long b = %s / %lldL, pix = %s %% %lldL;", q, c->OH * c->OW, q, c->OH * c->OW);
+    cw_line(w, "const long oh = pix / %lldL, ow = pix %% %lldL;", c->OW, c->OW);
+}
+
+void emit_conv2d(struct cg *cg, const struct ir_node *n)
+{
+    struct conv c = conv_dims(n, n->in[0], n->out, n->in[1]);
+    struct cw *w = &cg->defs;
+    comment(cg, n, "convolution", &c);
+    open_kernel(cg, n, "x", "w", "y");
+    cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
+    if (pointwise(&c)) {
+        cw_line(w, "const long rb = nn_row_block(rows, 1L << 30), nb = (rows + rb - 1) / rb;");
+    } else {
+        long long tr = tile_rows(c.K, 384);
+        cw_line(w, "const long rb = nn_row_block(rows, %lldL), nb = (rows + rb - 1) / rb;", tr);
+    }
+    char work[128];
+    snprintf(work, sizeof work, "nb > 1 && rows * %lldL > " CONV_PARALLEL_WORK, c.K * c.F);
+    cg_parallel_if(w, work);
+    cw_line(w, "for (long blk = 0; blk < nb; blk++) {");
+    w->indent++;
+    cw_line(w, "const long r0 = blk * rb, m = nn_min(rb, rows - r0);");
+    if (pointwise(&c)) {
+        cw_line(w, "nn_gemm(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, "
+                "%lldL, 0);", c.F, c.C, c.C, c.C, c.F, c.F, c.F);
+    } else {
+        cw_line(w, "float col[%lldL];", tile_rows(c.K, 384) * c.K);
+        cw_line(w, "for (long r = 0; r < m; r++) {");
+        w->indent++;
+        pixel_coords(w, &c, "(r0 + r)");
+        cw_line(w, "float *restrict cr = col + r * %lldL;", c.K);
+        cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c.KH);
+        w->indent++;
+        cw_line(w, "const long ih = oh * %d - %d + kh * %d, iw0 = ow * %d - %d;", c.sh, c.pt, c.dh,
+                c.sw, c.pl);
+        cw_line(w, "float *restrict dst = cr + kh * %lldL;", c.KW * c.C);
+        cw_line(w, "if (ih < 0 || ih >= %lldL) {", c.H);
+        cw_line(w, "    memset(dst, 0, sizeof(float) * %lldL);", c.KW * c.C);
+        cw_line(w, "    continue;");
+        cw_line(w, "}");
+        cw_line(w, "const float *restrict src = x + (b * %lldL + ih) * %lldL;", c.H, c.W * c.C);
+        if (c.dw == 1) {
+            /* The row's taps are adjacent pixels: one copy when all are inside. */
+            cw_line(w, "if (iw0 >= 0 && iw0 + %lldL <= %lldL) {", c.KW, c.W);
+            cw_line(w, "    memcpy(dst, src + iw0 * %lldL, sizeof(float) * %lldL);", c.C, c.KW * c.C);
+            cw_line(w, "    continue;");
+            cw_line(w, "}");
+        }
+        cw_line(w, "for (long kw = 0; kw < %lldL; kw++) {", c.KW);
+        cw_line(w, "    const long iw = iw0 + kw * %d;", c.dw);
+        cw_line(w, "    if (iw < 0 || iw >= %lldL)", c.W);
+        cw_line(w, "        memset(dst + kw * %lldL, 0, sizeof(float) * %lldL);", c.C, c.C);
+        cw_line(w, "    else");
+        cw_line(w, "        memcpy(dst + kw * %lldL, src + iw * %lldL, sizeof(float) * %lldL);", c.C,
+                c.C, c.C);
+        cw_line(w, "}");
+        w->indent--;
+        cw_line(w, "}");
+        w->indent--;
+        cw_line(w, "}");
+        cw_line(w, "nn_gemm(m, %lldL, %lldL, col, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, %lldL, 0);",
+                c.F, c.K, c.K, c.F, c.F, c.F);
+    }
+    w->indent--;
+    cw_line(w, "}");
+    close_kernel(cg, n);
+}
+
+void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
+{
+    struct conv c = conv_dims(n, n->out, n->in[0], n->in[1]);
+    struct cw *w = &cg->defs;
+    comment(cg, n, "input gradient", &c);
+    open_kernel(cg, n, "dy", "w", "dx");
+    long long pix = c.OH * c.OW, tr = tile_rows(c.K, pix);
+    char work[128];
+    snprintf(work, sizeof work, "n > 1 && (long)n * %lldL > " CONV_PARALLEL_WORK, pix * c.K * c.F);
+    cg_parallel_if(w, work);
+    cw_line(w, "for (long b = 0; b < n; b++) {");
+    w->indent++;
+    cw_line(w, "float dcol[%lldL];", tr * c.K);
+    cw_line(w, "float *restrict dxb = dx + b * %lldL;", c.H * c.W * c.C);
+    cw_line(w, "memset(dxb, 0, sizeof(float) * %lldL);", c.H * c.W * c.C);
+    cw_line(w, "for (long p0 = 0; p0 < %lldL; p0 += %lldL) {", pix, tr);
+    w->indent++;
+    cw_line(w, "const long m = nn_min(%lldL, %lldL - p0);", tr, pix);
+    /* wᵀ(f, k) = w[k·F + f]: B's row stride 1, column stride F. */
+    cw_line(w, "nn_gemm(m, %lldL, %lldL, dy + (b * %lldL + p0) * %lldL, %lldL, 1, w, 1, %lldL, "
+            "dcol, %lldL, 0);", c.K, c.F, pix, c.F, c.F, c.F, c.K);
+    cw_line(w, "for (long r = 0; r < m; r++) {");
+    w->indent++;
+    cw_line(w, "const long oh = (p0 + r) / %lldL, ow = (p0 + r) %% %lldL;", c.OW, c.OW);
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c.KH);
+    cw_line(w, "    const long ih = oh * %d - %d + kh * %d;", c.sh, c.pt, c.dh);
+    cw_line(w, "    if (ih < 0 || ih >= %lldL)", c.H);
+    cw_line(w, "        continue;");
+    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", c.KW);
+    cw_line(w, "        const long iw = ow * %d - %d + kw * %d;", c.sw, c.pl, c.dw);
+    cw_line(w, "        if (iw < 0 || iw >= %lldL)", c.W);
+    cw_line(w, "            continue;");
+    cw_line(w, "        float *restrict d = dxb + (ih * %lldL + iw) * %lldL;", c.W, c.C);
+    cw_line(w, "        const float *restrict s = dcol + r * %lldL + (kh * %lldL + kw) * %lldL;", c.K,
+            c.KW, c.C);
+    cw_line(w, "        for (long ch = 0; ch < %lldL; ch++)", c.C);
+    cw_line(w, "            d[ch] += s[ch];");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    close_kernel(cg, n);
+}
+
+void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
+{
+    struct conv c = conv_dims(n, n->in[0], n->in[1], n->out);
+    struct cw *w = &cg->defs;
+    comment(cg, n, "filter gradient", &c);
+    open_kernel(cg, n, "x", "dy", "dw");
+    long long tr = tile_rows(c.K, 512);
+    cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
+    cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", c.K, c.K);
+    char work[128];
+    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > " CONV_PARALLEL_WORK, c.K * c.F);
+    cg_parallel_if(w, work);
+    cw_line(w, "for (long kb = 0; kb < nk; kb++) {");
+    w->indent++;
+    cw_line(w, "const long k0 = kb * kt, kn = nn_min(kt, %lldL - k0);", c.K);
+    cw_line(w, "if (rows == 0)");
+    cw_line(w, "    memset(dw + k0 * %lldL, 0, sizeof(float) * (size_t)(kn * %lldL));", c.F, c.F);
+    if (pointwise(&c)) {
+        cw_line(w, "nn_gemm(kn, %lldL, rows, x + k0, 1, %lldL, dy, %lldL, 1, dw + k0 * %lldL, %lldL, 0);",
+                c.F, c.C, c.F, c.F, c.F);
+    } else {
+        /* Columns k0 … k0+kn of each row's receptive field, tap by tap. */
+        cw_line(w, "float col[%lldL];", tr * c.K);
+        cw_line(w, "const long t0 = k0 / %lldL, t1 = (k0 + kn - 1) / %lldL;", c.C, c.C);
+        cw_line(w, "for (long r0 = 0; r0 < rows; r0 += %lldL) {", tr);
+        w->indent++;
+        cw_line(w, "const long m = nn_min(%lldL, rows - r0);", tr);
+        cw_line(w, "for (long r = 0; r < m; r++) {");
+        w->indent++;
+        pixel_coords(w, &c, "(r0 + r)");
+        cw_line(w, "for (long t = t0; t <= t1; t++) {");
+        w->indent++;
+        cw_line(w, "const long kh = t / %lldL, kw = t %% %lldL;", c.KW, c.KW);
+        cw_line(w, "const long ih = oh * %d - %d + kh * %d, iw = ow * %d - %d + kw * %d;", c.sh, c.pt,
+                c.dh, c.sw, c.pl, c.dw);
+        cw_line(w, "const long c0 = t == t0 ? k0 - t * %lldL : 0;", c.C);
+        cw_line(w, "const long c1 = t == t1 ? k0 + kn - t * %lldL : %lldL;", c.C, c.C);
+        cw_line(w, "float *restrict d = col + r * kn + (t * %lldL + c0 - k0);", c.C);
+        cw_line(w, "if (ih < 0 || ih >= %lldL || iw < 0 || iw >= %lldL)", c.H, c.W);
+        cw_line(w, "    memset(d, 0, sizeof(float) * (size_t)(c1 - c0));");
+        cw_line(w, "else");
+        cw_line(w, "    memcpy(d, x + ((b * %lldL + ih) * %lldL + iw) * %lldL + c0, "
+                "sizeof(float) * (size_t)(c1 - c0));", c.H, c.W, c.C);
+        w->indent--;
+        cw_line(w, "}");
+        w->indent--;
+        cw_line(w, "}");
+        /* colᵀ(k, r) = col[r·kn + k]: A's row stride 1, column stride kn. */
+        cw_line(w, "nn_gemm(kn, %lldL, m, col, 1, kn, dy + r0 * %lldL, %lldL, 1, dw + k0 * %lldL, "
+                "%lldL, r0 > 0);", c.F, c.F, c.F, c.F, c.F);
+        w->indent--;
+        cw_line(w, "}");
+    }
+    w->indent--;
+    cw_line(w, "}");
+    close_kernel(cg, n);
 }

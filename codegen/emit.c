@@ -27,6 +27,12 @@ const char *cg_scratch(struct cg *cg, int64_t floats)
     return cg->scratch;
 }
 
+bool cg_needs_gemm(enum ir_op op)
+{
+    return op == IR_MATMUL || op == IR_MATMUL_NT || op == IR_MATMUL_TN || op == IR_CONV2D ||
+           op == IR_CONV2D_GRAD_INPUT || op == IR_CONV2D_GRAD_FILTER;
+}
+
 void emit_leaf(struct cg *cg, const struct ir_node *n)
 {
     (void)cg, (void)n; /* inputs, parameters and views need no kernel */
@@ -165,6 +171,12 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
                        entries[i].p->nodes[k]->op == IR_DROPOUT_GRAD;
     if (dropout)
         cw_line(&tu, "%s", NNCC_XSTR(NNCC_DROPOUT_RNG_SRC));
+    bool gemm = false;
+    for (int i = 0; i < n_entries; i++)
+        for (int k = 0; k < entries[i].p->n_nodes; k++)
+            gemm |= cg_needs_gemm(entries[i].p->nodes[k]->op);
+    if (gemm)
+        cw_raw(&tu, "%s\n", nncc_prelude_gemm_text);
     enum nncc_status st = NNCC_OK;
     for (int i = 0; i < n_entries && !st; i++) {
         if (nncc_dump_wanted("emit")) {

@@ -1,86 +1,92 @@
 /*
- * gemm.c — dense layers: y (rows, N) = x (rows, K) · w (K, N), where rows is
- * the batch times every axis between the batch and the contracted last one.
+ * gemm.c — dense layers on the GEMM core (codegen/prelude/gemm.c):
+ *   matmul     y (rows, N) = x (rows, K) · w (K, N)
+ *   matmul_nt  dx (rows, K) = dy (rows, N) · wᵀ
+ *   matmul_tn  dw (K, N) = Σ_rows xᵀ · dy
+ * where rows is the batch times every axis between the batch and the
+ * contracted one.  Transposes are strides, absorbed by the core's packing.
  *
- * The loop nest keeps one output row in the innermost j loop over the
- * weights' contiguous rows, which compilers vectorise; rows are spread over
- * threads.  (Register blocking and packed weights come with passes/tile.c.)
+ * Threads: matmul and matmul_nt split rows into one block per thread;
+ * matmul_tn splits dw's rows, so no two threads write the same element and
+ * no cross-thread reduction is needed.  Either way each element is summed
+ * in the same order whatever the thread count.  Small products stay on one
+ * thread (cg_parallel's threshold).
  */
 #include "codegen.h"
 
-void emit_matmul(struct cg *cg, const struct ir_node *n)
+/* Rows × K × N multiply-adds below this stay on one thread: a fork/join
+ * costs a few microseconds. */
+#define GEMM_PARALLEL_WORK "200000L"
+
+static void open_kernel(struct cg *cg, const struct ir_node *n, const char *a, const char *b,
+                        const char *c)
 {
-    int64_t K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
-    int64_t R = cg_numel(n->in[0]) / K;
     struct cw *w = &cg->defs;
-    char what[200], xs[100], ws[100];
-    snprintf(what, sizeof what, "x %s . w (%lld, %lld)", cg_shape(n->in[0]->shape, xs, sizeof xs),
-             (long long)K, (long long)N);
-    (void)ws;
-    cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,", cg->prefix, cg_id(cg, n));
-    cw_line(w, "               float *restrict y)");
+    cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
+            cg->prefix, cg_id(cg, n), a, b);
+    cw_line(w, "               float *restrict %s)", c);
     cw_line(w, "{");
     w->indent++;
-    cw_line(w, "const long rows = (long)n * %lldL;", (long long)R);
-    char work[64];
-    snprintf(work, sizeof work, "rows * %lldL", (long long)(K * N));
-    cg_parallel(w, work);
-    cw_line(w, "for (long i = 0; i < rows; i++) {");
-    w->indent++;
-    cw_line(w, "float *restrict yi = y + i * %lldL;", (long long)N);
-    cw_line(w, "const float *restrict xi = x + i * %lldL;", (long long)K);
-    cw_line(w, "for (long j = 0; j < %lldL; j++)", (long long)N);
-    cw_line(w, "    yi[j] = 0.0f;");
-    cw_line(w, "for (long k = 0; k < %lldL; k++) {", (long long)K);
-    cw_line(w, "    const float a = xi[k];");
-    cw_line(w, "    const float *restrict wk = w + k * %lldL;", (long long)N);
-    cw_line(w, "    for (long j = 0; j < %lldL; j++)", (long long)N);
-    cw_line(w, "        yi[j] += a * wk[j];");
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]),
-            cg_buf(cg, n->out));
 }
 
-/* dx (rows, K) = dy (rows, N) · wᵀ: each row is K dot products over the
- * weights' contiguous rows. */
-void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
+static void close_kernel(struct cg *cg, const struct ir_node *n)
 {
-    long long K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
-    long long R = cg_numel(n->in[0]) / N;
     struct cw *w = &cg->defs;
-    char what[200], s[100];
-    snprintf(what, sizeof what, "dy %s . w(%lld, %lld)^T", cg_shape(n->in[0]->shape, s, sizeof s),
-             K, N);
-    cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict w,",
-            cg->prefix, cg_id(cg, n));
-    cw_line(w, "               float *restrict dx)");
-    cw_line(w, "{");
-    w->indent++;
-    cw_line(w, "const long rows = (long)n * %lldL;", R);
-    char work[64];
-    snprintf(work, sizeof work, "rows * %lldL", K * N);
-    cg_parallel(w, work);
-    cw_line(w, "for (long i = 0; i < rows; i++)");
-    cw_line(w, "    for (long k = 0; k < %lldL; k++) {", K);
-    cw_line(w, "        float acc = 0.0f;");
-    cw_line(w, "        for (long j = 0; j < %lldL; j++)", N);
-    cw_line(w, "            acc += dy[i * %lldL + j] * w[k * %lldL + j];", N, N);
-    cw_line(w, "        dx[i * %lldL + k] = acc;", K);
-    cw_line(w, "    }");
     w->indent--;
     cw_line(w, "}");
     cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }
 
-/* dw (K, N) = Σ_rows xᵀ · dy: threads own disjoint rows k of dw, so no
- * reduction across threads is needed. */
+/* The loop over row blocks, one per thread, in which `call` runs with r0
+ * (first row) and m (rows in the block) defined. */
+static void row_blocks(struct cw *w, long long rows_per_sample, long long work_per_row,
+                       const char *call)
+{
+    cw_line(w, "const long rows = (long)n * %lldL;", rows_per_sample);
+    cw_line(w, "const long rb = nn_row_block(rows, 1L << 30), nb = (rows + rb - 1) / rb;");
+    char work[128];
+    snprintf(work, sizeof work, "nb > 1 && rows * %lldL > " GEMM_PARALLEL_WORK, work_per_row);
+    cg_parallel_if(w, work);
+    cw_line(w, "for (long blk = 0; blk < nb; blk++) {");
+    cw_line(w, "    const long r0 = blk * rb, m = nn_min(rb, rows - r0);");
+    cw_line(w, "    %s", call);
+    cw_line(w, "}");
+}
+
+void emit_matmul(struct cg *cg, const struct ir_node *n)
+{
+    long long K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
+    long long R = cg_numel(n->in[0]) / K;
+    char what[200], xs[100], call[200];
+    snprintf(what, sizeof what, "x %s . w (%lld, %lld)", cg_shape(n->in[0]->shape, xs, sizeof xs),
+             K, N);
+    cg_kernel_comment(cg, n, what);
+    open_kernel(cg, n, "x", "w", "y");
+    snprintf(call, sizeof call,
+             "nn_gemm(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, "
+             "%lldL, 0);", N, K, K, K, N, N, N);
+    row_blocks(&cg->defs, R, K * N, call);
+    close_kernel(cg, n);
+}
+
+void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
+{
+    long long K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
+    long long R = cg_numel(n->in[0]) / N;
+    char what[200], s[100], call[200];
+    snprintf(what, sizeof what, "dy %s . w(%lld, %lld)^T", cg_shape(n->in[0]->shape, s, sizeof s),
+             K, N);
+    cg_kernel_comment(cg, n, what);
+    open_kernel(cg, n, "dy", "w", "dx");
+    /* wᵀ(j, k) = w[k·N + j]: B's row stride 1, column stride N. */
+    snprintf(call, sizeof call,
+             "nn_gemm(m, %lldL, %lldL, dy + r0 * %lldL, %lldL, 1, w, 1, %lldL, dx + r0 * %lldL, "
+             "%lldL, 0);", K, N, N, N, N, K, K);
+    row_blocks(&cg->defs, R, K * N, call);
+    close_kernel(cg, n);
+}
+
 void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
 {
     long long K = n->out->shape.dim[0], N = n->out->shape.dim[1];
@@ -90,28 +96,17 @@ void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "x %s^T . dy, summed over rows",
              cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict dy,",
-            cg->prefix, cg_id(cg, n));
-    cw_line(w, "               float *restrict dw)");
-    cw_line(w, "{");
-    w->indent++;
+    open_kernel(cg, n, "x", "dy", "dw");
     cw_line(w, "const long rows = (long)n * %lldL;", R);
-    char work[64];
-    snprintf(work, sizeof work, "rows * %lldL", K * N);
-    cg_parallel(w, work);
-    cw_line(w, "for (long k = 0; k < %lldL; k++) {", K);
-    cw_line(w, "    float *restrict dwk = dw + k * %lldL;", N);
-    cw_line(w, "    for (long j = 0; j < %lldL; j++)", N);
-    cw_line(w, "        dwk[j] = 0.0f;");
-    cw_line(w, "    for (long i = 0; i < rows; i++) {");
-    cw_line(w, "        const float a = x[i * %lldL + k];", K);
-    cw_line(w, "        const float *restrict dyi = dy + i * %lldL;", N);
-    cw_line(w, "        for (long j = 0; j < %lldL; j++)", N);
-    cw_line(w, "            dwk[j] += a * dyi[j];");
-    cw_line(w, "    }");
+    cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", K, K);
+    char work[128];
+    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > " GEMM_PARALLEL_WORK, K * N);
+    cg_parallel_if(w, work);
+    cw_line(w, "for (long kb = 0; kb < nk; kb++) {");
+    cw_line(w, "    const long k0 = kb * kt, kn = nn_min(kt, %lldL - k0);", K);
+    /* xᵀ(k, r) = x[r·K + k]: A's row stride 1, column stride K. */
+    cw_line(w, "    nn_gemm(kn, %lldL, rows, x + k0, 1, %lldL, dy, %lldL, 1, dw + k0 * %lldL, %lldL, 0);",
+            N, K, N, N, N);
     cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+    close_kernel(cg, n);
 }

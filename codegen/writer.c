@@ -109,6 +109,13 @@ void cg_kernel_comment(struct cg *cg, const struct ir_node *n, const char *what)
             cg_name(n->name, name, sizeof name), what, cg_shape(n->out->shape, sh, sizeof sh));
 }
 
+void cg_parallel_if(struct cw *w, const char *cond)
+{
+    cw_raw(w, "#ifdef _OPENMP\n");
+    cw_raw(w, "#pragma omp parallel for schedule(static) if(%s)\n", cond);
+    cw_raw(w, "#endif\n");
+}
+
 void cg_parallel(struct cw *w, const char *work)
 {
     cw_raw(w, "#ifdef _OPENMP\n");

@@ -1,0 +1,191 @@
+/*
+ * prelude/gemm.c - the GEMM core that generated matmuls and convolutions
+ * call.  It is not part of libnncc: cmake/embed.cmake turns this file into a
+ * string, and codegen/emit.c writes it at the top of every generated unit
+ * that needs it (tests/test_gemm.c also compiles it directly).  It must
+ * stay ASCII and warning-free under -Wall -Wextra with GCC and Clang.
+ *
+ * nn_gemm computes C (mxn) = or += A (mxk) * B (kxn) for operands given by
+ * element strides, so transposed operands cost nothing extra: both are
+ * copied ("packed") into contiguous panels first, then a register-blocked
+ * micro-kernel computes NN_MRxNN_NR tiles of C with NN_MR*2 vector
+ * accumulators (GCC/Clang vector extensions: AVX-512, AVX2 or whatever
+ * the target has).  Blocking follows Goto's scheme: a KCxNR panel of B
+ * stays in L1 while MCxKC of A streams from L2.  Edge tiles are computed in
+ * full on zero-padded panels and only their valid part is stored, so any
+ * m, n, k works.  Single-threaded: callers split rows (or the output's
+ * rows) over threads, so the summation order of every element, and thus the
+ * result, does not depend on the thread count.  Stack use: about 340 KiB.
+ */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT ON
+#endif
+
+#if defined(__AVX512F__)
+#define NN_VW 16
+#elif defined(__AVX__)
+#define NN_VW 8
+#else
+#define NN_VW 4
+#endif
+#define NN_MR 6
+#define NN_NR (2 * NN_VW)
+#define NN_KC 384 /* the most; k is split into equal blocks of at most this */
+#define NN_MC 96
+#define NN_NC 128
+
+typedef float nn_vf __attribute__((vector_size(NN_VW * sizeof(float))));
+
+static inline nn_vf nn_load(const float *p)
+{
+    nn_vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void nn_store(float *p, nn_vf v) { memcpy(p, &v, sizeof v); }
+
+static inline long nn_min(long a, long b) { return a < b ? a : b; }
+
+/* Threads the caller may split work over (1 without OpenMP). */
+static inline long nn_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Rows per block when `rows` are split over threads: a multiple of NN_MR,
+ * at most `cap`, and at least one block per thread when there is enough. */
+static inline long nn_row_block(long rows, long cap)
+{
+    long nt = nn_threads();
+    long rb = (rows + nt - 1) / nt;
+    rb = (rb + NN_MR - 1) / NN_MR * NN_MR;
+    if (rb > cap)
+        rb = cap;
+    return rb < NN_MR ? NN_MR : rb;
+}
+
+/* A (mcxkc) as panels of NN_MR rows: panel q holds a[i][p] at
+ * out[(q*kc + p)*NN_MR + i], rows past mc as zeros. */
+static void nn_pack_a(long mc, long kc, const float *restrict a, long sai, long sak,
+                      float *restrict out)
+{
+    for (long i0 = 0; i0 < mc; i0 += NN_MR) {
+        long mr = nn_min(NN_MR, mc - i0);
+        for (long p = 0; p < kc; p++) {
+            for (long i = 0; i < mr; i++)
+                out[i] = a[(i0 + i) * sai + p * sak];
+            for (long i = mr; i < NN_MR; i++)
+                out[i] = 0.0f;
+            out += NN_MR;
+        }
+    }
+}
+
+/* B (kcxnc) as panels of NN_NR columns: panel q holds b[p][j] at
+ * out[(q*kc + p)*NN_NR + j], columns past nc as zeros. */
+static void nn_pack_b(long kc, long nc, const float *restrict b, long sbk, long sbj,
+                      float *restrict out)
+{
+    for (long j0 = 0; j0 < nc; j0 += NN_NR) {
+        long nr = nn_min(NN_NR, nc - j0);
+        for (long p = 0; p < kc; p++) {
+            const float *bp = b + p * sbk + j0 * sbj;
+            if (sbj == 1 && nr == NN_NR)
+                memcpy(out, bp, sizeof(float) * NN_NR);
+            else {
+                for (long j = 0; j < nr; j++)
+                    out[j] = bp[j * sbj];
+                for (long j = nr; j < NN_NR; j++)
+                    out[j] = 0.0f;
+            }
+            out += NN_NR;
+        }
+    }
+}
+
+/* One NN_MRxNN_NR tile of C from packed panels; only mrxnr is stored. */
+static inline void nn_micro(long kc, const float *restrict a, const float *restrict b,
+                            float *restrict c, long ldc, int accumulate, long mr, long nr)
+{
+    nn_vf c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+    nn_vf c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    for (long p = 0; p < kc; p++) {
+        const nn_vf b0 = nn_load(b), b1 = nn_load(b + NN_VW);
+        nn_vf ai;
+        ai = a[0] - (nn_vf){0}; c00 += ai * b0; c01 += ai * b1;
+        ai = a[1] - (nn_vf){0}; c10 += ai * b0; c11 += ai * b1;
+        ai = a[2] - (nn_vf){0}; c20 += ai * b0; c21 += ai * b1;
+        ai = a[3] - (nn_vf){0}; c30 += ai * b0; c31 += ai * b1;
+        ai = a[4] - (nn_vf){0}; c40 += ai * b0; c41 += ai * b1;
+        ai = a[5] - (nn_vf){0}; c50 += ai * b0; c51 += ai * b1;
+        a += NN_MR;
+        b += NN_NR;
+    }
+    const nn_vf acc[NN_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                                 {c30, c31}, {c40, c41}, {c50, c51}};
+    if (mr == NN_MR && nr == NN_NR) {
+        for (long i = 0; i < NN_MR; i++) {
+            float *ci = c + i * ldc;
+            if (accumulate) {
+                nn_store(ci, nn_load(ci) + acc[i][0]);
+                nn_store(ci + NN_VW, nn_load(ci + NN_VW) + acc[i][1]);
+            } else {
+                nn_store(ci, acc[i][0]);
+                nn_store(ci + NN_VW, acc[i][1]);
+            }
+        }
+        return;
+    }
+    float t[NN_MR][NN_NR];
+    for (long i = 0; i < NN_MR; i++) {
+        nn_store(t[i], acc[i][0]);
+        nn_store(t[i] + NN_VW, acc[i][1]);
+    }
+    for (long i = 0; i < mr; i++)
+        for (long j = 0; j < nr; j++)
+            c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i][j] : t[i][j];
+}
+
+/* C = A*B (accumulate 0) or C += A*B (accumulate 1), where
+ * A(i, p) = a[i*sai + p*sak], B(p, j) = b[p*sbk + j*sbj], C(i, j) = c[i*ldc + j]. */
+static void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
+                    const float *b, long sbk, long sbj, float *c, long ldc, int accumulate)
+{
+    float apack[NN_MC * NN_KC] __attribute__((aligned(64)));
+    float bpack[NN_KC * ((NN_NC + NN_NR - 1) / NN_NR * NN_NR)] __attribute__((aligned(64)));
+    if (k <= 0) {
+        if (!accumulate)
+            for (long i = 0; i < m; i++)
+                memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    /* Equal k blocks: 288 is one block of 288, not 256 + 32. */
+    const long kb = (k + (k + NN_KC - 1) / NN_KC - 1) / ((k + NN_KC - 1) / NN_KC);
+    for (long jc = 0; jc < n; jc += NN_NC) {
+        long nc = nn_min(NN_NC, n - jc);
+        for (long pc = 0; pc < k; pc += kb) {
+            long kc = nn_min(kb, k - pc);
+            int acc = accumulate || pc > 0;
+            nn_pack_b(kc, nc, b + pc * sbk + jc * sbj, sbk, sbj, bpack);
+            for (long ic = 0; ic < m; ic += NN_MC) {
+                long mc = nn_min(NN_MC, m - ic);
+                nn_pack_a(mc, kc, a + ic * sai + pc * sak, sai, sak, apack);
+                for (long jr = 0; jr < nc; jr += NN_NR)
+                    for (long ir = 0; ir < mc; ir += NN_MR)
+                        nn_micro(kc, apack + ir * kc, bpack + jr * kc,
+                                 c + (ic + ir) * ldc + jc + jr, ldc, acc,
+                                 nn_min(NN_MR, mc - ir), nn_min(NN_NR, nc - jr));
+            }
+        }
+    }
+}
