@@ -15,7 +15,9 @@
  *     ≥ 20 ms each, and their median;
  *   - inference throughput at batch 256 through the compiled forward entry,
  *     batch-1 latency through nncc_predict_n (the median of single calls);
- *   - the workspace (arena) bytes of each entry;
+ *   - the workspace bytes of each entry, as the memory planner laid it out
+ *     (passes/memplan.c), and the training step's planned value arenas
+ *     next to what one region per value would take;
  *   - FLOPs per sample counted from the IR's shapes: matmul and conv ops
  *     (forward and their backward ops), 2 per multiply-add; elementwise,
  *     pooling, loss and optimizer work is not counted;
@@ -24,8 +26,11 @@
  *     through the JIT with -O2 -march=native, on 1 thread and with OpenMP on
  *     all threads; the step's GFLOP/s as a share of it.
  *
- * The last line printed is one JSON object (see print_json).  Per-kernel
- * timings need timers inside the generated code, which do not exist yet.
+ *   - the training step's ten slowest kernels: the step is built once more
+ *     with a timer around every kernel call (cg_entry.profile) and run for
+ *     about 0.3 s; each kernel's time per step, share and GFLOP/s.
+ *
+ * The last line printed is one JSON object (see print_json).
  */
 #define _GNU_SOURCE /* RTLD_DEFAULT, nftw */
 #include <dlfcn.h>
@@ -275,11 +280,10 @@ static double time_job(struct job *j, int reps, double min_s)
 
 /* Multiply-add FLOPs of one sample through a program (matmul and conv ops,
  * forward and backward, 2 per multiply-add). */
-static double program_flops(const struct ir_program *p)
+static double node_flops(const struct ir_node *n)
 {
     double f = 0;
-    for (int i = 0; i < p->n_nodes; i++) {
-        const struct ir_node *n = p->nodes[i];
+    {
         const int64_t *wd;
         switch (n->op) {
         case IR_MATMUL: /* x (…, K) · w (K, N) */
@@ -309,6 +313,14 @@ static double program_flops(const struct ir_program *p)
             break;
         }
     }
+    return f;
+}
+
+static double program_flops(const struct ir_program *p)
+{
+    double f = 0;
+    for (int i = 0; i < p->n_nodes; i++)
+        f += node_flops(p->nodes[i]);
     return f;
 }
 
@@ -524,9 +536,70 @@ struct results {
     double step_s, eval_s, infer_s, lat_s, lat_entry_s;
     double train_flops, eval_flops, infer_flops; /* per sample */
     size_t ws_train, ws_eval, ws_infer;          /* bytes */
+    size_t arena_train, arena_train_unplanned;   /* bytes at --batch, kernel scratch excluded */
     double peak1, peakall, peakn; /* 1 thread, all threads, the step's threads */
     int threads, peak_threads;
+    /* The training step's slowest kernels, from a profiled build of it. */
+    struct kernel_time {
+        const struct ir_node *node;
+        double s, flops; /* seconds per step, FLOPs per step */
+    } prof[10];
+    int n_prof;
+    double prof_step_s; /* the profiled step's time per call */
+    int prof_kernels;   /* kernels in the step */
 };
+
+static int cmp_kernel_time(const void *a, const void *b)
+{
+    double x = ((const struct kernel_time *)a)->s, y = ((const struct kernel_time *)b)->s;
+    return (x < y) - (x > y);
+}
+
+/* Times each kernel of the training step: builds the step again with timers
+ * around every kernel call (cg_entry.profile), runs it `calls` times and
+ * keeps the ten slowest. */
+static enum nncc_status profile_step(nncc_model *m, struct job *base, int calls, struct results *r)
+{
+    struct nncc_train_state *t = m->train;
+    struct cg_entry e = {.p = &t->train, .name = "nncc_train_step", .prefix = "t",
+                         .kind = CG_STEP, .profile = true};
+    struct nncc_exec *x = nncc_exec_build(&e, 1, m->name);
+    if (!x)
+        return nncc_last_status();
+    const int *count = nncc_jit_symbol(x->handle, "nncc_train_step_prof_count", "profiled step");
+    double *secs = nncc_jit_symbol(x->handle, "nncc_train_step_prof_s", "profiled step");
+    const int *node = nncc_jit_symbol(x->handle, "nncc_train_step_prof_node", "profiled step");
+    if (!count || !secs || !node) {
+        nncc_exec_free(x);
+        return nncc_last_status();
+    }
+    struct job j = *base;
+    j.e = &x->entry[0];
+    for (int i = 0; i < 3; i++)
+        job_run(&j);
+    memset(secs, 0, sizeof *secs * (size_t)*count);
+    double t0 = now();
+    for (int i = 0; i < calls; i++)
+        job_run(&j);
+    r->prof_step_s = (now() - t0) / calls;
+    struct kernel_time *all = calloc((size_t)*count + 1, sizeof *all);
+    if (!all) {
+        nncc_exec_free(x);
+        return nncc_fail(NNCC_ERR_NOMEM, "bench: out of memory");
+    }
+    for (int k = 0; k < *count; k++) {
+        all[k].node = t->train.nodes[node[k]];
+        all[k].s = secs[k] / calls;
+        all[k].flops = node_flops(all[k].node) * j.n;
+    }
+    qsort(all, (size_t)*count, sizeof *all, cmp_kernel_time);
+    r->prof_kernels = *count;
+    r->n_prof = *count < 10 ? *count : 10;
+    memcpy(r->prof, all, sizeof *all * (size_t)r->n_prof);
+    free(all);
+    nncc_exec_free(x);
+    return NNCC_OK;
+}
 
 static void json_num(FILE *f, const char *key, double v, bool ok)
 {
@@ -565,6 +638,8 @@ static void print_json(const struct bench_opts *o, const char *name, const struc
     json_num(stdout, "latency_b1_entry_us", r->lat_entry_s * 1e6, i);
     json_num(stdout, "workspace_train_bytes", (double)r->ws_train, t);
     json_num(stdout, "workspace_infer_bytes", (double)r->ws_infer, i);
+    json_num(stdout, "arena_bytes", (double)r->arena_train, t);
+    json_num(stdout, "arena_unplanned_bytes", (double)r->arena_train_unplanned, t);
     json_num(stdout, "train_flops_per_sample", r->train_flops, t);
     json_num(stdout, "forward_flops_per_sample", r->infer_flops, i);
     json_num(stdout, "peak_gflops_1t", r->peak1, true);
@@ -576,6 +651,26 @@ static void print_json(const struct bench_opts *o, const char *name, const struc
     json_num(stdout, "step_peak_share", (t ? sg : ig) / r->peakn, r->peakn > 0);
     json_num(stdout, "infer_gflops", ig, i);
     printf("}\n");
+}
+
+/* Bytes of p's planned value arenas for a batch of n, and with one region
+ * per value (no reuse). */
+static enum nncc_status arena_bytes(const struct ir_program *p, int n, size_t *planned,
+                                    size_t *unplanned)
+{
+    struct ir_memplan plan;
+    struct ir_fused *fused = nncc_fuse(p);
+    if (!fused)
+        return nncc_last_status();
+    enum nncc_status st = nncc_memplan(p, fused, &plan);
+    free(fused);
+    if (st != NNCC_OK)
+        return st;
+    *planned = sizeof(float) * (size_t)(plan.fixed_size + (int64_t)n * plan.per_sample_size);
+    *unplanned = sizeof(float) *
+                 (size_t)(plan.unplanned_fixed + (int64_t)n * plan.unplanned_per_sample);
+    nncc_memplan_free(&plan);
+    return NNCC_OK;
 }
 
 static enum nncc_status measure(nncc_model *m, const struct bench_opts *o, struct results *r)
@@ -625,9 +720,17 @@ static enum nncc_status measure(nncc_model *m, const struct bench_opts *o, struc
                 goto done;
             }
             *(e ? &r->eval_s : &r->step_s) = s;
+            if (e == 0) {
+                int calls = (int)(0.3 / s) + 1;
+                if ((st = profile_step(m, &j, calls > 1000 ? 1000 : calls, r)) != NNCC_OK)
+                    goto done;
+            }
         }
         r->train_flops = program_flops(&t->train);
         r->eval_flops = program_flops(&t->eval);
+        st = arena_bytes(&t->train, o->batch, &r->arena_train, &r->arena_train_unplanned);
+        if (st != NNCC_OK)
+            goto done;
     }
     if (o->infer) {
         struct nncc_exec_entry *en = &m->exec->entry[0];
@@ -700,6 +803,9 @@ static void report(const struct bench_opts *o, const nncc_model *m, const struct
                r->train_flops, r->eval_flops);
         printf("workspace:        %zu bytes training step, %zu bytes eval step (batch %d)\n",
                r->ws_train, r->ws_eval, o->batch);
+        printf("memory plan:      %zu bytes of values in the training step's arenas, %zu with "
+               "one region per value (batch %d)\n",
+               r->arena_train, r->arena_train_unplanned, o->batch);
     }
     if (o->infer) {
         double ig = r->infer_flops * 256 / r->infer_s / 1e9;
@@ -709,8 +815,19 @@ static void report(const struct bench_opts *o, const nncc_model *m, const struct
                r->lat_s * 1e6, r->lat_entry_s * 1e6);
         printf("workspace:        %zu bytes inference (batch 256)\n", r->ws_infer);
     }
-    printf("per-kernel profile: not available yet: the generated code has no timers inside; "
-           "it arrives with the tiling work (issue 6)\n");
+    if (r->n_prof > 0) {
+        printf("slowest kernels of the training step (%d kernels; a build with a timer around "
+               "each: %.4f ms per step):\n", r->prof_kernels, r->prof_step_s * 1e3);
+        printf("  %8s %6s %9s  %s\n", "ms", "share", "GFLOP/s", "kernel");
+        for (int k = 0; k < r->n_prof; k++) {
+            const struct kernel_time *kt = &r->prof[k];
+            char label[200], gf[32] = "-";
+            if (kt->flops > 0 && kt->s > 0)
+                snprintf(gf, sizeof gf, "%.2f", kt->flops / kt->s / 1e9);
+            printf("  %8.4f %5.1f%% %9s  %s %s\n", kt->s * 1e3, 100 * kt->s / r->prof_step_s, gf,
+                   ir_op(kt->node->op)->name, ir_node_label(kt->node, label, sizeof label));
+        }
+    }
 }
 
 int cmd_bench(int argc, char **argv)

@@ -27,6 +27,8 @@
 #include <errno.h>
 #include <unistd.h>
 #include "include/nncc.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
 #include "runtime/jit.h"
 #include "runtime/safetensors.h"
 #include "cli/cli.h"
@@ -67,7 +69,8 @@ static const char usage_summary[] =
     "       nncc summary FILE.safetensors\n"
     "\n"
     "Compiles FILE.c, calls its model entry (default `model`) and prints the\n"
-    "model's summary: layers, output shapes, parameter counts.\n"
+    "model's summary: layers, output shapes, parameter counts, then the\n"
+    "workspace the memory planner gives its inference for one sample.\n"
     "\n"
     "A FILE.safetensors written by nncc_save (or ModelCheckpoint) is loaded\n"
     "instead: its summary is followed by the compile configuration (optimizer\n"
@@ -275,6 +278,26 @@ static int cmd_run(int argc, char **argv)
     return EXIT_MODEL;
 }
 
+/* After the Keras table: the workspace the memory plan gives the model's
+ * inference for one sample (passes/memplan.c; kernel scratch space, none
+ * at inference today, is not counted).  Not part of nncc_summary(), which
+ * prints exactly Keras' table. */
+static enum nncc_status print_planned_workspace(const nncc_model *m)
+{
+    struct ir_memplan plan;
+    struct ir_fused *fused = nncc_fuse(&m->program);
+    if (!fused)
+        return nncc_last_status();
+    enum nncc_status st = nncc_memplan(&m->program, fused, &plan);
+    free(fused);
+    if (st != NNCC_OK)
+        return st;
+    printf("Planned workspace (inference, batch 1): %lld bytes\n",
+           (long long)(plan.fixed_size + plan.per_sample_size) * (long long)sizeof(float));
+    nncc_memplan_free(&plan);
+    return NNCC_OK;
+}
+
 /* nncc summary FILE.safetensors: a model saved by nncc_save. */
 static int summary_saved(const char *file)
 {
@@ -322,6 +345,8 @@ static int run(const char *cmd, int argc, char **argv)
         st = a.ir ? nncc_model_dump_ir(m, stdout) : nncc_model_dot(m, stdout);
     } else {
         st = nncc_summary(m, stdout);
+        if (st == NNCC_OK && m->built)
+            st = print_planned_workspace(m);
     }
     if (st != NNCC_OK)
         fprintf(stderr, "nncc: %s: %s\n", a.file, nncc_last_error());

@@ -38,7 +38,24 @@ struct cg {
     int *local;         /* node id → its index in the program (names in C) */
     char scratch[96];   /* where kernel scratch space starts (after all values) */
     int64_t scratch_max; /* the most any kernel asked for */
+    const struct ir_fused *fused; /* per program node (passes/fuse.c), or NULL */
 };
+
+/* ---- Fusion epilogues (codegen/epilogue.c) ---- */
+struct ir_fused;
+/* The node's fusion plan (an empty one when it has none). */
+const struct ir_fused *cg_fused(const struct cg *cg, const struct ir_node *n);
+/* Where a node's kernel writes: its group's result when it heads one. */
+const char *cg_out(const struct cg *cg, const struct ir_node *n);
+/* The extra kernel parameters ("bias", "yv") the plan needs, and their arguments. */
+void cg_epilogue_params(struct cw *w, const struct ir_fused *f);
+void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_fused *f);
+/* bias + activation (or softmax) on `rows` rows of N floats from `ptr`. */
+void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, const char *rows,
+                      long long N);
+/* ptr[i] *= act'(y[i]) for i < count. */
+void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,
+                      const char *count);
 
 /* Scratch space for one kernel call (kernels run one after another, so
  * they share it): returns the C expression of its start. */
@@ -84,9 +101,15 @@ struct cg_entry {
     const char *name;      /* the function's name */
     const char *prefix;    /* distinguishes its kernels from other entries' */
     enum cg_kind kind;
+    bool profile;          /* time every kernel call (see below) */
     int64_t ws_fixed;      /* out: workspace floats independent of n */
     int64_t ws_per_sample; /* out: workspace floats per sample */
 };
+
+/* A profiled entry also exports `double NAME_prof_s[]` (seconds spent in
+ * each kernel, accumulated over calls; the caller may zero it), `const int
+ * NAME_prof_node[]` (each kernel's node index in the program) and `const
+ * int NAME_prof_count`.  `nncc bench` uses it for its per-kernel table. */
 
 /* Generates one translation unit holding the entries (malloc'd source).
  * Each entry also exports `const long NAME_ws_fixed, NAME_ws_per_sample`;

@@ -18,6 +18,7 @@
  * is summed in the same order whatever the thread count.
  */
 #include "codegen.h"
+#include "../passes/passes.h"
 
 /* Floats of column tile per thread (256 KiB). */
 #define TILE 65536LL
@@ -72,7 +73,9 @@ static void open_kernel(struct cg *cg, const struct ir_node *n, const char *a, c
     struct cw *w = &cg->defs;
     cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
             cg->prefix, cg_id(cg, n), a, b);
-    cw_line(w, "               float *restrict %s)", c);
+    cw_raw(w, "               float *restrict %s", c);
+    cg_epilogue_params(w, cg_fused(cg, n));
+    cw_raw(w, ")\n");
     cw_line(w, "{");
     w->indent++;
 }
@@ -82,8 +85,10 @@ static void close_kernel(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
+           cg_buf(cg, n->in[1]), cg_out(cg, n));
+    cg_epilogue_args(&cg->body, cg, cg_fused(cg, n));
+    cw_raw(&cg->body, ");\n");
 }
 
 /* Defines ih, iw-dependent code for output pixel q (batch-wide row index):
@@ -154,6 +159,9 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
         cw_line(w, "nn_gemm(m, %lldL, %lldL, col, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, %lldL, 0);",
                 c.F, c.K, c.K, c.F, c.F, c.F);
     }
+    char at[64];
+    snprintf(at, sizeof at, "(y + r0 * %lldL)", c.F);
+    cg_epilogue_rows(w, cg_fused(cg, n), at, "m", c.F);
     w->indent--;
     cw_line(w, "}");
     close_kernel(cg, n);
@@ -202,6 +210,10 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
+    char yat[64], count[32];
+    snprintf(yat, sizeof yat, "(yv + b * %lldL)", c.H * c.W * c.C);
+    snprintf(count, sizeof count, "%lldL", c.H * c.W * c.C);
+    cg_epilogue_dact(w, cg_fused(cg, n), "dxb", yat, count);
     w->indent--;
     cw_line(w, "}");
     close_kernel(cg, n);

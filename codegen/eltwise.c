@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include "codegen.h"
+#include "../passes/passes.h"
 #include "../ir/dropout_rng.h"
 
 void emit_bias_add(struct cg *cg, const struct ir_node *n)
@@ -170,8 +171,11 @@ void emit_activation_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "        dx[i] = dy[i] * (%s);", ir_activation_deriv(n->a.act));
     cw_line(w, "    }");
     cw_line(w, "}");
+    /* When fusion removed the activation's input, f' is computed from y
+     * (passes/fuse.c allows that only where it is exact). */
+    const nncc_tensor *x = cg_fused(cg, n)->grad_from_y ? n->in[2] : n->in[1];
     cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
+            cg_buf(cg, x), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
 }
 
 /* y = x · mask / (1 − rate), the mask from ir/dropout_rng.h (same bits as

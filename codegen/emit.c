@@ -4,13 +4,14 @@
  * Buffers: inputs are in[k], parameters and optimizer slots p[k] (program
  * order), view ops (reshape, inference dropout) reuse their input's memory,
  * a node whose value is a program output writes straight into out[k], and
- * every other value gets its own workspace region.  Batched values take
- * `n × (per-sample size)` floats at `ws_fixed + n × (earlier per-sample
- * sizes)`; values without a batch dimension (weight gradients, the loss)
- * take a fixed region at the front.  So a step needs ws_fixed + n ×
- * ws_per_sample floats for any batch n, the fixed part also covering the
- * scratch space kernels share, placed after the batched regions.  (Reusing regions by liveness is
- * the memory planner's job, passes/memplan.c.)
+ * every other value gets a workspace region from the memory plan
+ * (passes/memplan.c, run here on each entry's final program), which reuses
+ * regions by liveness.  Values without a batch dimension (weight
+ * gradients, the loss) live in the fixed arena at the front, `ws + offset`;
+ * batched values in the batched arena after it, at `ws + fixed + n ×
+ * offset` with offsets and sizes in floats per sample.  So a step needs
+ * ws_fixed + n × ws_per_sample floats for any batch n, the fixed part also
+ * covering the scratch space kernels share, placed after the batched arena.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -46,12 +47,6 @@ static int output_slot(const struct ir_program *p, const nncc_tensor *t)
     return -1;
 }
 
-static bool needs_region(const struct ir_program *p, const struct ir_node *n)
-{
-    return n->op != IR_INPUT && n->op != IR_PARAM && !ir_op(n->op)->view &&
-           output_slot(p, n->out) < 0;
-}
-
 /* Emits one entry's kernels and function into tu. */
 static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
 {
@@ -66,13 +61,27 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     }
     for (int i = 0; i < p->n_nodes; i++)
         cg.local[p->nodes[i]->id] = i;
-    int64_t fixed = 0, per_sample = 0;
-    for (int i = 0; i < p->n_nodes; i++)
-        if (needs_region(p, p->nodes[i]) && !p->nodes[i]->out->batched)
-            fixed += cg_numel(p->nodes[i]->out);
-    int64_t at_fixed = 0;
+    struct ir_fused *fused = nncc_fuse(p);
+    if (!fused) {
+        free(cg.buf);
+        free(cg.local);
+        return nncc_last_status();
+    }
+    cg.fused = fused;
+    if (nncc_dump_wanted("fuse")) {
+        fprintf(stderr, "; %s: fusion groups\n", e->name);
+        nncc_fuse_print(p, fused, stderr);
+    }
+    struct ir_memplan plan;
+    enum nncc_status st = nncc_memplan(p, fused, &plan);
+    if (st) {
+        free(fused);
+        free(cg.buf);
+        free(cg.local);
+        return st;
+    }
+    int64_t fixed = plan.fixed_size, per_sample = plan.per_sample_size;
     int n_params = 0;
-    enum nncc_status st = NNCC_OK;
     for (int i = 0; i < p->n_nodes && !st; i++) {
         const struct ir_node *n = p->nodes[i];
         const nncc_tensor *t = n->out;
@@ -90,24 +99,44 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
             snprintf(expr, sizeof expr, "%s", cg.buf[n->in[0]->id]);
         } else if (slot >= 0) {
             snprintf(expr, sizeof expr, "out[%d]", slot);
+        } else if (plan.offset[i] < 0) { /* absorbed, or a head writing its result */
+            snprintf(expr, sizeof expr, "NULL /* fused away */");
         } else {
             snprintf(expr, sizeof expr, "t%d", i);
-            if (t->batched) {
+            NNCC_ASSERT(plan.offset[i] >= 0 && plan.batched_arena[i] == t->batched);
+            if (t->batched)
                 cw_line(&cg.body, "float *t%d = ws + %lldL + (size_t)n * %lldL;", i,
-                        (long long)fixed, (long long)per_sample);
-                per_sample += cg_numel(t);
-            } else {
-                cw_line(&cg.body, "float *t%d = ws + %lldL;", i, (long long)at_fixed);
-                at_fixed += cg_numel(t);
-            }
+                        (long long)fixed, (long long)plan.offset[i]);
+            else
+                cw_line(&cg.body, "float *t%d = ws + %lldL;", i, (long long)plan.offset[i]);
         }
         if (!(cg.buf[t->id] = strdup(expr)))
             st = nncc_fail(NNCC_ERR_NOMEM, "out of memory (codegen)");
     }
     snprintf(cg.scratch, sizeof cg.scratch, "(ws + %lldL + (size_t)n * %lldL)", (long long)fixed,
              (long long)per_sample);
-    for (int i = 0; i < p->n_nodes && !st; i++)
-        ir_op(p->nodes[i]->op)->emit(&cg, p->nodes[i]);
+    int *prof_node = e->profile ? malloc(sizeof *prof_node * (size_t)(p->n_nodes + 1)) : NULL;
+    int n_prof = 0;
+    if (e->profile && !prof_node)
+        st = nncc_fail(NNCC_ERR_NOMEM, "out of memory (codegen)");
+    for (int i = 0; i < p->n_nodes && !st; i++) {
+        size_t before = cg.body.len;
+        if (e->profile)
+            cw_line(&cg.body, "{ const double t0_ = nn_prof_now();");
+        size_t opened = cg.body.len;
+        if (!fused[i].absorbed) /* else its head's kernel computed it */
+            ir_op(p->nodes[i]->op)->emit(&cg, p->nodes[i]);
+        if (!e->profile)
+            continue;
+        if (cg.body.len == opened) { /* no kernel: drop the timer */
+            cg.body.len = before;
+            if (cg.body.s)
+                cg.body.s[before] = '\0';
+            continue;
+        }
+        cw_line(&cg.body, "  %s_prof_s[%d] += nn_prof_now() - t0_; }", e->name, n_prof);
+        prof_node[n_prof++] = i;
+    }
     fixed += cg.scratch_max; /* reported with the fixed part: it does not grow with n */
     /* Outputs that are views, inputs or parameters are copied out. */
     for (int k = 0; k < p->n_outputs && !st; k++) {
@@ -123,6 +152,15 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     cw_raw(tu, "\n");
     cw_line(tu, "const long %s_ws_fixed = %lldL;", e->name, (long long)fixed);
     cw_line(tu, "const long %s_ws_per_sample = %lldL;", e->name, (long long)per_sample);
+    if (e->profile && !st) {
+        cw_line(tu, "const int %s_prof_count = %d;", e->name, n_prof);
+        cw_line(tu, "double %s_prof_s[%d];", e->name, n_prof + 1);
+        cw_raw(tu, "const int %s_prof_node[%d] = {", e->name, n_prof + 1);
+        for (int k = 0; k < n_prof; k++)
+            cw_raw(tu, "%d, ", prof_node[k]);
+        cw_raw(tu, "-1};\n");
+    }
+    free(prof_node);
     const char *sig = e->kind == CG_FORWARD
                           ? "(int n, const float *const *p, const float *const *in,\n"
                             "        float *const *out, float *ws)"
@@ -140,6 +178,8 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         st = nncc_fail(NNCC_ERR_NOMEM, "out of memory (codegen)");
     e->ws_fixed = fixed;
     e->ws_per_sample = per_sample;
+    nncc_memplan_free(&plan);
+    free(fused);
     for (int i = 0; i < p->g->n_nodes; i++)
         free(cg.buf[i]);
     free(cg.buf);
@@ -156,11 +196,28 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
     char name[400];
     cw_line(&tu, "/* Generated by nncc %s for model \"%s\". */", NNCC_VERSION_STRING,
             cg_name(model_name, name, sizeof name));
+    for (int i = 0; i < n_entries; i++)
+        if (entries[i].profile) { /* clock_gettime under -std=c11 */
+            cw_line(&tu, "#define _POSIX_C_SOURCE 200809L");
+            break;
+        }
     cw_line(&tu, "#include <stddef.h>");
     cw_line(&tu, "#include <stdint.h>");
     cw_line(&tu, "#include <string.h>");
     cw_line(&tu, "#include <tgmath.h>");
     cw_raw(&tu, "\n");
+    bool profile = false;
+    for (int i = 0; i < n_entries; i++)
+        profile |= entries[i].profile;
+    if (profile) {
+        cw_line(&tu, "#include <time.h>");
+        cw_line(&tu, "static double nn_prof_now(void)");
+        cw_line(&tu, "{");
+        cw_line(&tu, "    struct timespec t;");
+        cw_line(&tu, "    clock_gettime(CLOCK_MONOTONIC, &t);");
+        cw_line(&tu, "    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;");
+        cw_line(&tu, "}");
+    }
     cw_line(&tu, "#define K(x) ((float)(x))");
     cw_raw(&tu, "\n");
     cw_line(&tu, "const long nncc_abi_version = %d;", NNCC_ABI_VERSION);

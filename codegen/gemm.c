@@ -13,6 +13,7 @@
  * thread (cg_parallel's threshold).
  */
 #include "codegen.h"
+#include "../passes/passes.h"
 
 /* Rows × K × N multiply-adds below this stay on one thread: a fork/join
  * costs a few microseconds. */
@@ -24,7 +25,9 @@ static void open_kernel(struct cg *cg, const struct ir_node *n, const char *a, c
     struct cw *w = &cg->defs;
     cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
             cg->prefix, cg_id(cg, n), a, b);
-    cw_line(w, "               float *restrict %s)", c);
+    cw_raw(w, "               float *restrict %s", c);
+    cg_epilogue_params(w, cg_fused(cg, n));
+    cw_raw(w, ")\n");
     cw_line(w, "{");
     w->indent++;
 }
@@ -34,14 +37,16 @@ static void close_kernel(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
+           cg_buf(cg, n->in[1]), cg_out(cg, n));
+    cg_epilogue_args(&cg->body, cg, cg_fused(cg, n));
+    cw_raw(&cg->body, ");\n");
 }
 
 /* The loop over row blocks, one per thread, in which `call` runs with r0
  * (first row) and m (rows in the block) defined. */
 static void row_blocks(struct cw *w, long long rows_per_sample, long long work_per_row,
-                       const char *call)
+                       const char *call, const struct ir_fused *f, const char *out, long long N)
 {
     cw_line(w, "const long rows = (long)n * %lldL;", rows_per_sample);
     cw_line(w, "const long rb = nn_row_block(rows, 1L << 30), nb = (rows + rb - 1) / rb;");
@@ -50,7 +55,18 @@ static void row_blocks(struct cw *w, long long rows_per_sample, long long work_p
     cg_parallel_if(w, work);
     cw_line(w, "for (long blk = 0; blk < nb; blk++) {");
     cw_line(w, "    const long r0 = blk * rb, m = nn_min(rb, rows - r0);");
-    cw_line(w, "    %s", call);
+    w->indent++;
+    cw_line(w, "%s", call);
+    char at[64];
+    snprintf(at, sizeof at, "(%s + r0 * %lldL)", out, N);
+    cg_epilogue_rows(w, f, at, "m", N);
+    if (f->has_dact) {
+        char yat[64], count[64];
+        snprintf(yat, sizeof yat, "(yv + r0 * %lldL)", N);
+        snprintf(count, sizeof count, "m * %lldL", N);
+        cg_epilogue_dact(w, f, at, yat, count);
+    }
+    w->indent--;
     cw_line(w, "}");
 }
 
@@ -66,7 +82,7 @@ void emit_matmul(struct cg *cg, const struct ir_node *n)
     snprintf(call, sizeof call,
              "nn_gemm(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, "
              "%lldL, 0);", N, K, K, K, N, N, N);
-    row_blocks(&cg->defs, R, K * N, call);
+    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "y", N);
     close_kernel(cg, n);
 }
 
@@ -83,7 +99,7 @@ void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
     snprintf(call, sizeof call,
              "nn_gemm(m, %lldL, %lldL, dy + r0 * %lldL, %lldL, 1, w, 1, %lldL, dx + r0 * %lldL, "
              "%lldL, 0);", K, N, N, N, N, K, K);
-    row_blocks(&cg->defs, R, K * N, call);
+    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "dx", K);
     close_kernel(cg, n);
 }
 

@@ -5,7 +5,10 @@
  * as −∞, for average pooling they are left out of the divisor (TF's SAME
  * average), so the divisor is counted per window.
  */
+#include <ctype.h>
+#include <string.h>
 #include "codegen.h"
+#include "../passes/passes.h"
 
 void emit_pool2d(struct cg *cg, const struct ir_node *n)
 {
@@ -91,11 +94,36 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
 /* Pooling gradients, inputs (dy, x, y): max sends dy to the window's first
  * cell equal to the maximum (TF's choice); average spreads dy/count over
  * the window's real cells.  Images are independent: spread over threads. */
+/* An activation's derivative with both v and y read from variable `var`
+ * (fusion only uses activations whose derivative is exact that way). */
+static const char *deriv_in(enum nncc_activation act, const char *var, char *buf, size_t size)
+{
+    const char *d = ir_activation_deriv(act);
+    size_t o = 0, vl = strlen(var);
+    for (const char *p = d; *p && o + vl + 2 < size; p++) {
+        bool ident = (*p == 'v' || *p == 'y') &&
+                     (p == d || !(isalnum((unsigned char)p[-1]) || p[-1] == '_')) &&
+                     !(isalnum((unsigned char)p[1]) || p[1] == '_');
+        if (ident) {
+            memcpy(buf + o, var, vl);
+            o += vl;
+        } else {
+            buf[o++] = *p;
+        }
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
 {
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
+    const struct ir_fused *f = cg_fused(cg, n);
+    /* Unpadded windows with stride = size cover each cell at most once. */
+    bool tiles = a->stride[0] == a->kernel[0] && a->stride[1] == a->kernel[1] && a->pad[0] == 0 &&
+                 a->pad[2] == 0;
     struct cw *w = &cg->defs;
     char what[200], s[100];
     snprintf(what, sizeof what, "%s pooling gradient, dy %s", a->pool_max ? "max" : "average",
@@ -103,7 +131,9 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
             cg->prefix, cg_id(cg, n));
-    cw_line(w, "               const float *restrict y, float *restrict dx)");
+    cw_raw(w, "               const float *restrict y, float *restrict dx");
+    cg_epilogue_params(w, f);
+    cw_raw(w, ")\n");
     cw_line(w, "{");
     w->indent++;
     cw_line(w, "(void)x, (void)y;");
@@ -114,8 +144,16 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     w->indent++;
     cw_line(w, "float *restrict dxb = dx + b * %lldL;", H * W * C);
     cw_line(w, "const float *restrict xb = x + b * %lldL;", H * W * C);
-    cw_line(w, "for (long i = 0; i < %lldL; i++)", H * W * C);
-    cw_line(w, "    dxb[i] = 0.0f;");
+    if (!tiles) {
+        cw_line(w, "memset(dxb, 0, sizeof(float) * %lldL);", H * W * C);
+    } else { /* only the cells past the last window */
+        if (OH * a->kernel[0] < H)
+            cw_line(w, "memset(dxb + %lldL, 0, sizeof(float) * %lldL);",
+                    OH * a->kernel[0] * W * C, (H - OH * a->kernel[0]) * W * C);
+        if (OW * a->kernel[1] < W)
+            cw_line(w, "for (long ih = 0; ih < %lldL; ih++) memset(dxb + (ih * %lldL + %lldL) * %lldL, 0, sizeof(float) * %lldL);",
+                    OH * a->kernel[0], W, OW * a->kernel[1], C, (W - OW * a->kernel[1]) * C);
+    }
     cw_line(w, "for (long oh = 0; oh < %lldL; oh++)", OH);
     cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", OW);
     w->indent++;
@@ -125,32 +163,64 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "const long h1 = h0 + %d < %lldL ? h0 + %d : %lldL;", a->kernel[0], H, a->kernel[0], H);
     cw_line(w, "const long w1 = w0 + %d < %lldL ? w0 + %d : %lldL;", a->kernel[1], W, a->kernel[1], W);
     cw_line(w, "const long o = ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, C);
-    cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
-    w->indent++;
-    if (a->pool_max) {
-        cw_line(w, "long arg = -1;");
-        cw_line(w, "for (long ih = hs; ih < h1 && arg < 0; ih++)");
-        cw_line(w, "    for (long iw = ws; iw < w1 && arg < 0; iw++)");
-        cw_line(w, "        if (xb[(ih * %lldL + iw) * %lldL + c] == y[o + c])", W, C);
-        cw_line(w, "            arg = (ih * %lldL + iw) * %lldL + c;", W, C);
-        cw_line(w, "if (arg >= 0)");
-        cw_line(w, "    dxb[arg] += dy[o + c];");
+    if (a->pool_max && tiles) {
+        /* Windows tile the input: every cell they cover is written once. */
+        cw_line(w, "float taken[%lld];", C);
+        cw_line(w, "memset(taken, 0, sizeof taken);");
+        cw_line(w, "for (long ih = hs; ih < h1; ih++)");
+        cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
+        cw_line(w, "        const long at = (ih * %lldL + iw) * %lldL;", W, C);
+        cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+        cw_line(w, "            const int hit = (taken[c] == 0.0f) & (xb[at + c] == y[o + c]);");
+        if (f->has_dact) {
+            char d[400];
+            cw_line(w, "            const float yy = yv[b * %lldL + at + c];", H * W * C);
+            cw_line(w, "            dxb[at + c] = hit ? dy[o + c] * (%s) : 0.0f;",
+                    deriv_in(f->dact, "yy", d, sizeof d));
+        } else {
+            cw_line(w, "            dxb[at + c] = hit ? dy[o + c] : 0.0f;");
+        }
+        cw_line(w, "            taken[c] = hit ? 1.0f : taken[c];");
+        cw_line(w, "        }");
+        cw_line(w, "    }");
+    } else if (a->pool_max) {
+        /* The gradient goes to the first maximum in window order (as
+         * TensorFlow's); `taken` marks channels whose maximum was found, so
+         * the channel loop has no early exit and vectorizes. */
+        cw_line(w, "float taken[%lld];", C);
+        cw_line(w, "memset(taken, 0, sizeof taken);");
+        cw_line(w, "for (long ih = hs; ih < h1; ih++)");
+        cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
+        cw_line(w, "        const float *restrict xp = xb + (ih * %lldL + iw) * %lldL;", W, C);
+        cw_line(w, "        float *restrict dp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
+        cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+        cw_line(w, "            const int hit = taken[c] == 0.0f && xp[c] == y[o + c];");
+        cw_line(w, "            dp[c] += hit ? dy[o + c] : 0.0f;");
+        cw_line(w, "            taken[c] = hit ? 1.0f : taken[c];");
+        cw_line(w, "        }");
+        cw_line(w, "    }");
     } else {
-        cw_line(w, "const float g = dy[o + c] / (float)((h1 - hs) * (w1 - ws));");
+        cw_line(w, "const float cnt = (float)((h1 - hs) * (w1 - ws));");
         cw_line(w, "for (long ih = hs; ih < h1; ih++)");
         cw_line(w, "    for (long iw = ws; iw < w1; iw++)");
-        cw_line(w, "        dxb[(ih * %lldL + iw) * %lldL + c] += g;", W, C);
+        cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "            dxb[(ih * %lldL + iw) * %lldL + c] += dy[o + c] / cnt;", W, C);
     }
     w->indent--;
     cw_line(w, "}");
+    char yat[64], count[32];
+    snprintf(yat, sizeof yat, "(yv + b * %lldL)", H * W * C);
+    snprintf(count, sizeof count, "%lldL", H * W * C);
+    if (!(a->pool_max && tiles))
+        cg_epilogue_dact(w, f, "dxb", yat, count);
     w->indent--;
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    w->indent--;
-    cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
+    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
+           cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_out(cg, n));
+    cg_epilogue_args(&cg->body, cg, f);
+    cw_raw(&cg->body, ");\n");
 }
 
 /* dx[b, h, w, c] = dy[b, c] / (H·W); inputs (dy, x). */

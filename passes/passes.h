@@ -35,6 +35,57 @@ struct nncc_train_spec {
 enum nncc_status nncc_autodiff(const struct ir_program *fwd, const struct nncc_train_spec *spec,
                                struct ir_program *train, struct ir_program *eval);
 
+/* Where each value computed into the workspace lives (passes/memplan.c).
+ * Arrays have one entry per node, indexed by the node's index in
+ * p->nodes (not by graph or tensor ids). */
+struct ir_memplan {
+    int n;                 /* p->n_nodes */
+    int64_t *offset;       /* floats from its arena's start, a multiple of 16; -1: the
+                              value needs no region (input, parameter, view, output,
+                              or fused away) */
+    int64_t *size;         /* floats: per sample in the batched arena, else in all */
+    int *first;            /* the node whose kernel writes the value (its own, or
+                              its fusion group's head) */
+    int *last;             /* the last node reading the value, directly or through
+                              views (n: copied out after every kernel) */
+    bool *batched_arena;   /* the batched arena (at ws + fixed_size + n·offset), else
+                              the fixed one (at ws + offset) */
+    int64_t fixed_size;      /* floats, a multiple of 16 */
+    int64_t per_sample_size; /* floats per sample, a multiple of 16 */
+    int64_t unplanned_fixed, unplanned_per_sample; /* one region per value, no reuse */
+};
+
+struct ir_fused;
+/* Plans a program's workspace; fused: its fusion groups (nncc_fuse(), as
+ * codegen uses them), or NULL for none.  nncc_memplan_free() releases the
+ * plan. */
+enum nncc_status nncc_memplan(const struct ir_program *p, const struct ir_fused *fused,
+                              struct ir_memplan *plan);
+void nncc_memplan_free(struct ir_memplan *plan);
+/* The plan as text (what NNCC_DUMP=memplan prints). */
+void nncc_memplan_print(const struct ir_program *p, const struct ir_memplan *plan, FILE *out);
+
+/* What fusion (passes/fuse.c) decided for one node of a program. */
+struct ir_fused {
+    const char *rule;          /* the rule that made this node a group's head, or NULL */
+    bool absorbed;             /* computed in an earlier node's kernel: no kernel, no value */
+    const nncc_tensor *bias;   /* epilogue: + bias[c], c on the last axis */
+    bool has_act;              /* epilogue: then the activation `act` */
+    enum nncc_activation act;
+    bool softmax;              /* epilogue: then a softmax over the last axis */
+    bool has_dact;             /* epilogue: times act'(dact_y), computed from the output */
+    enum nncc_activation dact;
+    const nncc_tensor *dact_y;
+    const nncc_tensor *result; /* the value the head's kernel writes (the group's last) */
+    bool grad_from_y;          /* ACTIVATION_GRAD whose input z was fused away: f' from y */
+};
+
+/* One entry per program node (malloc'd; NULL with the error set when out of
+ * memory).  NNCC_NO_FUSE=1 turns every rule off. */
+struct ir_fused *nncc_fuse(const struct ir_program *p);
+/* The groups as text (what NNCC_DUMP=fuse prints). */
+void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE *out);
+
 /* Whether NNCC_DUMP asks for the IR at this point ("all", or the name in a
  * comma-separated list). */
 bool nncc_dump_wanted(const char *pass);

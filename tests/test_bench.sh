@@ -11,12 +11,16 @@ out=$("$nncc" bench "$src/bench/models/seed_mlp.c" --iters 3) || fail "bench exi
 last=$(printf '%s\n' "$out" | tail -n 1)
 case $last in "{"*"}") ;; *) fail "last line is not a JSON object: $last" ;; esac
 printf '%s\n' "$last" | grep -q '"model": "seed_mlp"' || fail "model key: $last"
-for k in compile_s train_samples_per_s infer_samples_per_s latency_b1_us peak_gflops step_gflops; do
+for k in compile_s train_samples_per_s infer_samples_per_s latency_b1_us peak_gflops step_gflops \
+         arena_bytes arena_unplanned_bytes; do
     v=$(printf '%s\n' "$last" | grep -o "\"$k\": [0-9.e+-]*" | sed 's/.*: //')
     [ -n "$v" ] || fail "key $k missing or not a number: $last"
     awk -v v="$v" 'BEGIN { exit !(v + 0 > 0) }' || fail "$k is not positive: $v"
 done
-printf '%s\n' "$out" | grep -q "per-kernel profile: not available yet" || fail "profile line"
+# The per-kernel profile: a header and at least one timed kernel (seed_mlp's
+# GEMMs are dense layers).
+printf '%s\n' "$out" | grep -q "^slowest kernels of the training step" || fail "profile header"
+printf '%s\n' "$out" | grep -Eq "^ +[0-9.]+ +[0-9.]+% +[0-9.]+ +matmul " || fail "profile rows"
 if command -v python3 >/dev/null; then
     printf '%s\n' "$last" | python3 -c 'import json,sys; json.loads(sys.stdin.read())' \
         || fail "last line is not valid JSON"

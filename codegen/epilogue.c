@@ -1,0 +1,79 @@
+/*
+ * epilogue.c — the work fusion (passes/fuse.c) moves into a head kernel,
+ * emitted where the head has just finished a block of its output:
+ *   bias_act  y = act(y + bias[c]) on each row (or a row-wise softmax);
+ *   dact      g = g · act'(y), the derivative written in y (the
+ *             activation's output), as the unfused activation_grad does.
+ * The formulas are activations.def's, so fused and unfused kernels compute
+ * the same floats in the same order.
+ */
+#include "codegen.h"
+#include "../passes/passes.h"
+
+static const struct ir_fused no_fusion;
+
+const struct ir_fused *cg_fused(const struct cg *cg, const struct ir_node *n)
+{
+    return cg->fused ? &cg->fused[cg_id(cg, n)] : &no_fusion;
+}
+
+const char *cg_out(const struct cg *cg, const struct ir_node *n)
+{
+    const struct ir_fused *f = cg_fused(cg, n);
+    return cg_buf(cg, f->result ? f->result : n->out);
+}
+
+void cg_epilogue_params(struct cw *w, const struct ir_fused *f)
+{
+    if (f->bias)
+        cw_raw(w, ", const float *restrict bias");
+    if (f->has_dact)
+        cw_raw(w, ", const float *restrict yv");
+}
+
+void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_fused *f)
+{
+    if (f->bias)
+        cw_raw(w, ", %s", cg_buf(cg, f->bias));
+    if (f->has_dact)
+        cw_raw(w, ", %s", cg_buf(cg, f->dact_y));
+}
+
+void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, const char *rows,
+                      long long N)
+{
+    if (!f->bias && !f->has_act && !f->softmax)
+        return;
+    cw_line(w, "for (long r_ = 0; r_ < %s; r_++) {", rows);
+    w->indent++;
+    cw_line(w, "float *restrict yr = %s + r_ * %lldL;", ptr, N);
+    if (f->bias || f->has_act) {
+        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++) {", N);
+        cw_line(w, "    const float v = yr[c_]%s;", f->bias ? " + bias[c_]" : "");
+        cw_line(w, "    yr[c_] = %s;", f->has_act ? ir_activation_expr(f->act) : "v");
+        cw_line(w, "}");
+    }
+    if (f->softmax) { /* as codegen/reduce.c's softmax kernel */
+        cw_line(w, "float mx = yr[0], sum = 0.0f;");
+        cw_line(w, "for (long c_ = 1; c_ < %lldL; c_++)", N);
+        cw_line(w, "    mx = yr[c_] > mx ? yr[c_] : mx;");
+        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
+        cw_line(w, "    sum += yr[c_] = exp(yr[c_] - mx);");
+        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
+        cw_line(w, "    yr[c_] /= sum;");
+    }
+    w->indent--;
+    cw_line(w, "}");
+}
+
+void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,
+                      const char *count)
+{
+    if (!f->has_dact)
+        return;
+    cw_line(w, "for (long i_ = 0; i_ < %s; i_++) {", count);
+    cw_line(w, "    const float y = %s[i_], v = y;", yptr);
+    cw_line(w, "    (void)v, (void)y;");
+    cw_line(w, "    %s[i_] = %s[i_] * (%s);", ptr, ptr, ir_activation_deriv(f->dact));
+    cw_line(w, "}");
+}

@@ -1,0 +1,213 @@
+/*
+ * fuse.c — fusion: which nodes of a program run inside another node's
+ * kernel, as a table of rules.
+ *
+ * Requires a verified program (inference, training or evaluation step).
+ * Produces one struct ir_fused per node and changes nothing in the graph
+ * (nodes are shared between a model's programs): the codegen reads the
+ * plan, emits the group's work in the head node's kernel, writes the
+ * group's last value (`result`) there and emits nothing for absorbed
+ * nodes, whose values are never materialized.  Fused kernels compute
+ * exactly what the separate kernels did, in the same order per element;
+ * tests compare them with the reference interpreter.
+ *
+ * A group is a chain of nodes, each the only reader of the one before
+ * (values inside a group are read by nothing else and are no program
+ * output).  Nodes of other groups may sit between them in program order:
+ * the head's kernel writes the group's result early, and the memory
+ * planner (passes/memplan.c) keeps the result alive from the head on.
+ *
+ * Rules (in the order tried):
+ *   bias_act      matmul|conv2d → bias_add [→ activation|softmax]:
+ *                 bias, then the activation (row-wise softmax), applied to
+ *                 each row block right after its GEMM while it is in cache.
+ *                 The pre-activation value z disappears, so when
+ *                 activation_grad reads z, the activation must have a
+ *                 derivative computable from its output (relu, elu, selu:
+ *                 y > 0 ⟺ z > 0; sigmoid, tanh, linear use y only) and
+ *                 those activation_grad nodes read y instead (grad_from_y).
+ *   dact          matmul_nt|conv2d_grad_input|pool2d_grad → activation_grad:
+ *                 the activation's gradient multiplies the head's output
+ *                 in its epilogue (per row block or per image), from y.
+ * The softmax/sigmoid + cross-entropy fusion with its p − y gradient is
+ * made by autodiff (the stable path), not here.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "passes.h"
+
+/* Activations whose derivative is a function of their output alone. */
+static bool deriv_from_output(enum nncc_activation act)
+{
+    switch (act) {
+    case NNCC_LINEAR:
+    case NNCC_RELU:
+    case NNCC_ELU:
+    case NNCC_SELU:
+    case NNCC_SIGMOID:
+    case NNCC_TANH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+struct fuse_ctx {
+    const struct ir_program *p;
+    struct ir_fused *f;
+    int *uses;   /* per tensor id: reads in the program (+1 per program output) */
+    int *reader; /* per tensor id: the program index of a node reading it */
+};
+
+/* The node reading node i's value as its input 0, when it is the value's
+ * only use (no other reader, no program output), has op `op` and is in no
+ * group yet; else -1. */
+static int sole_reader(const struct fuse_ctx *c, int i, enum ir_op op)
+{
+    const nncc_tensor *t = c->p->nodes[i]->out;
+    if (c->f[i].absorbed || c->uses[t->id] != 1)
+        return -1;
+    int j = c->reader[t->id];
+    const struct ir_node *r = c->p->nodes[j];
+    return r->op == op && r->in[0] == t && !c->f[j].absorbed ? j : -1;
+}
+
+/* Absorbs node j into head i's group, which now ends with j's value.  The
+ * head writes that value; the memory planner makes it live from the head. */
+static void absorb(struct fuse_ctx *c, int i, int j)
+{
+    c->f[j].absorbed = true;
+    c->f[i].result = c->p->nodes[j]->out;
+}
+
+static bool rule_bias_act(struct fuse_ctx *c, int i)
+{
+    const struct ir_program *p = c->p;
+    const struct ir_node *head = p->nodes[i];
+    if (head->op != IR_MATMUL && head->op != IR_CONV2D)
+        return false;
+    int j = sole_reader(c, i, IR_BIAS_ADD);
+    if (j < 0)
+        return false;
+    struct ir_fused *h = &c->f[i];
+    h->rule = "bias_act";
+    h->bias = p->nodes[j]->in[1];
+    absorb(c, i, j);
+    /* The activation: z's readers other than it may only be its gradients,
+     * which must then be computable from y. */
+    const nncc_tensor *z = p->nodes[j]->out;
+    int k = -1, grads = 0, others = 0;
+    for (int q = j + 1; q < p->n_nodes; q++) {
+        const struct ir_node *r = p->nodes[q];
+        for (int s = 0; s < r->n_in; s++) {
+            if (r->in[s] != z)
+                continue;
+            if (k < 0 && s == 0 && (r->op == IR_ACTIVATION || r->op == IR_SOFTMAX))
+                k = q;
+            else if (k >= 0 && r->op == IR_ACTIVATION_GRAD && s == 1 && r->in[2] == p->nodes[k]->out)
+                grads++;
+            else
+                others++;
+        }
+    }
+    int outputs = c->uses[z->id] - (k >= 0) - grads - others;
+    if (k < 0 || others > 0 || outputs > 0 || c->f[k].absorbed)
+        return true;
+    const struct ir_node *act = p->nodes[k];
+    if (act->op == IR_SOFTMAX) {
+        if (grads > 0)
+            return true;
+        h->softmax = true;
+    } else {
+        if (grads > 0 && !deriv_from_output(act->a.act))
+            return true;
+        h->has_act = true;
+        h->act = act->a.act;
+        for (int q = k + 1; q < p->n_nodes; q++)
+            if (p->nodes[q]->op == IR_ACTIVATION_GRAD && p->nodes[q]->in[1] == z)
+                c->f[q].grad_from_y = true;
+    }
+    absorb(c, i, k);
+    return true;
+}
+
+static bool rule_dact(struct fuse_ctx *c, int i)
+{
+    const struct ir_program *p = c->p;
+    const struct ir_node *head = p->nodes[i];
+    if (head->op != IR_MATMUL_NT && head->op != IR_CONV2D_GRAD_INPUT && head->op != IR_POOL2D_GRAD)
+        return false;
+    int j = sole_reader(c, i, IR_ACTIVATION_GRAD);
+    if (j < 0 || !deriv_from_output(p->nodes[j]->a.act))
+        return false;
+    struct ir_fused *h = &c->f[i];
+    h->rule = "dact";
+    h->has_dact = true;
+    h->dact = p->nodes[j]->a.act;
+    h->dact_y = p->nodes[j]->in[2];
+    absorb(c, i, j);
+    return true;
+}
+
+static const struct {
+    const char *name;
+    bool (*apply)(struct fuse_ctx *c, int i);
+} rules[] = {
+    {"bias_act", rule_bias_act},
+    {"dact", rule_dact},
+};
+
+struct ir_fused *nncc_fuse(const struct ir_program *p)
+{
+    struct fuse_ctx c = {.p = p};
+    int ids = p->g->n_nodes + 1;
+    c.f = calloc((size_t)p->n_nodes + 1, sizeof *c.f);
+    c.uses = calloc((size_t)ids, sizeof *c.uses);
+    c.reader = calloc((size_t)ids, sizeof *c.reader);
+    if (!c.f || !c.uses || !c.reader) {
+        free(c.f);
+        free(c.uses);
+        free(c.reader);
+        nncc_fail(NNCC_ERR_NOMEM, "out of memory (fusion)");
+        return NULL;
+    }
+    for (int i = 0; i < p->n_nodes; i++)
+        for (int q = 0; q < p->nodes[i]->n_in; q++) {
+            c.uses[p->nodes[i]->in[q]->id]++;
+            c.reader[p->nodes[i]->in[q]->id] = i;
+        }
+    for (int k = 0; k < p->n_outputs; k++)
+        c.uses[p->outputs[k]->id]++;
+    const char *off = getenv("NNCC_NO_FUSE"); /* for measuring what fusion buys */
+    for (int i = 0; i < p->n_nodes && !(off && *off && strcmp(off, "0") != 0); i++)
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+            if (rules[r].apply(&c, i))
+                break;
+    free(c.uses);
+    free(c.reader);
+    return c.f;
+}
+
+void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE *out)
+{
+    for (int i = 0; i < p->n_nodes; i++) {
+        if (!f[i].rule)
+            continue;
+        const struct ir_node *n = p->nodes[i];
+        char label[200];
+        fprintf(out, "  %%%d %s %s: rule %s", n->out->id, ir_op(n->op)->name,
+                ir_node_label(n, label, sizeof label), f[i].rule);
+        if (f[i].bias)
+            fprintf(out, ", + %%%d", f[i].bias->id);
+        if (f[i].has_act)
+            fprintf(out, ", %s", nncc_activation_name(f[i].act));
+        if (f[i].softmax)
+            fprintf(out, ", softmax");
+        if (f[i].has_dact)
+            fprintf(out, ", * %s'(%%%d)", nncc_activation_name(f[i].dact), f[i].dact_y->id);
+        fprintf(out, " -> %%%d; absorbs", f[i].result->id);
+        for (int k = i + 1; k < p->n_nodes && f[k].absorbed; k++)
+            fprintf(out, " %%%d", p->nodes[k]->out->id);
+        fprintf(out, "\n");
+    }
+}

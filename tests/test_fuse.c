@@ -1,0 +1,238 @@
+/*
+ * test_fuse: the fusion pass (passes/fuse.c), rule by rule.
+ *
+ * For each rule, a model through the public API whose program must contain
+ * the group (head, rule, epilogue, absorbed nodes, result) — in the
+ * inference program, or in the training step nncc_fit builds — and cases a
+ * rule must refuse (an activation whose derivative needs its input keeps
+ * its own kernel).  Then the numbers: the same models trained and run with
+ * fusion and with NNCC_NO_FUSE=1 must give the same History, weights and
+ * predictions; fused epilogues do the same float operations in the same
+ * order, so they are compared exactly.  (test_codegen, test_grad and
+ * test_golden compare fused code with the reference interpreter and Keras.)
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "nncc.h"
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "runtime/train.h"
+
+static void *ok_(void *p, const char *what, int line)
+{
+    if (!p)
+        fail_msg("line %d: %s failed: %s", line, what, nncc_last_error());
+    return p;
+}
+#define OK(expr) ok_((expr), #expr, __LINE__)
+#define ST(expr)                                                                          \
+    do {                                                                                  \
+        if ((expr) != NNCC_OK)                                                            \
+            fail_msg("line %d: %s failed: %s", __LINE__, #expr, nncc_last_error());      \
+    } while (0)
+
+/* Input 8x8x2, Conv2D 4 3x3 relu, MaxPooling2D 2, Flatten, Dense 8 tanh,
+ * Dense 6 softplus (its derivative needs its input), Dense 3 softmax. */
+static nncc_model *model(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(8, 8, 2));
+    nncc_tensor *h = OK(nncc_conv2d(x, .filters = 4, .kernel_size = {3, 3}, .padding = NNCC_SAME,
+                                    .activation = NNCC_RELU, .name = "conv"));
+    h = OK(nncc_maxpool2d(h, .pool_size = {2, 2}, .name = "pool"));
+    h = OK(nncc_flatten(h));
+    h = OK(nncc_dense(h, .units = 8, .activation = NNCC_TANH, .name = "hidden"));
+    h = OK(nncc_dense(h, .units = 6, .activation = NNCC_SOFTPLUS, .name = "soft"));
+    nncc_tensor *y = OK(nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX, .name = "out"));
+    return OK(nncc_model_new(x, y, .name = "fuse"));
+}
+
+/* The index of the node with this op whose layer is `layer`, or -1. */
+static int find(const struct ir_program *p, enum ir_op op, const char *layer)
+{
+    for (int i = 0; i < p->n_nodes; i++)
+        if (p->nodes[i]->op == op && p->nodes[i]->layer &&
+            strcmp(nncc_layer_name(p->nodes[i]->layer), layer) == 0)
+            return i;
+    return -1;
+}
+
+/* Node i heads a group of `rule` whose last node is j (absorbed, its value
+ * the group's result). */
+static void expect_group(const struct ir_program *p, const struct ir_fused *f, int i,
+                         const char *rule, int j)
+{
+    assert_true(i >= 0 && j > i);
+    if (!f[i].rule || strcmp(f[i].rule, rule) != 0)
+        fail_msg("node %d (%s): rule %s, want %s", i, p->nodes[i]->name,
+                 f[i].rule ? f[i].rule : "none", rule);
+    assert_false(f[i].absorbed);
+    assert_true(f[j].absorbed);
+    assert_ptr_equal(f[i].result, p->nodes[j]->out);
+    if (f[i].bias) /* bias_act: the bias_add reading the head is absorbed */
+        assert_true(f[i + 1].absorbed && p->nodes[i + 1]->op == IR_BIAS_ADD);
+}
+
+static void test_inference_groups(void **state)
+{
+    (void)state;
+    nncc_model *m = model();
+    const struct ir_program *p = &m->program;
+    struct ir_fused *f = OK(nncc_fuse(p));
+    int conv = find(p, IR_CONV2D, "conv");
+    expect_group(p, f, conv, "bias_act", find(p, IR_ACTIVATION, "conv"));
+    assert_ptr_equal(f[conv].bias, p->nodes[conv + 1]->in[1]);
+    assert_true(f[conv].has_act);
+    assert_int_equal(f[conv].act, NNCC_RELU);
+    int hidden = find(p, IR_MATMUL, "hidden");
+    expect_group(p, f, hidden, "bias_act", find(p, IR_ACTIVATION, "hidden"));
+    assert_int_equal(f[hidden].act, NNCC_TANH);
+    /* At inference nothing needs softplus' input again: it fuses too. */
+    int soft = find(p, IR_MATMUL, "soft");
+    expect_group(p, f, soft, "bias_act", find(p, IR_ACTIVATION, "soft"));
+    int out = find(p, IR_MATMUL, "out");
+    expect_group(p, f, out, "bias_act", find(p, IR_SOFTMAX, "out"));
+    assert_true(f[out].softmax);
+    assert_false(f[out].has_act);
+    /* Pooling and the reshape are no heads. */
+    assert_null(f[find(p, IR_MAXPOOL2D, "pool")].rule);
+    free(f);
+    nncc_model_free(m);
+}
+
+static struct nncc_array *data(int64_t rows, struct nncc_shape s, int kind)
+{
+    s.dim[0] = rows;
+    struct nncc_array *a = OK(nncc_array_new(s));
+    int64_t C = s.dim[s.rank - 1];
+    for (int64_t i = 0; i < nncc_array_size(a); i++)
+        a->data[i] = kind ? ((i / C) % C == i % C) : (float)((i * 37) % 101) / 50.0f - 1.0f;
+    return a;
+}
+
+/* Compiles and fits m for two epochs; returns its History. */
+static nncc_history *train(nncc_model *m, struct nncc_array *x, struct nncc_array *y)
+{
+    ST(nncc_model_init_weights(m, 7));
+    ST(nncc_compile(m, .optimizer = nncc_adam(.learning_rate = 1e-2f),
+                    .loss = NNCC_CATEGORICAL_CROSSENTROPY, .metrics = NNCC_ACCURACY));
+    return OK(nncc_fit(m, x, y, .batch_size = 8, .epochs = 2, .no_shuffle = true));
+}
+
+static void test_training_groups(void **state)
+{
+    (void)state;
+    nncc_model *m = model();
+    struct nncc_array *x = data(20, m->inputs[0]->shape, 0);
+    struct nncc_array *y = data(20, m->outputs[0]->shape, 1);
+    nncc_history_free(train(m, x, y));
+    const struct ir_program *p = &m->train->train;
+    struct ir_fused *f = OK(nncc_fuse(p));
+    int conv = find(p, IR_CONV2D, "conv");
+    expect_group(p, f, conv, "bias_act", find(p, IR_ACTIVATION, "conv"));
+    int hidden = find(p, IR_MATMUL, "hidden");
+    expect_group(p, f, hidden, "bias_act", find(p, IR_ACTIVATION, "hidden"));
+    /* softplus' gradient reads its input z: only the bias joins the GEMM. */
+    int soft = find(p, IR_MATMUL, "soft");
+    expect_group(p, f, soft, "bias_act", find(p, IR_BIAS_ADD, "soft"));
+    assert_false(f[soft].has_act);
+    int sg = find(p, IR_ACTIVATION_GRAD, "soft");
+    assert_true(sg >= 0);
+    assert_false(f[sg].grad_from_y);
+    assert_false(f[sg].absorbed);
+    /* The output layer feeds the loss through its logits (the stable path). */
+    int out = find(p, IR_MATMUL, "out");
+    expect_group(p, f, out, "bias_act", find(p, IR_BIAS_ADD, "out"));
+    assert_false(f[out].softmax);
+    /* dact: "soft"'s matmul_nt computes the gradient of hidden's output;
+     * tanh'(y) multiplies it in its epilogue. */
+    int nt = find(p, IR_MATMUL_NT, "soft");
+    expect_group(p, f, nt, "dact", find(p, IR_ACTIVATION_GRAD, "hidden"));
+    assert_int_equal(f[nt].dact, NNCC_TANH);
+    assert_ptr_equal(f[nt].dact_y, p->nodes[find(p, IR_ACTIVATION, "hidden")]->out);
+    int pg = find(p, IR_POOL2D_GRAD, "pool");
+    expect_group(p, f, pg, "dact", find(p, IR_ACTIVATION_GRAD, "conv"));
+    assert_int_equal(f[pg].dact, NNCC_RELU);
+    /* The relu gradient, absorbed, would read y, not z. */
+    assert_true(f[find(p, IR_ACTIVATION_GRAD, "conv")].grad_from_y);
+    free(f);
+    nncc_array_free(x);
+    nncc_array_free(y);
+    nncc_model_free(m);
+}
+
+/* Fused and unfused code: the same History, weights and predictions. */
+static void test_numbers_match_unfused(void **state)
+{
+    (void)state;
+    nncc_model *m[2];
+    nncc_history *h[2];
+    struct nncc_array *pred[2];
+    struct nncc_array *x = NULL, *y = NULL;
+    for (int k = 0; k < 2; k++) {
+        if (k == 1)
+            setenv("NNCC_NO_FUSE", "1", 1);
+        m[k] = model();
+        if (!x) {
+            x = data(20, m[k]->inputs[0]->shape, 0);
+            y = data(20, m[k]->outputs[0]->shape, 1);
+        }
+        h[k] = train(m[k], x, y);
+        pred[k] = OK(nncc_predict(m[k], x->data, 20));
+        unsetenv("NNCC_NO_FUSE");
+    }
+    for (int e = 0; e < 2; e++)
+        for (int q = 0; q < nncc_history_num_keys(h[0]); q++) {
+            const char *key = nncc_history_key(h[0], q);
+            assert_true(nncc_history_get(h[0], key, e) == nncc_history_get(h[1], key, e));
+        }
+    for (int64_t i = 0; i < nncc_array_size(pred[0]); i++)
+        if (pred[0]->data[i] != pred[1]->data[i])
+            fail_msg("prediction %lld: fused %.9g, unfused %.9g", (long long)i,
+                     pred[0]->data[i], pred[1]->data[i]);
+    for (int l = 0; l < nncc_model_num_layers(m[0]); l++) {
+        const nncc_layer *la = nncc_model_layer(m[0], l), *lb = nncc_model_layer(m[1], l);
+        for (int w = 0; w < nncc_layer_num_weights(la); w++) {
+            int64_t cnt = 1;
+            struct nncc_shape s = nncc_layer_weight_shape(la, w);
+            for (int d = 0; d < s.rank; d++)
+                cnt *= s.dim[d];
+            float *a = malloc(sizeof *a * (size_t)cnt), *b = malloc(sizeof *b * (size_t)cnt);
+            assert_non_null(a);
+            assert_non_null(b);
+            ST(nncc_get_weights(la, w, a, cnt));
+            ST(nncc_get_weights(lb, w, b, cnt));
+            for (int64_t i = 0; i < cnt; i++)
+                if (a[i] != b[i])
+                    fail_msg("layer %s weight %d [%lld]: fused %.9g, unfused %.9g",
+                             nncc_layer_name(la), w, (long long)i, a[i], b[i]);
+            free(a);
+            free(b);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        nncc_history_free(h[k]);
+        nncc_array_free(pred[k]);
+        nncc_model_free(m[k]);
+    }
+    nncc_array_free(x);
+    nncc_array_free(y);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inference_groups),
+        cmocka_unit_test(test_training_groups),
+        cmocka_unit_test(test_numbers_match_unfused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
