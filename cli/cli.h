@@ -1,5 +1,6 @@
 /*
- * cli.h — what the `nncc` command's files share (cli/main.c, cli/bench.c).
+ * cli.h — what the `nncc` command's files share (cli/main.c, cli/bench.c,
+ * cli/compile.c).
  */
 #ifndef NNCC_CLI_H
 #define NNCC_CLI_H
@@ -26,5 +27,9 @@ nncc_model *load_model(const struct args *a, void **handle);
 /* nncc bench (cli/bench.c); argv holds the arguments after "bench". */
 int cmd_bench(int argc, char **argv);
 extern const char usage_bench[];
+
+/* nncc compile (cli/compile.c); argv holds the arguments after "compile". */
+int cmd_compile(int argc, char **argv);
+extern const char usage_compile[];
 
 #endif

@@ -11,6 +11,9 @@
  *   nncc bench   FILE.c [--batch N] [--threads N] [--train|--infer] [--iters N] [--cold]
  *                                             measure its compile time, training and
  *                                             inference speed (cli/bench.c)
+ *   nncc compile FILE.c|FILE.safetensors [-o OUT] [--emit exe|c|obj|lib] …
+ *                                             deployment artifacts that need no
+ *                                             nncc (cli/compile.c)
  *
  * FILE.c defines `nncc_model *model(void)` (or --entry NAME).  nncc
  * preprocesses it (so the cache key covers every header it includes),
@@ -54,6 +57,9 @@ static const char usage_main[] =
     "  run FILE.c [ARGS] compile FILE.c (with its main) against nncc and run it\n"
     "  bench FILE.c      measure compile time, training step, inference throughput,\n"
     "                    batch-1 latency and GFLOP/s against the machine's fp32 peak\n"
+    "  compile FILE.c|FILE.safetensors\n"
+    "                    write a deployment artifact that needs no nncc: a program,\n"
+    "                    C source and header, an object or a static library\n"
     "\n"
     "FILE.c defines `nncc_model *model(void)`; --entry NAME picks another function.\n"
     "Run `nncc COMMAND --help` for a command's options.\n"
@@ -370,6 +376,7 @@ int main(int argc, char **argv)
                             : strcmp(argv[2], "emit-c") == 0 ? usage_emit
                             : strcmp(argv[2], "run") == 0    ? usage_run
                             : strcmp(argv[2], "bench") == 0  ? usage_bench
+                            : strcmp(argv[2], "compile") == 0 ? usage_compile
                                                              : NULL;
             if (u) {
                 fputs(u, stdout);
@@ -390,6 +397,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "bench") == 0)
         return cmd_bench(argc - 2, argv + 2);
+    if (strcmp(cmd, "compile") == 0)
+        return cmd_compile(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return usage_error(NULL, "unknown option '%s'", cmd);
     return usage_error(NULL, "unknown command '%s'", cmd);

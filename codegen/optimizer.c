@@ -115,4 +115,7 @@ void emit_update(struct cg *cg, const struct ir_node *n)
     cw_line(&cg->body, "%sk%d(%s, %s, %s, %s, %s, %s, h);", cg->prefix, cg_id(cg, n),
             cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]), slot[0], slot[1], slot[2],
             n->a.global_norm ? cg_buf(cg, n->in[n->n_in - 1]) : "NULL");
+    /* The update's own value is a placeholder nothing reads: say so, or
+     * -Wall warns about its buffer in deployment code (nncc compile --train). */
+    cw_line(&cg->body, "(void)%s;", cg_buf(cg, n->out));
 }

@@ -27,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 total=${1:-60}
 case $total in '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;; esac
-targets=(idx npy csv model)
+targets=(idx npy csv model deploy)
 share=$((total / ${#targets[@]}))
 [ "$share" -ge 1 ] || share=1
 

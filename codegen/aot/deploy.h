@@ -1,0 +1,78 @@
+/*
+ * deploy.h - what the files of a standalone deployment program share
+ * (`nncc compile --emit exe`).  Not part of libnncc: cmake/embed.cmake turns
+ * this file and deploy_inflate.c, deploy_read.c, deploy_main.c into strings
+ * that `nncc compile` writes next to the generated NAME.c and compiles with
+ * it; tests/test_deploy.c and tests/fuzz/fuzz_deploy.c compile them directly.
+ * They must stay ASCII, portable C11 and warning-free under -Wall -Wextra,
+ * and depend on nothing but the C library.
+ *
+ * The generated glue (NAME_glue.c, codegen/aot.c) defines `nna_model`, the
+ * one model the program runs.  The readers turn a file's bytes (gzip or not)
+ * into rows of float32 and never read past the bytes they are given: every
+ * length and count in a header is checked against what is there, with
+ * overflow checks, before it is used.  Errors are a message in a caller's
+ * buffer and a non-zero return; the program exits 2 on them.
+ */
+#ifndef NNA_DEPLOY_H
+#define NNA_DEPLOY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NNA_MAX_RANK 8
+
+/* The model, as the generated glue describes it (per-sample shapes). */
+struct nna_model {
+    const char *name;     /* printable: the glue escapes it */
+    int in_rank;
+    const long *in_dims;  /* batch excluded */
+    long in_size;         /* floats per sample */
+    int out_rank;
+    const long *out_dims;
+    long out_size;
+    int batch;            /* rows per call (nncc compile --batch) */
+    size_t (*ws_bytes)(int n); /* workspace bytes for n rows */
+    /* 0 on success; weights are the model's own. */
+    int (*predict)(const float *in, float *out, int n, void *workspace);
+};
+extern const struct nna_model nna_model;
+
+/* An array read from a file: rows of floats. */
+struct nna_array {
+    int rank;
+    uint64_t dims[NNA_MAX_RANK]; /* dims[0] counts rows (samples) */
+    uint64_t count;              /* product of dims */
+    int u8;                      /* the file held unsigned bytes */
+    float *data;                 /* malloc'd, count floats */
+};
+
+enum nna_format { NNA_AUTO = 0, NNA_RAW, NNA_NPY, NNA_IDX };
+
+/* Decompresses a gzip file (one or more members; bytes after the last
+ * member that do not start another are ignored, as gzip(1) does).  Output
+ * is malloc'd; at most max_out bytes are produced.  0, or -1 with err set. */
+int nna_gunzip(const unsigned char *in, size_t len, size_t max_out, unsigned char **out,
+               size_t *out_len, char *err, size_t err_size);
+/* Raw DEFLATE (RFC 1951) from in[*pos..len), appending to a growing buffer;
+ * *pos is left at the byte after the last block.  0, or -1 with err set. */
+int nna_inflate(const unsigned char *in, size_t len, size_t *pos, size_t max_out,
+                unsigned char **out, size_t *out_len, size_t *out_cap, char *err,
+                size_t err_size);
+
+/* Decodes a file's bytes: .npy ('<f4', '<f8', '|u1', '<i8', C order: what
+ * nncc_load_npy reads), IDX (any type), or, with NNA_RAW, raw little-endian float32 rows
+ * of row_floats each.  gzip-compressed bytes are inflated first.  0, or -1
+ * with err set (a[0] then holds nothing to free). */
+int nna_decode(const unsigned char *buf, size_t len, enum nna_format fmt, long row_floats,
+               struct nna_array *a, char *err, size_t err_size);
+void nna_array_free(struct nna_array *a);
+
+/* Checks that an array holds rows of the model's input (dims equal once
+ * axes of size 1 are dropped; flattened rows (n, size); a single sample
+ * without a batch axis is one row) and returns the number of rows, or 0
+ * with err set. */
+uint64_t nna_match_rows(const struct nna_array *a, int rank, const long *dims, char *err,
+                        size_t err_size);
+
+#endif

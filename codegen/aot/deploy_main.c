@@ -1,0 +1,367 @@
+/*
+ * deploy_main.c - main() of a standalone deployment program
+ * (`nncc compile --emit exe`): reads samples, runs the model the generated
+ * glue describes (nna_model, deploy.h) in batches, and prints the predicted
+ * class of each row or writes every output to a .npy file.
+ *
+ *   PROG [--input FILE] [--output FILE.npy] [--labels FILE] [--format F]
+ *        [--scale S] [--bench] [--help]
+ *
+ * Input: .npy, IDX or (with --format raw, or a .raw/.f32 name) raw
+ * little-endian float32, each possibly gzip-compressed; standard input when
+ * there is no --input.  8-bit unsigned data (IDX ubyte images, uint8 .npy)
+ * is scaled by 1/255 unless --scale says otherwise.  --labels FILE (class
+ * indices or one-hot rows, any readable format) adds the accuracy on stderr.
+ * --bench times batch-1 latency and full-batch throughput.
+ *
+ * Exit status: 0 success; 2 a usage error or bad input (unreadable file,
+ * unknown format, truncated data, wrong shape), with a message; 1 when
+ * memory or writing the output fails.  Buffers are sized from the checked
+ * row count, and every row handed to the model is complete.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "deploy.h"
+
+#define NNA_ERR 2  /* bad input or usage */
+#define NNA_FAIL 1 /* out of memory, cannot write */
+
+struct opts {
+    const char *input, *output, *labels;
+    enum nna_format format;
+    int have_scale;
+    float scale;
+    int bench;
+};
+
+static void usage(FILE *f, const char *prog)
+{
+    fprintf(f,
+            "usage: %s [--input FILE] [--output FILE.npy] [--labels FILE] [--format auto|npy|"
+            "idx|raw]\n"
+            "       [--scale S] [--bench]\n"
+            "\n"
+            "Runs the model \"%s\" on the rows of FILE (standard input without --input):\n"
+            ".npy, IDX or raw little-endian float32, gzip-compressed or not.  Prints the\n"
+            "predicted class of each row, or writes the outputs to FILE.npy.  8-bit data is\n"
+            "scaled by 1/255 unless --scale S is given.  --labels adds the accuracy on stderr;\n"
+            "--bench prints batch-1 latency and batch-%d throughput.\n"
+            "Exit status: 0 success, 2 bad usage or input, 1 out of memory or write error.\n",
+            prog, nna_model.name, nna_model.batch);
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout, argv[0]);
+            exit(0);
+        } else if (strcmp(a, "--bench") == 0) {
+            o->bench = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "%s: unknown option or missing value: '%s'\n", argv[0], a);
+            return -1;
+        }
+        i++;
+        if (strcmp(a, "--input") == 0)
+            o->input = v;
+        else if (strcmp(a, "--output") == 0)
+            o->output = v;
+        else if (strcmp(a, "--labels") == 0)
+            o->labels = v;
+        else if (strcmp(a, "--format") == 0) {
+            if (strcmp(v, "auto") == 0)
+                o->format = NNA_AUTO;
+            else if (strcmp(v, "npy") == 0)
+                o->format = NNA_NPY;
+            else if (strcmp(v, "idx") == 0)
+                o->format = NNA_IDX;
+            else if (strcmp(v, "raw") == 0)
+                o->format = NNA_RAW;
+            else {
+                fprintf(stderr, "%s: unknown --format '%s' (auto, npy, idx, raw)\n", argv[0], v);
+                return -1;
+            }
+        } else if (strcmp(a, "--scale") == 0) {
+            char *end;
+            errno = 0;
+            double s = strtod(v, &end);
+            if (*v == '\0' || *end != '\0' || errno || !(s == s) || s > 3e38 || s < -3e38) {
+                fprintf(stderr, "%s: --scale needs a number, got '%s'\n", argv[0], v);
+                return -1;
+            }
+            o->have_scale = 1;
+            o->scale = (float)s;
+        } else {
+            fprintf(stderr, "%s: unknown option '%s'\n", argv[0], a);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The whole file (or standard input for NULL / "-"), malloc'd. */
+static unsigned char *read_all(const char *path, size_t *len, char *err, size_t err_size)
+{
+    int std = !path || strcmp(path, "-") == 0;
+    FILE *f = std ? stdin : fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_size, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            unsigned char *p = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+            if (!p) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    if (!std)
+        fclose(f);
+    if (!buf)
+        snprintf(err, err_size, "out of memory");
+    else if (bad) {
+        snprintf(err, err_size, "read error");
+        free(buf);
+        buf = NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Reads and decodes a file; 0, or NNA_ERR after printing why. */
+static int load(const char *prog, const char *path, enum nna_format fmt, long row,
+                struct nna_array *a)
+{
+    char err[400];
+    size_t len;
+    const char *shown = path ? path : "(standard input)";
+    unsigned char *buf = read_all(path, &len, err, sizeof err);
+    if (!buf) {
+        fprintf(stderr, "%s: %s: %s\n", prog, shown, err);
+        return NNA_ERR;
+    }
+    if (fmt == NNA_AUTO && path && (ends_with(path, ".raw") || ends_with(path, ".f32")))
+        fmt = NNA_RAW;
+    int rc = nna_decode(buf, len, fmt, row, a, err, sizeof err);
+    free(buf);
+    if (rc) {
+        fprintf(stderr, "%s: %s: %s\n", prog, shown, err);
+        return NNA_ERR;
+    }
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    timespec_get(&t, TIME_UTC);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static long argmax(const float *row, long n)
+{
+    if (n == 1)
+        return row[0] > 0.5f;
+    long best = 0;
+    for (long j = 1; j < n; j++)
+        if (row[j] > row[best])
+            best = j;
+    return best;
+}
+
+static int write_npy(const char *path, const float *data, uint64_t rows)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    char dict[512];
+    int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%llu,",
+                       (unsigned long long)rows);
+    for (int i = 0; i < nna_model.out_rank; i++)
+        len += snprintf(dict + len, sizeof dict - (size_t)len, "%s%ld", i ? ", " : " ",
+                        nna_model.out_dims[i]);
+    len += snprintf(dict + len, sizeof dict - (size_t)len, "), }");
+    int total = (10 + len + 1 + 63) / 64 * 64; /* magic + header + '\n', 64-aligned */
+    int pad = total - 10 - len - 1;
+    unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                              (unsigned char)((total - 10) & 0xff),
+                              (unsigned char)((total - 10) >> 8)};
+    int ok = fwrite(head, 1, 10, f) == 10 && fwrite(dict, 1, (size_t)len, f) == (size_t)len;
+    for (int i = 0; i < pad && ok; i++)
+        ok = fputc(' ', f) != EOF;
+    ok = ok && fputc('\n', f) != EOF;
+    uint64_t count = rows * (uint64_t)nna_model.out_size;
+    for (uint64_t i = 0; i < count && ok; i++) {
+        uint32_t u;
+        memcpy(&u, &data[i], sizeof u);
+        unsigned char b[4] = {(unsigned char)u, (unsigned char)(u >> 8),
+                              (unsigned char)(u >> 16), (unsigned char)(u >> 24)};
+        ok = fwrite(b, 1, 4, f) == 4;
+    }
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static int run_rows(const float *x, float *y, uint64_t rows, void *ws)
+{
+    for (uint64_t s = 0; s < rows; s += (uint64_t)nna_model.batch) {
+        int n = (int)(rows - s < (uint64_t)nna_model.batch ? rows - s : (uint64_t)nna_model.batch);
+        if (nna_model.predict(x + s * (uint64_t)nna_model.in_size,
+                              y + s * (uint64_t)nna_model.out_size, n, ws))
+            return -1;
+    }
+    return 0;
+}
+
+static void bench(const float *x, uint64_t rows, float *y, void *ws)
+{
+    /* Batch-1 latency: the median of calls over about half a second. */
+    enum { MAX_CALLS = 20001 };
+    double *t = malloc(sizeof *t * MAX_CALLS);
+    if (!t) {
+        fprintf(stderr, "bench: out of memory\n");
+        return;
+    }
+    int calls = 0;
+    double start = now_s();
+    while (calls < MAX_CALLS && (calls < 11 || now_s() - start < 0.5)) {
+        double t0 = now_s();
+        nna_model.predict(x + (uint64_t)calls % rows * (uint64_t)nna_model.in_size, y, 1, ws);
+        t[calls++] = now_s() - t0;
+    }
+    for (int i = 1; i < calls; i++) /* insertion sort: a few thousand values at most */
+        for (int j = i; j > 0 && t[j - 1] > t[j]; j--) {
+            double tmp = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = tmp;
+        }
+    printf("latency_batch1_us: %.2f\n", t[calls / 2] * 1e6);
+    free(t);
+    /* Throughput: full batches (rows repeated when fewer) for half a second. */
+    int b = nna_model.batch;
+    uint64_t done = 0;
+    start = now_s();
+    double elapsed = 0;
+    while (done < (uint64_t)b * 3 || elapsed < 0.5) {
+        uint64_t s = done / (uint64_t)b % ((rows + (uint64_t)b - 1) / (uint64_t)b) * (uint64_t)b;
+        int n = (int)(rows - s < (uint64_t)b ? rows - s : (uint64_t)b);
+        nna_model.predict(x + s * (uint64_t)nna_model.in_size, y, n, ws);
+        done += (uint64_t)b;
+        elapsed = now_s() - start;
+    }
+    printf("throughput_samples_per_s: %.1f (batch %d)\n", (double)done / elapsed, b);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {0};
+    if (parse(argc, argv, &o)) {
+        fprintf(stderr, "Try '%s --help'.\n", argv[0]);
+        return NNA_ERR;
+    }
+    const char *prog = argv[0];
+    struct nna_array in = {0};
+    uint64_t rows = 0;
+    char err[400];
+    if (o.input || !o.bench) {
+        int rc = load(prog, o.input, o.format, nna_model.in_size, &in);
+        if (rc)
+            return rc;
+        rows = nna_match_rows(&in, nna_model.in_rank, nna_model.in_dims, err, sizeof err);
+        if (!rows) {
+            fprintf(stderr, "%s: %s: %s\n", prog, o.input ? o.input : "(standard input)", err);
+            nna_array_free(&in);
+            return NNA_ERR;
+        }
+        float scale = o.have_scale ? o.scale : in.u8 ? 1.0f / 255.0f : 1.0f;
+        if (scale != 1.0f)
+            for (uint64_t i = 0; i < in.count; i++)
+                in.data[i] *= scale;
+    } else { /* --bench alone: one batch of zeros */
+        rows = (uint64_t)nna_model.batch;
+        in.count = rows * (uint64_t)nna_model.in_size;
+        in.data = calloc((size_t)in.count, sizeof(float));
+    }
+    size_t ws_bytes = nna_model.ws_bytes(nna_model.batch);
+    void *ws = malloc(ws_bytes ? ws_bytes : 1);
+    float *out = NULL;
+    if (rows <= SIZE_MAX / sizeof(float) / (uint64_t)nna_model.out_size)
+        out = malloc((size_t)(rows * (uint64_t)nna_model.out_size) * sizeof(float));
+    int status = 0;
+    if (!in.data || !ws || !out) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        status = NNA_FAIL;
+    } else if (run_rows(in.data, out, rows, ws)) {
+        fprintf(stderr, "%s: the model refused the input\n", prog);
+        status = NNA_FAIL;
+    } else if (o.output) {
+        if (write_npy(o.output, out, rows)) {
+            fprintf(stderr, "%s: cannot write '%s': %s\n", prog, o.output, strerror(errno));
+            status = NNA_FAIL;
+        }
+    } else if (!o.bench || o.input) {
+        for (uint64_t r = 0; r < rows; r++)
+            printf("%ld\n", argmax(out + r * (uint64_t)nna_model.out_size, nna_model.out_size));
+    }
+    if (!status && o.labels) {
+        struct nna_array lab;
+        status = load(prog, o.labels, NNA_AUTO, 1, &lab);
+        if (!status) {
+            long k = lab.count == rows ? 1 : lab.count == rows * (uint64_t)nna_model.out_size
+                                                 ? nna_model.out_size
+                                                 : 0;
+            if (!k) {
+                fprintf(stderr, "%s: %s: %llu labels for %llu rows\n", prog, o.labels,
+                        (unsigned long long)lab.count, (unsigned long long)rows);
+                status = NNA_ERR;
+            } else {
+                uint64_t right = 0;
+                for (uint64_t r = 0; r < rows; r++) {
+                    float v = lab.data[r];
+                    long want = k > 1 ? argmax(lab.data + r * (uint64_t)k, k)
+                                : v >= 0 && v < 1e9f ? (long)v : -1;
+                    right += argmax(out + r * (uint64_t)nna_model.out_size,
+                                    nna_model.out_size) == want;
+                }
+                fprintf(stderr, "accuracy: %.4f (%llu of %llu)\n", (double)right / (double)rows,
+                        (unsigned long long)right, (unsigned long long)rows);
+            }
+            nna_array_free(&lab);
+        }
+    }
+    if (!status && o.bench)
+        bench(in.data, rows, out, ws);
+    if (fflush(stdout) != 0 && !status) {
+        fprintf(stderr, "%s: cannot write the output\n", prog);
+        status = NNA_FAIL;
+    }
+    free(out);
+    free(ws);
+    nna_array_free(&in);
+    return status;
+}
