@@ -257,11 +257,16 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
         cw_line(w, "const long c0 = t == t0 ? k0 - t * %lldL : 0;", c.C);
         cw_line(w, "const long c1 = t == t1 ? k0 + kn - t * %lldL : %lldL;", c.C, c.C);
         cw_line(w, "float *restrict d = col + r * kn + (t * %lldL + c0 - k0);", c.C);
-        cw_line(w, "if (ih < 0 || ih >= %lldL || iw < 0 || iw >= %lldL)", c.H, c.W);
-        cw_line(w, "    memset(d, 0, sizeof(float) * (size_t)(c1 - c0));");
-        cw_line(w, "else");
-        cw_line(w, "    memcpy(d, x + ((b * %lldL + ih) * %lldL + iw) * %lldL + c0, "
-                "sizeof(float) * (size_t)(c1 - c0));", c.H, c.W, c.C);
+        /* Loops rather than memcpy: the counts vary, and are often tiny. */
+        cw_line(w, "if (ih < 0 || ih >= %lldL || iw < 0 || iw >= %lldL) {", c.H, c.W);
+        cw_line(w, "    for (long ch = 0; ch < c1 - c0; ch++)");
+        cw_line(w, "        d[ch] = 0.0f;");
+        cw_line(w, "} else {");
+        cw_line(w, "    const float *restrict s = x + ((b * %lldL + ih) * %lldL + iw) * %lldL + c0;",
+                c.H, c.W, c.C);
+        cw_line(w, "    for (long ch = 0; ch < c1 - c0; ch++)");
+        cw_line(w, "        d[ch] = s[ch];");
+        cw_line(w, "}");
         w->indent--;
         cw_line(w, "}");
         w->indent--;

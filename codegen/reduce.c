@@ -65,11 +65,39 @@ void emit_bias_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict db)", cg->prefix,
             cg_id(cg, n));
     cw_line(w, "{");
-    cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "        db[c] = 0.0f;");
-    cw_line(w, "    for (long r = 0; r < (long)n * %lldL; r++)", rows);
-    cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "            db[c] += dy[r * %lldL + c];", C);
+    w->indent++;
+    if (C <= 1024) {
+        /* Eight row chunks summed apart (in parallel), then in chunk order:
+         * the same result on any number of threads. */
+        cw_line(w, "float part[8][%lld];", C);
+        cw_line(w, "const long rows = (long)n * %lldL, per = (rows + 7) / 8;", rows);
+        char work[64];
+        snprintf(work, sizeof work, "rows * %lldL", C * 4);
+        cg_parallel(w, work);
+        cw_line(w, "for (int q = 0; q < 8; q++) {");
+        cw_line(w, "    float acc[%lld];", C);
+        cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "        acc[c] = 0.0f;");
+        cw_line(w, "    const long r1 = (q + 1) * per < rows ? (q + 1) * per : rows;");
+        cw_line(w, "    for (long r = q * per; r < r1; r++)");
+        cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "            acc[c] += dy[r * %lldL + c];", C);
+        cw_line(w, "    memcpy(part[q], acc, sizeof acc);");
+        cw_line(w, "}");
+        cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
+        cw_line(w, "    float s = 0.0f;");
+        cw_line(w, "    for (int q = 0; q < 8; q++)");
+        cw_line(w, "        s += part[q][c];");
+        cw_line(w, "    db[c] = s;");
+        cw_line(w, "}");
+    } else {
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    db[c] = 0.0f;");
+        cw_line(w, "for (long r = 0; r < (long)n * %lldL; r++)", rows);
+        cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "        db[c] += dy[r * %lldL + c];", C);
+    }
+    w->indent--;
     cw_line(w, "}");
     cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, n->out));

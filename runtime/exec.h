@@ -38,4 +38,8 @@ void nncc_exec_free(struct nncc_exec *e);
 /* Workspace floats an entry needs for batches of up to n samples. */
 size_t nncc_exec_ws_floats(const struct nncc_exec_entry *e, int n);
 
+/* Compiles a model's inference forward (runtime/predict.c), unless done. */
+struct nncc_model;
+enum nncc_status nncc_predict_ensure_built(struct nncc_model *m);
+
 #endif

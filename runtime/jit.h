@@ -23,7 +23,8 @@
 
 struct nncc_jit {
     char cc[256];          /* compiler command as found ("clang", "/usr/bin/cc", …) */
-    char cc_version[512];  /* first line of `cc --version`, part of the cache key */
+    char cc_version[512];  /* the compiler file's identity (path, size, mtime,
+                              inode), part of the cache key */
     char cache_dir[1024];  /* e.g. /root/.cache/nncc */
     bool verbose;          /* NNCC_VERBOSE set: report compile time and cache hits */
 };

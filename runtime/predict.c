@@ -14,6 +14,15 @@
 #include "../frontend/frontend.h"
 #include "../codegen/codegen.h"
 
+enum nncc_status nncc_predict_ensure_built(nncc_model *m)
+{
+    struct cg_entry ce = {.p = &m->program, .name = "nncc_forward", .prefix = "",
+                          .kind = CG_FORWARD};
+    if (!m->exec && !(m->exec = nncc_exec_build(&ce, 1, m->name)))
+        return nncc_last_status();
+    return NNCC_OK;
+}
+
 static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64_t n,
                                     struct nncc_array **outs, struct nncc_predict_opts o)
 {
@@ -24,8 +33,7 @@ static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64
     struct nncc_exec_entry *e = NULL;
     float *ws = NULL;
     if (!o.reference) {
-        struct cg_entry ce = {.p = p, .name = "nncc_forward", .prefix = "", .kind = CG_FORWARD};
-        if (!m->exec && !(m->exec = nncc_exec_build(&ce, 1, m->name)))
+        if (nncc_predict_ensure_built(m) != NNCC_OK)
             return nncc_last_status();
         e = &m->exec->entry[0];
         size_t floats = nncc_exec_ws_floats(e, bs);

@@ -274,7 +274,7 @@ static enum nncc_status check_data(const nncc_model *m, const struct nncc_array 
 }
 
 /* Builds (or rebuilds, for another target shape) and compiles the steps. */
-static enum nncc_status ensure_steps(nncc_model *m, struct nncc_shape target)
+enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target)
 {
     struct nncc_train_state *t = m->train;
     if (t->built && ir_shape_eq(t->target_shape, target))
@@ -399,7 +399,7 @@ struct nncc_logs nncc_evaluate_(nncc_model *m, const struct nncc_array *x,
         nncc_fail(NNCC_ERR_ARG, "evaluate: batch_size must be positive, got %d", o.batch_size);
         return logs;
     }
-    if (check_data(m, x, y, "evaluate", &target) || ensure_steps(m, target))
+    if (check_data(m, x, y, "evaluate", &target) || nncc_train_ensure_steps(m, target))
         return logs;
     int bs = o.batch_size ? o.batch_size : 32;
     int64_t n = x->shape.dim[0];
@@ -466,7 +466,7 @@ static nncc_history *fit(nncc_model *m, const struct nncc_array *x, const struct
         v_from = n_train;
         v_to = n;
     }
-    if (ensure_steps(m, target))
+    if (nncc_train_ensure_steps(m, target))
         return NULL;
 
     struct nncc_train_state *t = m->train;

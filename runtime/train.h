@@ -51,4 +51,8 @@ double nncc_now(void);
 nncc_history *nncc_history_new(void);
 enum nncc_status nncc_history_append(nncc_history *h, int epoch, const struct nncc_logs *logs);
 
+/* Builds and compiles the training and evaluation steps for targets of
+ * `target`'s shape (batch None), unless built for it already. */
+enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target);
+
 #endif
