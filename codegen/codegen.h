@@ -39,7 +39,11 @@ struct cg {
     char scratch[96];   /* where kernel scratch space starts (after all values) */
     int64_t scratch_max; /* the most any kernel asked for */
     const struct ir_fused *fused; /* per program node (passes/fuse.c), or NULL */
+    const struct ir_tile *tile;   /* per program node (passes/tile.c) */
 };
+struct ir_tile;
+/* The node's schedule (passes/tile.c). */
+const struct ir_tile *cg_tile(const struct cg *cg, const struct ir_node *n);
 
 /* ---- Fusion epilogues (codegen/epilogue.c) ---- */
 struct ir_fused;

@@ -9,9 +9,9 @@
  *                 the input cell it came from
  *   filter grad   dw (K, F) = Σ_rows colᵀ · dy
  * with K = KH·KW·C.  Columns are never built for a whole batch: each thread
- * fills a tile of at most TILE floats (on its stack) and multiplies it
- * while it is in cache.  A 1x1 stride-1 unpadded convolution is a plain
- * GEMM on x.
+ * fills a tile (on its stack; rows from the node's schedule, passes/tile.c)
+ * and multiplies it while it is in cache.  A 1x1 stride-1 unpadded
+ * convolution is a plain GEMM on x.
  *
  * Threads: the forward splits rows, the input gradient images (their
  * scatter-adds never meet), the filter gradient dw's rows; so every value
@@ -19,10 +19,6 @@
  */
 #include "codegen.h"
 #include "../passes/passes.h"
-
-/* Floats of column tile per thread (256 KiB). */
-#define TILE 65536LL
-#define CONV_PARALLEL_WORK "200000L"
 
 struct conv {
     long long H, W, C, OH, OW, F, KH, KW, K;
@@ -39,22 +35,6 @@ static struct conv conv_dims(const struct ir_node *n, const nncc_tensor *x, cons
                      .pl = n->a.pad[2]};
     c.K = c.KH * c.KW * c.C;
     return c;
-}
-
-static bool pointwise(const struct conv *c)
-{
-    return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->pt == 0 && c->pl == 0 &&
-           c->OH == c->H && c->OW == c->W;
-}
-
-/* Rows of a column tile: a multiple of 6 (the micro-kernel's rows). */
-static long long tile_rows(long long K, long long most)
-{
-    long long r = TILE / K;
-    if (r > most)
-        r = most;
-    r = r / 6 * 6;
-    return r < 6 ? 6 : r;
 }
 
 static void comment(struct cg *cg, const struct ir_node *n, const char *kind, const struct conv *c)
@@ -103,26 +83,26 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
 {
     struct conv c = conv_dims(n, n->in[0], n->out, n->in[1]);
     struct cw *w = &cg->defs;
+    const struct ir_tile *t = cg_tile(cg, n);
     comment(cg, n, "convolution", &c);
     open_kernel(cg, n, "x", "w", "y");
     cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
-    if (pointwise(&c)) {
+    if (t->pointwise)
         cw_line(w, "const long rb = nn_row_block(rows, 1L << 30), nb = (rows + rb - 1) / rb;");
-    } else {
-        long long tr = tile_rows(c.K, 384);
-        cw_line(w, "const long rb = nn_row_block(rows, %lldL), nb = (rows + rb - 1) / rb;", tr);
-    }
+    else
+        cw_line(w, "const long rb = nn_row_block(rows, %lldL), nb = (rows + rb - 1) / rb;",
+                (long long)t->tile_rows);
     char work[128];
-    snprintf(work, sizeof work, "nb > 1 && rows * %lldL > " CONV_PARALLEL_WORK, c.K * c.F);
+    snprintf(work, sizeof work, "nb > 1 && rows * %lldL > %lldL", c.K * c.F, (long long)t->min_work);
     cg_parallel_if(w, work);
     cw_line(w, "for (long blk = 0; blk < nb; blk++) {");
     w->indent++;
     cw_line(w, "const long r0 = blk * rb, m = nn_min(rb, rows - r0);");
-    if (pointwise(&c)) {
+    if (t->pointwise) {
         cw_line(w, "nn_gemm(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, "
                 "%lldL, 0);", c.F, c.C, c.C, c.C, c.F, c.F, c.F);
     } else {
-        cw_line(w, "float col[%lldL];", tile_rows(c.K, 384) * c.K);
+        cw_line(w, "float col[%lldL];", (long long)t->tile_rows * c.K);
         cw_line(w, "for (long r = 0; r < m; r++) {");
         w->indent++;
         pixel_coords(w, &c, "(r0 + r)");
@@ -173,9 +153,11 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     comment(cg, n, "input gradient", &c);
     open_kernel(cg, n, "dy", "w", "dx");
-    long long pix = c.OH * c.OW, tr = tile_rows(c.K, pix);
+    const struct ir_tile *t = cg_tile(cg, n);
+    long long pix = c.OH * c.OW, tr = t->tile_rows;
     char work[128];
-    snprintf(work, sizeof work, "n > 1 && (long)n * %lldL > " CONV_PARALLEL_WORK, pix * c.K * c.F);
+    snprintf(work, sizeof work, "n > 1 && (long)n * %lldL > %lldL", pix * c.K * c.F,
+             (long long)t->min_work);
     cg_parallel_if(w, work);
     cw_line(w, "for (long b = 0; b < n; b++) {");
     w->indent++;
@@ -225,18 +207,19 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     comment(cg, n, "filter gradient", &c);
     open_kernel(cg, n, "x", "dy", "dw");
-    long long tr = tile_rows(c.K, 512);
+    const struct ir_tile *t = cg_tile(cg, n);
+    long long tr = t->tile_rows;
     cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
     cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", c.K, c.K);
     char work[128];
-    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > " CONV_PARALLEL_WORK, c.K * c.F);
+    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > %lldL", c.K * c.F, (long long)t->min_work);
     cg_parallel_if(w, work);
     cw_line(w, "for (long kb = 0; kb < nk; kb++) {");
     w->indent++;
     cw_line(w, "const long k0 = kb * kt, kn = nn_min(kt, %lldL - k0);", c.K);
     cw_line(w, "if (rows == 0)");
     cw_line(w, "    memset(dw + k0 * %lldL, 0, sizeof(float) * (size_t)(kn * %lldL));", c.F, c.F);
-    if (pointwise(&c)) {
+    if (t->pointwise) {
         cw_line(w, "nn_gemm(kn, %lldL, rows, x + k0, 1, %lldL, dy, %lldL, 1, dw + k0 * %lldL, %lldL, 0);",
                 c.F, c.C, c.F, c.F, c.F);
     } else {

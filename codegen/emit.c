@@ -21,6 +21,11 @@
 
 int cg_id(const struct cg *cg, const struct ir_node *n) { return cg->local[n->id]; }
 
+const struct ir_tile *cg_tile(const struct cg *cg, const struct ir_node *n)
+{
+    return &cg->tile[cg_id(cg, n)];
+}
+
 const char *cg_scratch(struct cg *cg, int64_t floats)
 {
     if (floats > cg->scratch_max)
@@ -68,6 +73,18 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         return nncc_last_status();
     }
     cg.fused = fused;
+    struct ir_tile *tile = nncc_tile(p);
+    if (!tile) {
+        free(fused);
+        free(cg.buf);
+        free(cg.local);
+        return nncc_last_status();
+    }
+    cg.tile = tile;
+    if (nncc_dump_wanted("tile")) {
+        fprintf(stderr, "; %s: schedules\n", e->name);
+        nncc_tile_print(p, tile, stderr);
+    }
     if (nncc_dump_wanted("fuse")) {
         fprintf(stderr, "; %s: fusion groups\n", e->name);
         nncc_fuse_print(p, fused, stderr);
@@ -76,6 +93,7 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     enum nncc_status st = nncc_memplan(p, fused, &plan);
     if (st) {
         free(fused);
+        free(tile);
         free(cg.buf);
         free(cg.local);
         return st;
@@ -180,6 +198,7 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     e->ws_per_sample = per_sample;
     nncc_memplan_free(&plan);
     free(fused);
+    free(tile);
     for (int i = 0; i < p->g->n_nodes; i++)
         free(cg.buf[i]);
     free(cg.buf);

@@ -9,15 +9,12 @@
  * Threads: matmul and matmul_nt split rows into one block per thread;
  * matmul_tn splits dw's rows, so no two threads write the same element and
  * no cross-thread reduction is needed.  Either way each element is summed
- * in the same order whatever the thread count.  Small products stay on one
- * thread (cg_parallel's threshold).
+ * in the same order whatever the thread count.  The split and the size
+ * below which a product stays on one thread come from the node's schedule
+ * (passes/tile.c).
  */
 #include "codegen.h"
 #include "../passes/passes.h"
-
-/* Rows × K × N multiply-adds below this stay on one thread: a fork/join
- * costs a few microseconds. */
-#define GEMM_PARALLEL_WORK "200000L"
 
 static void open_kernel(struct cg *cg, const struct ir_node *n, const char *a, const char *b,
                         const char *c)
@@ -46,12 +43,14 @@ static void close_kernel(struct cg *cg, const struct ir_node *n)
 /* The loop over row blocks, one per thread, in which `call` runs with r0
  * (first row) and m (rows in the block) defined. */
 static void row_blocks(struct cw *w, long long rows_per_sample, long long work_per_row,
-                       const char *call, const struct ir_fused *f, const char *out, long long N)
+                       const char *call, const struct ir_fused *f, const char *out, long long N,
+                       const struct ir_tile *t)
 {
     cw_line(w, "const long rows = (long)n * %lldL;", rows_per_sample);
     cw_line(w, "const long rb = nn_row_block(rows, 1L << 30), nb = (rows + rb - 1) / rb;");
     char work[128];
-    snprintf(work, sizeof work, "nb > 1 && rows * %lldL > " GEMM_PARALLEL_WORK, work_per_row);
+    snprintf(work, sizeof work, "nb > 1 && rows * %lldL > %lldL", work_per_row,
+             (long long)t->min_work);
     cg_parallel_if(w, work);
     cw_line(w, "for (long blk = 0; blk < nb; blk++) {");
     cw_line(w, "    const long r0 = blk * rb, m = nn_min(rb, rows - r0);");
@@ -82,7 +81,7 @@ void emit_matmul(struct cg *cg, const struct ir_node *n)
     snprintf(call, sizeof call,
              "nn_gemm(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, "
              "%lldL, 0);", N, K, K, K, N, N, N);
-    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "y", N);
+    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "y", N, cg_tile(cg, n));
     close_kernel(cg, n);
 }
 
@@ -99,7 +98,7 @@ void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
     snprintf(call, sizeof call,
              "nn_gemm(m, %lldL, %lldL, dy + r0 * %lldL, %lldL, 1, w, 1, %lldL, dx + r0 * %lldL, "
              "%lldL, 0);", K, N, N, N, N, K, K);
-    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "dx", K);
+    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "dx", K, cg_tile(cg, n));
     close_kernel(cg, n);
 }
 
@@ -116,7 +115,8 @@ void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
     cw_line(w, "const long rows = (long)n * %lldL;", R);
     cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", K, K);
     char work[128];
-    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > " GEMM_PARALLEL_WORK, K * N);
+    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > %lldL", K * N,
+             (long long)cg_tile(cg, n)->min_work);
     cg_parallel_if(w, work);
     cw_line(w, "for (long kb = 0; kb < nk; kb++) {");
     cw_line(w, "    const long k0 = kb * kt, kn = nn_min(kt, %lldL - k0);", K);

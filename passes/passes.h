@@ -86,6 +86,19 @@ struct ir_fused *nncc_fuse(const struct ir_program *p);
 /* The groups as text (what NNCC_DUMP=fuse prints). */
 void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE *out);
 
+/* The schedule tiling (passes/tile.c) gives a GEMM-family node. */
+enum ir_parallel { IR_PAR_NONE, IR_PAR_ROWS, IR_PAR_IMAGES, IR_PAR_OUT_ROWS };
+struct ir_tile {
+    enum ir_parallel parallel; /* the axis split over threads */
+    int64_t tile_rows;         /* im2col tile rows (conv), a multiple of 6 */
+    int64_t min_work;          /* multiply-adds below which one thread runs */
+    bool pointwise;            /* 1x1 stride-1 unpadded conv: a plain GEMM */
+};
+/* One entry per program node (malloc'd; NULL with the error set). */
+struct ir_tile *nncc_tile(const struct ir_program *p);
+/* The schedules as text (what NNCC_DUMP=tile prints). */
+void nncc_tile_print(const struct ir_program *p, const struct ir_tile *t, FILE *out);
+
 /* Whether NNCC_DUMP asks for the IR at this point ("all", or the name in a
  * comma-separated list). */
 bool nncc_dump_wanted(const char *pass);

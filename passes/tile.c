@@ -1,0 +1,126 @@
+/*
+ * tile.c — tiling: the schedule of every GEMM-family node (dense layers,
+ * convolutions and their gradients).
+ *
+ * Requires a verified program.  Produces one struct ir_tile per node (zeros
+ * for nodes it does not schedule) and changes nothing in the graph; the
+ * emitters (codegen/gemm.c, codegen/conv.c) read it.  A schedule says
+ *   - the parallel axis: output rows (dense, conv forward, input-gradient
+ *     rows of dense), images (conv input gradient, whose col2im adds of one
+ *     image must not race), or rows of the weight gradient (dw, so no two
+ *     threads write one element and nothing is reduced across threads);
+ *   - tile_rows: rows of the per-thread im2col tile (column tiles live on
+ *     the thread's stack: tile_rows · K ≤ TILE_FLOATS, a multiple of the
+ *     micro-kernel's 6 rows), or of the pixel blocks the filter gradient
+ *     sums over;
+ *   - min_work: multiply-adds below which the kernel stays on one thread
+ *     (a fork/join costs a few microseconds);
+ *   - pointwise: a 1x1 stride-1 unpadded convolution, which needs no
+ *     columns at all.
+ * Register blocking (6 rows × 2 vectors), the vector width (AVX-512, AVX2,
+ * SSE/generic, chosen by the target when the unit is compiled) and the
+ * cache blocking (KC, MC, NC) belong to the GEMM core, codegen/prelude/
+ * gemm.c.  No schedule changes a result beyond floating-point
+ * reassociation: rows and images are independent, and each dot product
+ * runs in the same k order whatever the tile.  NNCC_TILE_ROWS=N overrides
+ * tile_rows (rounded to a multiple of 6, at most what fits), for tests and
+ * experiments.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "passes.h"
+
+#define TILE_FLOATS 65536 /* 256 KiB of columns per thread */
+#define MR 6              /* the GEMM core's micro-kernel rows */
+#define MIN_WORK 200000   /* multiply-adds */
+
+static int64_t rows_for(int64_t K, int64_t most, int64_t forced)
+{
+    int64_t fit = TILE_FLOATS / (K > 0 ? K : 1); /* the tile lives on the stack */
+    int64_t r = forced > 0 && forced < fit ? forced : fit;
+    if (r > most && forced <= 0)
+        r = most;
+    r = r / MR * MR;
+    return r < MR ? MR : r;
+}
+
+static void conv_schedule(const struct ir_node *n, const nncc_tensor *w, struct ir_tile *t,
+                          int64_t forced)
+{
+    const int64_t *wd = w->shape.dim;
+    int64_t K = wd[0] * wd[1] * wd[2];
+    t->pointwise = wd[0] == 1 && wd[1] == 1 && n->a.stride[0] == 1 && n->a.stride[1] == 1 &&
+                   n->a.pad[0] == 0 && n->a.pad[2] == 0;
+    t->min_work = MIN_WORK;
+    switch (n->op) {
+    case IR_CONV2D:
+        t->parallel = IR_PAR_ROWS;
+        t->tile_rows = rows_for(K, 384, forced);
+        break;
+    case IR_CONV2D_GRAD_INPUT: {
+        int64_t pix = n->in[0]->shape.dim[1] * n->in[0]->shape.dim[2];
+        t->parallel = IR_PAR_IMAGES;
+        t->tile_rows = rows_for(K, pix, forced);
+        break;
+    }
+    default: /* IR_CONV2D_GRAD_FILTER */
+        t->parallel = IR_PAR_OUT_ROWS;
+        t->tile_rows = rows_for(K, 512, forced);
+        break;
+    }
+}
+
+struct ir_tile *nncc_tile(const struct ir_program *p)
+{
+    struct ir_tile *t = calloc((size_t)p->n_nodes + 1, sizeof *t);
+    if (!t) {
+        nncc_fail(NNCC_ERR_NOMEM, "out of memory (tiling)");
+        return NULL;
+    }
+    const char *env = getenv("NNCC_TILE_ROWS");
+    int64_t forced = env && *env ? strtoll(env, NULL, 10) : 0;
+    for (int i = 0; i < p->n_nodes; i++) {
+        const struct ir_node *n = p->nodes[i];
+        switch (n->op) {
+        case IR_MATMUL:
+        case IR_MATMUL_NT:
+            t[i].parallel = IR_PAR_ROWS;
+            t[i].min_work = MIN_WORK;
+            break;
+        case IR_MATMUL_TN:
+            t[i].parallel = IR_PAR_OUT_ROWS;
+            t[i].min_work = MIN_WORK;
+            break;
+        case IR_CONV2D:
+            conv_schedule(n, n->in[1], &t[i], forced);
+            break;
+        case IR_CONV2D_GRAD_INPUT:
+            conv_schedule(n, n->in[1], &t[i], forced);
+            break;
+        case IR_CONV2D_GRAD_FILTER:
+            conv_schedule(n, n->out, &t[i], forced);
+            break;
+        default:
+            break;
+        }
+    }
+    return t;
+}
+
+void nncc_tile_print(const struct ir_program *p, const struct ir_tile *t, FILE *out)
+{
+    static const char *const axis[] = {"-", "rows", "images", "rows of dw"};
+    for (int i = 0; i < p->n_nodes; i++) {
+        if (t[i].parallel == IR_PAR_NONE)
+            continue;
+        const struct ir_node *n = p->nodes[i];
+        char label[200];
+        fprintf(out, "  %%%d %s %s: parallel over %s", n->out->id, ir_op(n->op)->name,
+                ir_node_label(n, label, sizeof label), axis[t[i].parallel]);
+        if (t[i].tile_rows)
+            fprintf(out, ", tiles of %lld rows", (long long)t[i].tile_rows);
+        if (t[i].pointwise)
+            fprintf(out, ", pointwise (no columns)");
+        fprintf(out, ", one thread below %lld multiply-adds\n", (long long)t[i].min_work);
+    }
+}
