@@ -46,9 +46,13 @@ void emit_update(struct cg *cg, const struct ir_node *n)
     if (o->kind == NNCC_ADAM)
         cw_line(w, "const float alpha = (float)(lr * sqrt(1.0 - pow(%.9g, t)) / (1.0 - pow(%.9g, t)));",
                 (double)o->beta_2, (double)o->beta_1);
-    char work[64];
-    snprintf(work, sizeof work, "%lldL", size * 8);
-    cg_parallel(w, work);
+    /* The size is known here: small updates get no parallel region at all
+     * (even a region that its if() keeps serial costs a runtime call). */
+    if (size * 8 > 32768) {
+        char work[64];
+        snprintf(work, sizeof work, "%lldL", size * 8);
+        cg_parallel(w, work);
+    }
     cw_line(w, "for (long i = 0; i < %lldL; i++) {", size);
     w->indent++;
     cw_line(w, "float gi = g[i] * scale;");

@@ -1,6 +1,6 @@
 /*
  * fashion_mnist.h — the training driver the Fashion-MNIST examples share:
- * parse --epochs/--verbose/--save/--load, load the real data set (package
+ * parse --epochs/--verbose/--save/--load/--seed, load the real data set (package
  * dataset-fashion-mnist), compile with Adam and categorical cross-entropy,
  * fit with batch 64, evaluate on the test set and print
  * `test_loss: L - test_accuracy: A` as the last line.
@@ -8,7 +8,9 @@
  * --load PATH continues from a model saved with --save (nncc_save): the
  * architecture, weights, optimizer state and epoch count come from the file
  * and training runs from its epoch up to --epochs in total.  --save PATH
- * saves the whole model after training.
+ * saves the whole model after training.  --seed N draws the initial
+ * weights and the shuffling order from seed N (without it: the model's
+ * default seed, 0).
  */
 #ifndef FASHION_MNIST_H
 #define FASHION_MNIST_H
@@ -23,6 +25,7 @@
 static int fashion_mnist_main(int argc, char **argv, nncc_model *(*build)(void), int epochs)
 {
     int verbose = 1;
+    long long seed = -1; /* -1: the model's own (graph seed 0, shuffling seed 0) */
     const char *save = NULL, *load = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc)
@@ -33,9 +36,12 @@ static int fashion_mnist_main(int argc, char **argv, nncc_model *(*build)(void),
             save = argv[++i];
         else if (strcmp(argv[i], "--load") == 0 && i + 1 < argc)
             load = argv[++i];
+        else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+            seed = atoll(argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [--epochs N] [--verbose 0|1|2] [--save PATH] [--load PATH]\n",
+                    "usage: %s [--epochs N] [--verbose 0|1|2] [--save PATH] [--load PATH] "
+                    "[--seed N]\n",
                     argv[0]);
             return 2;
         }
@@ -52,11 +58,17 @@ static int fashion_mnist_main(int argc, char **argv, nncc_model *(*build)(void),
                                           .one_hot = 10, .scale = 1 / 255.f);
     nncc_model *m = !train.x || !test.x ? NULL : load ? nncc_load(load) : build();
     int rc = 1;
+    /* --seed: other initial weights and another shuffling order. */
+    if (m && !load && seed >= 0 && nncc_model_init_weights(m, (uint64_t)seed) != NNCC_OK) {
+        nncc_model_free(m);
+        m = NULL;
+    }
     /* A saved model comes compiled (unless it was saved before compile). */
     bool ready = m && ((load && !isnan(nncc_get_learning_rate(m))) ||
                        nncc_compile(m, .optimizer = nncc_adam(.learning_rate = 1e-3f),
                                     .loss = NNCC_CATEGORICAL_CROSSENTROPY,
-                                    .metrics = NNCC_ACCURACY) == NNCC_OK);
+                                    .metrics = NNCC_ACCURACY,
+                                    .seed = seed >= 0 ? (uint64_t)seed : 0) == NNCC_OK);
     if (ready && load)
         printf("Loaded %s: %d epochs done\n", load, nncc_model_epochs_done(m));
     if (ready) {
