@@ -6,16 +6,21 @@
  * stay ASCII and warning-free under -Wall -Wextra with GCC and Clang.
  *
  * nn_gemm computes C (mxn) = or += A (mxk) * B (kxn) for operands given by
- * element strides, so transposed operands cost nothing extra: both are
- * copied ("packed") into contiguous panels first, then a register-blocked
- * micro-kernel computes NN_MRxNN_NR tiles of C with NN_MR*2 vector
- * accumulators (GCC/Clang vector extensions: AVX-512, AVX2 or whatever
- * the target has).  Blocking follows Goto's scheme: a KCxNR panel of B
- * stays in L1 while MCxKC of A streams from L2.  Edge tiles are computed in
- * full on zero-padded panels and only their valid part is stored, so any
- * m, n, k works.  Single-threaded: callers split rows (or the output's
+ * element strides, so transposed operands cost nothing extra.  B is copied
+ * ("packed") into contiguous, zero-padded panels of NN_NR columns; a
+ * register-blocked micro-kernel computes NN_MRxNN_NR tiles of C with
+ * NN_MR*2 vector accumulators (GCC/Clang vector extensions: AVX-512, AVX2
+ * or whatever the target has), broadcasting A's elements straight from
+ * where they are: A is not packed, because each of a tile's six rows is a
+ * sequential stream (row-major or transposed alike) that the prefetchers
+ * follow, and packing it cost as much as the multiply for our shapes (a
+ * 222x64x288 product ran at 50% of one core's peak with A packed, 90%
+ * without).  Blocking follows Goto's scheme: a KCxNR panel of B stays in
+ * L1 while MC rows of A stream through.  Edge tiles compute all six rows
+ * (repeating a valid one) and store only the valid part, so any m, n, k
+ * works.  Single-threaded: callers split rows (or the output's
  * rows) over threads, so the summation order of every element, and thus the
- * result, does not depend on the thread count.  Stack use: about 340 KiB.
+ * result, does not depend on the thread count.  Stack use: about 200 KiB.
  */
 #include <string.h>
 #ifdef _OPENMP
@@ -74,23 +79,6 @@ static inline long nn_row_block(long rows, long cap)
     return rb < NN_MR ? NN_MR : rb;
 }
 
-/* A (mcxkc) as panels of NN_MR rows: panel q holds a[i][p] at
- * out[(q*kc + p)*NN_MR + i], rows past mc as zeros. */
-static void nn_pack_a(long mc, long kc, const float *restrict a, long sai, long sak,
-                      float *restrict out)
-{
-    for (long i0 = 0; i0 < mc; i0 += NN_MR) {
-        long mr = nn_min(NN_MR, mc - i0);
-        for (long p = 0; p < kc; p++) {
-            for (long i = 0; i < mr; i++)
-                out[i] = a[(i0 + i) * sai + p * sak];
-            for (long i = mr; i < NN_MR; i++)
-                out[i] = 0.0f;
-            out += NN_MR;
-        }
-    }
-}
-
 /* B (kcxnc) as panels of NN_NR columns: panel q holds b[p][j] at
  * out[(q*kc + p)*NN_NR + j], columns past nc as zeros. */
 static void nn_pack_b(long kc, long nc, const float *restrict b, long sbk, long sbj,
@@ -113,22 +101,27 @@ static void nn_pack_b(long kc, long nc, const float *restrict b, long sbk, long 
     }
 }
 
-/* One NN_MRxNN_NR tile of C from packed panels; only mrxnr is stored. */
-static inline void nn_micro(long kc, const float *restrict a, const float *restrict b,
-                            float *restrict c, long ldc, int accumulate, long mr, long nr)
+/* One NN_MRxNN_NR tile of C: A read in place (row i at a + i*rsa, step
+ * csa along k; rows past mr repeat row 0 and are not stored), B from a
+ * packed panel; only mrxnr is stored. */
+static inline void nn_micro(long kc, const float *restrict a, long rsa, long csa,
+                            const float *restrict b, float *restrict c, long ldc, int accumulate,
+                            long mr, long nr)
 {
+    const float *restrict a0 = a, *restrict a1 = a + (mr > 1 ? rsa : 0);
+    const float *restrict a2 = a + (mr > 2 ? 2 * rsa : 0), *restrict a3 = a + (mr > 3 ? 3 * rsa : 0);
+    const float *restrict a4 = a + (mr > 4 ? 4 * rsa : 0), *restrict a5 = a + (mr > 5 ? 5 * rsa : 0);
     nn_vf c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
     nn_vf c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-    for (long p = 0; p < kc; p++) {
+    for (long p = 0, q = 0; p < kc; p++, q += csa) {
         const nn_vf b0 = nn_load(b), b1 = nn_load(b + NN_VW);
         nn_vf ai;
-        ai = a[0] - (nn_vf){0}; c00 += ai * b0; c01 += ai * b1;
-        ai = a[1] - (nn_vf){0}; c10 += ai * b0; c11 += ai * b1;
-        ai = a[2] - (nn_vf){0}; c20 += ai * b0; c21 += ai * b1;
-        ai = a[3] - (nn_vf){0}; c30 += ai * b0; c31 += ai * b1;
-        ai = a[4] - (nn_vf){0}; c40 += ai * b0; c41 += ai * b1;
-        ai = a[5] - (nn_vf){0}; c50 += ai * b0; c51 += ai * b1;
-        a += NN_MR;
+        ai = a0[q] - (nn_vf){0}; c00 += ai * b0; c01 += ai * b1;
+        ai = a1[q] - (nn_vf){0}; c10 += ai * b0; c11 += ai * b1;
+        ai = a2[q] - (nn_vf){0}; c20 += ai * b0; c21 += ai * b1;
+        ai = a3[q] - (nn_vf){0}; c30 += ai * b0; c31 += ai * b1;
+        ai = a4[q] - (nn_vf){0}; c40 += ai * b0; c41 += ai * b1;
+        ai = a5[q] - (nn_vf){0}; c50 += ai * b0; c51 += ai * b1;
         b += NN_NR;
     }
     const nn_vf acc[NN_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
@@ -161,7 +154,6 @@ static inline void nn_micro(long kc, const float *restrict a, const float *restr
 static void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
                     const float *b, long sbk, long sbj, float *c, long ldc, int accumulate)
 {
-    float apack[NN_MC * NN_KC] __attribute__((aligned(64)));
     float bpack[NN_KC * ((NN_NC + NN_NR - 1) / NN_NR * NN_NR)] __attribute__((aligned(64)));
     if (k <= 0) {
         if (!accumulate)
@@ -177,15 +169,12 @@ static void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
             long kc = nn_min(kb, k - pc);
             int acc = accumulate || pc > 0;
             nn_pack_b(kc, nc, b + pc * sbk + jc * sbj, sbk, sbj, bpack);
-            for (long ic = 0; ic < m; ic += NN_MC) {
-                long mc = nn_min(NN_MC, m - ic);
-                nn_pack_a(mc, kc, a + ic * sai + pc * sak, sai, sak, apack);
+            for (long ic = 0; ic < m; ic += NN_MC)
                 for (long jr = 0; jr < nc; jr += NN_NR)
-                    for (long ir = 0; ir < mc; ir += NN_MR)
-                        nn_micro(kc, apack + ir * kc, bpack + jr * kc,
-                                 c + (ic + ir) * ldc + jc + jr, ldc, acc,
-                                 nn_min(NN_MR, mc - ir), nn_min(NN_NR, nc - jr));
-            }
+                    for (long ir = ic; ir < nn_min(ic + NN_MC, m); ir += NN_MR)
+                        nn_micro(kc, a + ir * sai + pc * sak, sai, sak, bpack + jr * kc,
+                                 c + ir * ldc + jc + jr, ldc, acc, nn_min(NN_MR, m - ir),
+                                 nn_min(NN_NR, nc - jr));
         }
     }
 }
