@@ -82,6 +82,13 @@ void cg_kernel_comment(struct cg *cg, const struct ir_node *n, const char *what)
 /* Emits `#pragma omp parallel for` guarded by _OPENMP, with an if() clause
  * so small work stays on one thread. */
 void cg_parallel(struct cw *w, const char *work);
+/* `#pragma omp simd` for an element-wise loop (no reduction) inside a
+ * parallel region: clang passes the region's pointers to the outlined
+ * function without their `restrict`, and would otherwise not vectorize
+ * (measured: an Adam update 6x slower). */
+void cg_simd(struct cw *w);
+/* cg_parallel for a single element-wise loop: `parallel for simd`. */
+void cg_parallel_simd(struct cw *w, const char *work);
 /* The same with the whole if() condition given. */
 void cg_parallel_if(struct cw *w, const char *cond);
 

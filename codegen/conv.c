@@ -184,6 +184,9 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     cw_line(w, "        float *restrict d = dxb + (ih * %lldL + iw) * %lldL;", c.W, c.C);
     cw_line(w, "        const float *restrict s = dcol + r * %lldL + (kh * %lldL + kw) * %lldL;", c.K,
             c.KW, c.C);
+    w->indent += 2;
+    cg_simd(w);
+    w->indent -= 2;
     cw_line(w, "        for (long ch = 0; ch < %lldL; ch++)", c.C);
     cw_line(w, "            d[ch] += s[ch];");
     cw_line(w, "    }");

@@ -41,7 +41,7 @@ void emit_activation(struct cg *cg, const struct ir_node *n)
     char work[64];
     snprintf(work, sizeof work, "(long)n * %lldL", (long long)cg_numel(n->out) * 8);
     w->indent++;
-    cg_parallel(w, work);
+    cg_parallel_simd(w, work);
     w->indent--;
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++) {", (long long)cg_numel(n->out));
     cw_line(w, "        const float v = x[i];");

@@ -48,6 +48,7 @@ void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, c
     w->indent++;
     cw_line(w, "float *restrict yr = %s + r_ * %lldL;", ptr, N);
     if (f->bias || f->has_act) {
+        cg_simd(w);
         cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++) {", N);
         cw_line(w, "    const float v = yr[c_]%s;", f->bias ? " + bias[c_]" : "");
         cw_line(w, "    yr[c_] = %s;", f->has_act ? ir_activation_expr(f->act) : "v");
@@ -71,6 +72,7 @@ void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, c
 {
     if (!f->has_dact)
         return;
+    cg_simd(w);
     cw_line(w, "for (long i_ = 0; i_ < %s; i_++) {", count);
     cw_line(w, "    const float y = %s[i_], v = y;", yptr);
     cw_line(w, "    (void)v, (void)y;");

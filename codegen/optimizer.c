@@ -51,7 +51,7 @@ void emit_update(struct cg *cg, const struct ir_node *n)
     if (size * 8 > 32768) {
         char work[64];
         snprintf(work, sizeof work, "%lldL", size * 8);
-        cg_parallel(w, work);
+        cg_parallel_simd(w, work);
     }
     cw_line(w, "for (long i = 0; i < %lldL; i++) {", size);
     w->indent++;

@@ -38,12 +38,16 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
             a->stride[1], a->pad[2]);
     cw_line(w, "const long h1 = h0 + %d < %lldL ? h0 + %d : %lldL;", a->kernel[0], H, a->kernel[0], H);
     cw_line(w, "const long w1 = w0 + %d < %lldL ? w0 + %d : %lldL;", a->kernel[1], W, a->kernel[1], W);
+    cg_simd(w);
     cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
     cw_line(w, "    yp[c] = %s;", max ? "-INFINITY" : "0.0f");
     cw_line(w, "for (long ih = h0 < 0 ? 0 : h0; ih < h1; ih++)");
     cw_line(w, "    for (long iw = w0 < 0 ? 0 : w0; iw < w1; iw++) {");
     cw_line(w, "        const float *restrict xp = x + ((b * %lldL + ih) * %lldL + iw) * %lldL;", H, W,
             C);
+    w->indent += 2;
+    cg_simd(w);
+    w->indent -= 2;
     cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
     if (max)
         cw_line(w, "            yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];");
@@ -52,6 +56,7 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "    }");
     if (!max) {
         cw_line(w, "const float inv = 1.0f / (float)((h1 - (h0 < 0 ? 0 : h0)) * (w1 - (w0 < 0 ? 0 : w0)));");
+        cg_simd(w);
         cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
         cw_line(w, "    yp[c] *= inv;");
     }
@@ -170,6 +175,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "for (long ih = hs; ih < h1; ih++)");
         cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
         cw_line(w, "        const long at = (ih * %lldL + iw) * %lldL;", W, C);
+        cg_simd(w);
         cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
         cw_line(w, "            const int hit = (taken[c] == 0.0f) & (xb[at + c] == y[o + c]);");
         if (f->has_dact) {
@@ -193,6 +199,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
         cw_line(w, "        const float *restrict xp = xb + (ih * %lldL + iw) * %lldL;", W, C);
         cw_line(w, "        float *restrict dp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
+        cg_simd(w);
         cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
         cw_line(w, "            const int hit = taken[c] == 0.0f && xp[c] == y[o + c];");
         cw_line(w, "            dp[c] += hit ? dy[o + c] : 0.0f;");
@@ -203,6 +210,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "const float cnt = (float)((h1 - hs) * (w1 - ws));");
         cw_line(w, "for (long ih = hs; ih < h1; ih++)");
         cw_line(w, "    for (long iw = ws; iw < w1; iw++)");
+        cg_simd(w);
         cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
         cw_line(w, "            dxb[(ih * %lldL + iw) * %lldL + c] += dy[o + c] / cnt;", W, C);
     }

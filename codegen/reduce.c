@@ -80,6 +80,9 @@ void emit_bias_grad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "        acc[c] = 0.0f;");
         cw_line(w, "    const long r1 = (q + 1) * per < rows ? (q + 1) * per : rows;");
         cw_line(w, "    for (long r = q * per; r < r1; r++)");
+        w->indent += 2;
+        cg_simd(w);
+        w->indent -= 2;
         cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
         cw_line(w, "            acc[c] += dy[r * %lldL + c];", C);
         cw_line(w, "    memcpy(part[q], acc, sizeof acc);");

@@ -116,6 +116,20 @@ void cg_parallel_if(struct cw *w, const char *cond)
     cw_raw(w, "#endif\n");
 }
 
+void cg_simd(struct cw *w)
+{
+    cw_raw(w, "#ifdef _OPENMP\n");
+    cw_raw(w, "#pragma omp simd\n");
+    cw_raw(w, "#endif\n");
+}
+
+void cg_parallel_simd(struct cw *w, const char *work)
+{
+    cw_raw(w, "#ifdef _OPENMP\n");
+    cw_raw(w, "#pragma omp parallel for simd schedule(static) if((%s) > 32768L)\n", work);
+    cw_raw(w, "#endif\n");
+}
+
 void cg_parallel(struct cw *w, const char *work)
 {
     cw_raw(w, "#ifdef _OPENMP\n");

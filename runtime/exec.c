@@ -69,11 +69,13 @@ struct nncc_exec *nncc_exec_build(struct cg_entry *entries, int n_entries, const
     const char *flags = getenv("NNCC_JIT_FLAGS");
     /* -fno-unroll-loops: the kernels' hot loops are unrolled by hand (the
      * GEMM micro-kernel) or vectorized anyway; letting the compiler unroll
-     * every constant-trip loop triples compile time for no measured gain. */
+     * every constant-trip loop triples compile time for no measured gain.
+     * -fno-math-errno: no kernel reads errno, and with it sqrt() in the
+     * optimizer updates becomes a vector instruction instead of a call. */
 #ifdef NNCC_SANITIZED
-    const char *dflt = "-O2 -march=native -fno-unroll-loops"; /* CMakeLists.txt: LSan vs libomp */
+    const char *dflt = "-O2 -march=native -fno-unroll-loops -fno-math-errno"; /* CMakeLists.txt: LSan vs libomp */
 #else
-    const char *dflt = "-O2 -march=native -fno-unroll-loops -fopenmp";
+    const char *dflt = "-O2 -march=native -fno-unroll-loops -fno-math-errno -fopenmp";
 #endif
     if (!flags || !*flags)
         flags = dflt;
@@ -82,7 +84,7 @@ struct nncc_exec *nncc_exec_build(struct cg_entry *entries, int n_entries, const
         /* A compiler without OpenMP still makes correct (serial) code. */
         free(res.diagnostics);
         res = (struct nncc_jit_result){0};
-        st = nncc_jit_compile(&jit, src, len, "-O2 -march=native -fno-unroll-loops", &res);
+        st = nncc_jit_compile(&jit, src, len, "-O2 -march=native -fno-unroll-loops -fno-math-errno", &res);
     }
     free(res.diagnostics);
     if (st != NNCC_OK)
