@@ -57,6 +57,14 @@ void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_fused *
 /* bias + activation (or softmax) on `rows` rows of N floats from `ptr`. */
 void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, const char *rows,
                       long long N);
+/* A GEMM-family kernel: `static void kN(int n, const float *a, const float
+ * *b, float *c[, epilogue operands][, float *wp])` and its call; wp is
+ * scratch space for B packed once (`packed` floats; 0: no wp). */
+void cg_gemm_open(struct cg *cg, const struct ir_node *n, const char *a, const char *b,
+                  const char *c, long long packed);
+void cg_gemm_close(struct cg *cg, const struct ir_node *n, long long packed);
+/* Scratch floats for a k x n B packed whole, for any vector width. */
+long long cg_packed_floats(long long k, long long n);
 /* ptr[i] *= act'(y[i]) for i < count. */
 void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,
                       const char *count);

@@ -47,30 +47,6 @@ static void comment(struct cg *cg, const struct ir_node *n, const char *kind, co
     cg_kernel_comment(cg, n, what);
 }
 
-static void open_kernel(struct cg *cg, const struct ir_node *n, const char *a, const char *b,
-                        const char *c)
-{
-    struct cw *w = &cg->defs;
-    cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
-            cg->prefix, cg_id(cg, n), a, b);
-    cw_raw(w, "               float *restrict %s", c);
-    cg_epilogue_params(w, cg_fused(cg, n));
-    cw_raw(w, ")\n");
-    cw_line(w, "{");
-    w->indent++;
-}
-
-static void close_kernel(struct cg *cg, const struct ir_node *n)
-{
-    struct cw *w = &cg->defs;
-    w->indent--;
-    cw_line(w, "}");
-    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-           cg_buf(cg, n->in[1]), cg_out(cg, n));
-    cg_epilogue_args(&cg->body, cg, cg_fused(cg, n));
-    cw_raw(&cg->body, ");\n");
-}
-
 /* Defines ih, iw-dependent code for output pixel q (batch-wide row index):
  * b, oh, ow. */
 static void pixel_coords(struct cw *w, const struct conv *c, const char *q)
@@ -85,7 +61,9 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     const struct ir_tile *t = cg_tile(cg, n);
     comment(cg, n, "convolution", &c);
-    open_kernel(cg, n, "x", "w", "y");
+    cg_gemm_open(cg, n, "x", "w", "y", cg_packed_floats(c.K, c.F));
+    /* The weights are packed once, before the threads start. */
+    cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, %lldL, 1, wp);", c.K, c.F, c.F);
     cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
     if (t->pointwise)
         cw_line(w, "const long rb = nn_row_block(rows, 1L << 30), nb = (rows + rb - 1) / rb;");
@@ -99,8 +77,8 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     w->indent++;
     cw_line(w, "const long r0 = blk * rb, m = nn_min(rb, rows - r0);");
     if (t->pointwise) {
-        cw_line(w, "nn_gemm(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, "
-                "%lldL, 0);", c.F, c.C, c.C, c.C, c.F, c.F, c.F);
+        cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, wp, y + r0 * %lldL, "
+                "%lldL, 0);", c.F, c.C, c.C, c.C, c.F, c.F);
     } else {
         cw_line(w, "float col[%lldL];", (long long)t->tile_rows * c.K);
         cw_line(w, "for (long r = 0; r < m; r++) {");
@@ -136,15 +114,15 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
         cw_line(w, "}");
         w->indent--;
         cw_line(w, "}");
-        cw_line(w, "nn_gemm(m, %lldL, %lldL, col, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, %lldL, 0);",
-                c.F, c.K, c.K, c.F, c.F, c.F);
+        cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, col, %lldL, 1, wp, y + r0 * %lldL, %lldL, 0);",
+                c.F, c.K, c.K, c.F, c.F);
     }
     char at[64];
     snprintf(at, sizeof at, "(y + r0 * %lldL)", c.F);
     cg_epilogue_rows(w, cg_fused(cg, n), at, "m", c.F);
     w->indent--;
     cw_line(w, "}");
-    close_kernel(cg, n);
+    cg_gemm_close(cg, n, cg_packed_floats(c.K, c.F));
 }
 
 void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
@@ -152,7 +130,9 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     struct conv c = conv_dims(n, n->out, n->in[0], n->in[1]);
     struct cw *w = &cg->defs;
     comment(cg, n, "input gradient", &c);
-    open_kernel(cg, n, "dy", "w", "dx");
+    cg_gemm_open(cg, n, "dy", "w", "dx", cg_packed_floats(c.F, c.K));
+    /* wᵀ(f, k) = w[k·F + f], packed once for all images. */
+    cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, 1, %lldL, wp);", c.F, c.K, c.F);
     const struct ir_tile *t = cg_tile(cg, n);
     long long pix = c.OH * c.OW, tr = t->tile_rows;
     char work[128];
@@ -167,9 +147,8 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     cw_line(w, "for (long p0 = 0; p0 < %lldL; p0 += %lldL) {", pix, tr);
     w->indent++;
     cw_line(w, "const long m = nn_min(%lldL, %lldL - p0);", tr, pix);
-    /* wᵀ(f, k) = w[k·F + f]: B's row stride 1, column stride F. */
-    cw_line(w, "nn_gemm(m, %lldL, %lldL, dy + (b * %lldL + p0) * %lldL, %lldL, 1, w, 1, %lldL, "
-            "dcol, %lldL, 0);", c.K, c.F, pix, c.F, c.F, c.F, c.K);
+    cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, dy + (b * %lldL + p0) * %lldL, %lldL, 1, wp, "
+            "dcol, %lldL, 0);", c.K, c.F, pix, c.F, c.F, c.K);
     cw_line(w, "for (long r = 0; r < m; r++) {");
     w->indent++;
     cw_line(w, "const long oh = (p0 + r) / %lldL, ow = (p0 + r) %% %lldL;", c.OW, c.OW);
@@ -201,7 +180,7 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     cg_epilogue_dact(w, cg_fused(cg, n), "dxb", yat, count);
     w->indent--;
     cw_line(w, "}");
-    close_kernel(cg, n);
+    cg_gemm_close(cg, n, cg_packed_floats(c.F, c.K));
 }
 
 void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
@@ -209,7 +188,7 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
     struct conv c = conv_dims(n, n->in[0], n->in[1], n->out);
     struct cw *w = &cg->defs;
     comment(cg, n, "filter gradient", &c);
-    open_kernel(cg, n, "x", "dy", "dw");
+    cg_gemm_open(cg, n, "x", "dy", "dw", 0);
     const struct ir_tile *t = cg_tile(cg, n);
     long long tr = t->tile_rows;
     cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
@@ -265,5 +244,5 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
     }
     w->indent--;
     cw_line(w, "}");
-    close_kernel(cg, n);
+    cg_gemm_close(cg, n, 0);
 }

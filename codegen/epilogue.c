@@ -5,7 +5,8 @@
  *   dact      g = g · act'(y), the derivative written in y (the
  *             activation's output), as the unfused activation_grad does.
  * The formulas are activations.def's, so fused and unfused kernels compute
- * the same floats in the same order.
+ * the same floats in the same order.  Also the signature and call of the
+ * GEMM-family kernels, which carry these epilogues' operands.
  */
 #include "codegen.h"
 #include "../passes/passes.h"
@@ -79,3 +80,37 @@ void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, c
     cw_line(w, "    %s[i_] = %s[i_] * (%s);", ptr, ptr, ir_activation_deriv(f->dact));
     cw_line(w, "}");
 }
+
+/* Kernels take (n, a, b, c[, epilogue operands][, wp]); wp is scratch space
+ * for B packed once (`packed` floats, 0: none). */
+void cg_gemm_open(struct cg *cg, const struct ir_node *n, const char *a, const char *b,
+                        const char *c, long long packed)
+{
+    struct cw *w = &cg->defs;
+    cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
+            cg->prefix, cg_id(cg, n), a, b);
+    cw_raw(w, "               float *restrict %s", c);
+    cg_epilogue_params(w, cg_fused(cg, n));
+    if (packed)
+        cw_raw(w, ", float *restrict wp");
+    cw_raw(w, ")\n");
+    cw_line(w, "{");
+    w->indent++;
+}
+
+void cg_gemm_close(struct cg *cg, const struct ir_node *n, long long packed)
+{
+    struct cw *w = &cg->defs;
+    w->indent--;
+    cw_line(w, "}");
+    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
+           cg_buf(cg, n->in[1]), cg_out(cg, n));
+    cg_epilogue_args(&cg->body, cg, cg_fused(cg, n));
+    if (packed)
+        cw_raw(&cg->body, ", %s", cg_scratch(cg, packed));
+    cw_raw(&cg->body, ");\n");
+}
+
+/* Scratch floats for a k x n B packed whole, for any vector width (the
+ * widest target, AVX-512, has 32-column panels). */
+long long cg_packed_floats(long long k, long long n) { return k * ((n + 31) / 32 * 32); }

@@ -16,29 +16,7 @@
 #include "codegen.h"
 #include "../passes/passes.h"
 
-static void open_kernel(struct cg *cg, const struct ir_node *n, const char *a, const char *b,
-                        const char *c)
-{
-    struct cw *w = &cg->defs;
-    cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
-            cg->prefix, cg_id(cg, n), a, b);
-    cw_raw(w, "               float *restrict %s", c);
-    cg_epilogue_params(w, cg_fused(cg, n));
-    cw_raw(w, ")\n");
-    cw_line(w, "{");
-    w->indent++;
-}
 
-static void close_kernel(struct cg *cg, const struct ir_node *n)
-{
-    struct cw *w = &cg->defs;
-    w->indent--;
-    cw_line(w, "}");
-    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-           cg_buf(cg, n->in[1]), cg_out(cg, n));
-    cg_epilogue_args(&cg->body, cg, cg_fused(cg, n));
-    cw_raw(&cg->body, ");\n");
-}
 
 /* The loop over row blocks, one per thread, in which `call` runs with r0
  * (first row) and m (rows in the block) defined. */
@@ -77,12 +55,14 @@ void emit_matmul(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "x %s . w (%lld, %lld)", cg_shape(n->in[0]->shape, xs, sizeof xs),
              K, N);
     cg_kernel_comment(cg, n, what);
-    open_kernel(cg, n, "x", "w", "y");
+    cg_gemm_open(cg, n, "x", "w", "y", cg_packed_floats(K, N));
     snprintf(call, sizeof call,
-             "nn_gemm(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, w, %lldL, 1, y + r0 * %lldL, "
-             "%lldL, 0);", N, K, K, K, N, N, N);
+             "nn_gemm_packed(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, wp, y + r0 * %lldL, "
+             "%lldL, 0);", N, K, K, K, N, N);
+    /* The weights are packed once, before the threads start. */
+    cw_line(&cg->defs, "nn_pack_b_all(%lldL, %lldL, w, %lldL, 1, wp);", K, N, N);
     row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "y", N, cg_tile(cg, n));
-    close_kernel(cg, n);
+    cg_gemm_close(cg, n, cg_packed_floats(K, N));
 }
 
 void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
@@ -93,13 +73,14 @@ void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "dy %s . w(%lld, %lld)^T", cg_shape(n->in[0]->shape, s, sizeof s),
              K, N);
     cg_kernel_comment(cg, n, what);
-    open_kernel(cg, n, "dy", "w", "dx");
-    /* wᵀ(j, k) = w[k·N + j]: B's row stride 1, column stride N. */
+    cg_gemm_open(cg, n, "dy", "w", "dx", cg_packed_floats(N, K));
+    /* wᵀ(j, k) = w[k·N + j]: B's row stride 1, column stride N; packed once. */
     snprintf(call, sizeof call,
-             "nn_gemm(m, %lldL, %lldL, dy + r0 * %lldL, %lldL, 1, w, 1, %lldL, dx + r0 * %lldL, "
-             "%lldL, 0);", K, N, N, N, N, K, K);
+             "nn_gemm_packed(m, %lldL, %lldL, dy + r0 * %lldL, %lldL, 1, wp, dx + r0 * %lldL, "
+             "%lldL, 0);", K, N, N, N, K, K);
+    cw_line(&cg->defs, "nn_pack_b_all(%lldL, %lldL, w, 1, %lldL, wp);", N, K, N);
     row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "dx", K, cg_tile(cg, n));
-    close_kernel(cg, n);
+    cg_gemm_close(cg, n, cg_packed_floats(N, K));
 }
 
 void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
@@ -111,7 +92,7 @@ void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
     snprintf(what, sizeof what, "x %s^T . dy, summed over rows",
              cg_shape(n->in[0]->shape, s, sizeof s));
     cg_kernel_comment(cg, n, what);
-    open_kernel(cg, n, "x", "dy", "dw");
+    cg_gemm_open(cg, n, "x", "dy", "dw", 0);
     cw_line(w, "const long rows = (long)n * %lldL;", R);
     cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", K, K);
     char work[128];
@@ -124,5 +105,5 @@ void emit_matmul_tn(struct cg *cg, const struct ir_node *n)
     cw_line(w, "    nn_gemm(kn, %lldL, rows, x + k0, 1, %lldL, dy, %lldL, 1, dw + k0 * %lldL, %lldL, 0);",
             N, K, N, N, N);
     cw_line(w, "}");
-    close_kernel(cg, n);
+    cg_gemm_close(cg, n, 0);
 }

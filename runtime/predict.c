@@ -4,7 +4,8 @@
  * Keras semantics: inference mode, batches of batch_size (default 32) with
  * the partial last batch kept, outputs concatenated along the samples.
  * Batches read the caller's rows and write the result rows in place, so
- * nothing is copied; one workspace of batch_size × ws_per_sample floats
+ * nothing is copied; one workspace of ws_fixed + batch_size × ws_per_sample
+ * floats (the fixed part: kernel scratch space)
  * serves every batch.
  */
 #include <stdlib.h>

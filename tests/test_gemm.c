@@ -4,7 +4,8 @@
  * tiles in m, n and k (sizes around the micro-kernel's 6 x 2·VW tile and the
  * k blocking), accumulate on and off, and row strides wider than the
  * matrix, against a double-precision triple loop.  Elements outside C's
- * rows and columns must stay untouched.  Built twice: for the baseline
+ * rows and columns must stay untouched, and B packed once up front
+ * (nn_pack_b_all, nn_gemm_packed) must give the very same floats.  Built twice: for the baseline
  * target (4-wide vectors) and as test_gemm_avx2 with -mavx2 -mfma (8-wide).
  */
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "codegen/prelude/gemm.c"
@@ -52,14 +54,28 @@ static void check(long m, long n, long k, int ta, int tb, int accumulate)
                 s += (double)a[i * sai + p * sak] * b[p * sbk + j * sbj];
             want[i * ldc + j] = s;
         }
+    /* The same product with B packed once (nn_pack_b_all + nn_gemm_packed)
+     * must give the very same floats. */
+    float *c2 = malloc(sizeof(float) * (size_t)(m * ldc + 1));
+    float *bp = malloc(sizeof(float) * (size_t)(nn_packed_size(k, n) + 1));
+    assert_non_null(c2);
+    assert_non_null(bp);
+    memcpy(c2, c, sizeof(float) * (size_t)(m * ldc));
     nn_gemm(m, n, k, a, sai, sak, b, sbk, sbj, c, ldc, accumulate);
+    nn_pack_b_all(k, n, b, sbk, sbj, bp);
+    nn_gemm_packed(m, n, k, a, sai, sak, bp, c2, ldc, accumulate);
     for (long i = 0; i < m; i++)
         for (long j = 0; j < ldc; j++) {
             double tol = 1e-5 * (double)(k + 1) + 1e-6 * fabs(want[i * ldc + j]);
             if (fabs(c[i * ldc + j] - want[i * ldc + j]) > tol)
                 fail_msg("m %ld n %ld k %ld ta %d tb %d acc %d: c[%ld][%ld] = %.7g, want %.7g", m,
                          n, k, ta, tb, accumulate, i, j, c[i * ldc + j], want[i * ldc + j]);
+            if (c2[i * ldc + j] != c[i * ldc + j])
+                fail_msg("m %ld n %ld k %ld: packed B gives %.9g, not %.9g at [%ld][%ld]", m, n,
+                         k, c2[i * ldc + j], c[i * ldc + j], i, j);
         }
+    free(c2);
+    free(bp);
     free(a);
     free(b);
     free(c);

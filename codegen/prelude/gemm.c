@@ -44,21 +44,24 @@
 #define NN_MC 96
 #define NN_NC 128
 
+/* Not every unit calls every function. */
+#define NN_FN static __attribute__((unused))
+
 typedef float nn_vf __attribute__((vector_size(NN_VW * sizeof(float))));
 
-static inline nn_vf nn_load(const float *p)
+NN_FN inline nn_vf nn_load(const float *p)
 {
     nn_vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline void nn_store(float *p, nn_vf v) { memcpy(p, &v, sizeof v); }
+NN_FN inline void nn_store(float *p, nn_vf v) { memcpy(p, &v, sizeof v); }
 
-static inline long nn_min(long a, long b) { return a < b ? a : b; }
+NN_FN inline long nn_min(long a, long b) { return a < b ? a : b; }
 
 /* Threads the caller may split work over (1 without OpenMP). */
-static inline long nn_threads(void)
+NN_FN inline long nn_threads(void)
 {
 #ifdef _OPENMP
     return omp_get_max_threads();
@@ -69,7 +72,7 @@ static inline long nn_threads(void)
 
 /* Rows per block when `rows` are split over threads: a multiple of NN_MR,
  * at most `cap`, and at least one block per thread when there is enough. */
-static inline long nn_row_block(long rows, long cap)
+NN_FN inline long nn_row_block(long rows, long cap)
 {
     long nt = nn_threads();
     long rb = (rows + nt - 1) / nt;
@@ -81,7 +84,7 @@ static inline long nn_row_block(long rows, long cap)
 
 /* B (kcxnc) as panels of NN_NR columns: panel q holds b[p][j] at
  * out[(q*kc + p)*NN_NR + j], columns past nc as zeros. */
-static void nn_pack_b(long kc, long nc, const float *restrict b, long sbk, long sbj,
+NN_FN void nn_pack_b(long kc, long nc, const float *restrict b, long sbk, long sbj,
                       float *restrict out)
 {
     for (long j0 = 0; j0 < nc; j0 += NN_NR) {
@@ -104,7 +107,7 @@ static void nn_pack_b(long kc, long nc, const float *restrict b, long sbk, long 
 /* One NN_MRxNN_NR tile of C: A read in place (row i at a + i*rsa, step
  * csa along k; rows past mr repeat row 0 and are not stored), B from a
  * packed panel; only mrxnr is stored. */
-static inline void nn_micro(long kc, const float *restrict a, long rsa, long csa,
+NN_FN inline void nn_micro(long kc, const float *restrict a, long rsa, long csa,
                             const float *restrict b, float *restrict c, long ldc, int accumulate,
                             long mr, long nr)
 {
@@ -149,32 +152,91 @@ static inline void nn_micro(long kc, const float *restrict a, long rsa, long csa
             c[i * ldc + j] = accumulate ? c[i * ldc + j] + t[i][j] : t[i][j];
 }
 
+/* k split into equal blocks of at most NN_KC: 288 is one block, not 256 + 32. */
+NN_FN inline long nn_kblock(long k)
+{
+    long blocks = (k + NN_KC - 1) / NN_KC;
+    return blocks > 0 ? (k + blocks - 1) / blocks : 1;
+}
+
+/* Floats nn_pack_b_all writes for a k x n B: at most k * (n rounded up to
+ * 32), whatever the target's vector width (emitters size scratch by it). */
+NN_FN inline long nn_packed_size(long k, long n) { return k * ((n + NN_NR - 1) / NN_NR * NN_NR); }
+
+/* One k block of C (+)= A * B with B packed (kc x nc, panels of NN_NR). */
+NN_FN void nn_gemm_block(long m, long nc, long kc, const float *a, long sai, long sak,
+                          const float *bpack, float *c, long ldc, int acc)
+{
+    for (long ic = 0; ic < m; ic += NN_MC)
+        for (long jr = 0; jr < nc; jr += NN_NR)
+            for (long ir = ic; ir < nn_min(ic + NN_MC, m); ir += NN_MR)
+                nn_micro(kc, a + ir * sai, sai, sak, bpack + jr * kc, c + ir * ldc + jr, ldc, acc,
+                         nn_min(NN_MR, m - ir), nn_min(NN_NR, nc - jr));
+}
+
+/* B (k x n) packed whole, in the order nn_gemm_packed reads it: NC column
+ * blocks, k blocks within, panels within.  For a B used by many calls
+ * (weights), packed once instead of once per call. */
+NN_FN void nn_pack_b_all(long k, long n, const float *b, long sbk, long sbj, float *out)
+{
+    const long kb = nn_kblock(k);
+    for (long jc = 0; jc < n; jc += NN_NC) {
+        long nc = nn_min(NN_NC, n - jc);
+        for (long pc = 0; pc < k; pc += kb) {
+            long kc = nn_min(kb, k - pc);
+            nn_pack_b(kc, nc, b + pc * sbk + jc * sbj, sbk, sbj, out);
+            out += kc * ((nc + NN_NR - 1) / NN_NR * NN_NR);
+        }
+    }
+}
+
+NN_FN void nn_zero_rows(long m, long n, float *c, long ldc)
+{
+    for (long i = 0; i < m; i++)
+        memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+}
+
+/* C = A*B (accumulate 0) or C += A*B (accumulate 1) with B from
+ * nn_pack_b_all. */
+NN_FN void nn_gemm_packed(long m, long n, long k, const float *a, long sai, long sak,
+                           const float *bp, float *c, long ldc, int accumulate)
+{
+    if (k <= 0) {
+        if (!accumulate)
+            nn_zero_rows(m, n, c, ldc);
+        return;
+    }
+    const long kb = nn_kblock(k);
+    for (long jc = 0; jc < n; jc += NN_NC) {
+        long nc = nn_min(NN_NC, n - jc);
+        for (long pc = 0; pc < k; pc += kb) {
+            long kc = nn_min(kb, k - pc);
+            nn_gemm_block(m, nc, kc, a + pc * sak, sai, sak, bp, c + jc, ldc, accumulate || pc > 0);
+            bp += kc * ((nc + NN_NR - 1) / NN_NR * NN_NR);
+        }
+    }
+}
+
 /* C = A*B (accumulate 0) or C += A*B (accumulate 1), where
- * A(i, p) = a[i*sai + p*sak], B(p, j) = b[p*sbk + j*sbj], C(i, j) = c[i*ldc + j]. */
-static void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
+ * A(i, p) = a[i*sai + p*sak], B(p, j) = b[p*sbk + j*sbj], C(i, j) = c[i*ldc + j];
+ * B is packed block by block on the stack. */
+NN_FN void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
                     const float *b, long sbk, long sbj, float *c, long ldc, int accumulate)
 {
     float bpack[NN_KC * ((NN_NC + NN_NR - 1) / NN_NR * NN_NR)] __attribute__((aligned(64)));
     if (k <= 0) {
         if (!accumulate)
-            for (long i = 0; i < m; i++)
-                memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+            nn_zero_rows(m, n, c, ldc);
         return;
     }
-    /* Equal k blocks: 288 is one block of 288, not 256 + 32. */
-    const long kb = (k + (k + NN_KC - 1) / NN_KC - 1) / ((k + NN_KC - 1) / NN_KC);
+    const long kb = nn_kblock(k);
     for (long jc = 0; jc < n; jc += NN_NC) {
         long nc = nn_min(NN_NC, n - jc);
         for (long pc = 0; pc < k; pc += kb) {
             long kc = nn_min(kb, k - pc);
-            int acc = accumulate || pc > 0;
             nn_pack_b(kc, nc, b + pc * sbk + jc * sbj, sbk, sbj, bpack);
-            for (long ic = 0; ic < m; ic += NN_MC)
-                for (long jr = 0; jr < nc; jr += NN_NR)
-                    for (long ir = ic; ir < nn_min(ic + NN_MC, m); ir += NN_MR)
-                        nn_micro(kc, a + ir * sai + pc * sak, sai, sak, bpack + jr * kc,
-                                 c + ir * ldc + jc + jr, ldc, acc, nn_min(NN_MR, m - ir),
-                                 nn_min(NN_NR, nc - jr));
+            nn_gemm_block(m, nc, kc, a + pc * sak, sai, sak, bpack, c + jc, ldc,
+                          accumulate || pc > 0);
         }
     }
 }
