@@ -168,15 +168,20 @@ void emit_loss_grad(struct cg *cg, const struct ir_node *n)
         break;
     case NNCC_CATEGORICAL_CROSSENTROPY:
         if (a->logits) {
+            /* Each exp once: kept for the second pass when the row is short. */
+            bool keep = C <= 4096;
             cw_line(w, "double mx = z[0], sum = 0, ty = 0;");
+            if (keep)
+                cw_line(w, "double e[%lld];", C);
             cw_line(w, "for (long c = 1; c < %lldL; c++)", C);
             cw_line(w, "    mx = z[c] > mx ? z[c] : mx;");
             cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
-            cw_line(w, "    sum += exp(z[c] - mx);");
+            cw_line(w, keep ? "    sum += e[c] = exp(z[c] - mx);" : "    sum += exp(z[c] - mx);");
             cw_line(w, "    ty += t[c];");
             cw_line(w, "}");
             cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-            cw_line(w, "    g[c] = (float)((exp(z[c] - mx) / sum * ty - t[c]) / R);");
+            cw_line(w, keep ? "    g[c] = (float)((e[c] / sum * ty - t[c]) / R);"
+                            : "    g[c] = (float)((exp(z[c] - mx) / sum * ty - t[c]) / R);");
         } else {
             cw_line(w, "double S = 0, common = 0;");
             cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
