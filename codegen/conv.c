@@ -55,6 +55,46 @@ static void pixel_coords(struct cw *w, const struct conv *c, const char *q)
     cw_line(w, "const long oh = pix / %lldL, ow = pix %% %lldL;", c->OW, c->OW);
 }
 
+/* Rows r0 … r0+m-1 of the columns into col (m × K, row-major): each
+ * row's taps in (KH, KW, C) order, zeros where they hang over the padding;
+ * a kernel row's KW taps are one copy when all are inside. */
+static void emit_im2col(struct cw *w, const struct conv *c)
+{
+    cw_line(w, "for (long r = 0; r < m; r++) {");
+    w->indent++;
+    pixel_coords(w, c, "(r0 + r)");
+    cw_line(w, "float *restrict cr = col + r * %lldL;", c->K);
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
+    w->indent++;
+    cw_line(w, "const long ih = oh * %d - %d + kh * %d, iw0 = ow * %d - %d;", c->sh, c->pt, c->dh,
+            c->sw, c->pl);
+    cw_line(w, "float *restrict dst = cr + kh * %lldL;", c->KW * c->C);
+    cw_line(w, "if (ih < 0 || ih >= %lldL) {", c->H);
+    cw_line(w, "    memset(dst, 0, sizeof(float) * %lldL);", c->KW * c->C);
+    cw_line(w, "    continue;");
+    cw_line(w, "}");
+    cw_line(w, "const float *restrict src = x + (b * %lldL + ih) * %lldL;", c->H, c->W * c->C);
+    if (c->dw == 1) {
+        /* The row's taps are adjacent pixels: one copy when all are inside. */
+        cw_line(w, "if (iw0 >= 0 && iw0 + %lldL <= %lldL) {", c->KW, c->W);
+        cw_line(w, "    memcpy(dst, src + iw0 * %lldL, sizeof(float) * %lldL);", c->C, c->KW * c->C);
+        cw_line(w, "    continue;");
+        cw_line(w, "}");
+    }
+    cw_line(w, "for (long kw = 0; kw < %lldL; kw++) {", c->KW);
+    cw_line(w, "    const long iw = iw0 + kw * %d;", c->dw);
+    cw_line(w, "    if (iw < 0 || iw >= %lldL)", c->W);
+    cw_line(w, "        memset(dst + kw * %lldL, 0, sizeof(float) * %lldL);", c->C, c->C);
+    cw_line(w, "    else");
+    cw_line(w, "        memcpy(dst + kw * %lldL, src + iw * %lldL, sizeof(float) * %lldL);", c->C,
+            c->C, c->C);
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+}
+
 void emit_conv2d(struct cg *cg, const struct ir_node *n)
 {
     struct conv c = conv_dims(n, n->in[0], n->out, n->in[1]);
@@ -81,39 +121,7 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
                 "%lldL, 0);", c.F, c.C, c.C, c.C, c.F, c.F);
     } else {
         cw_line(w, "float col[%lldL];", (long long)t->tile_rows * c.K);
-        cw_line(w, "for (long r = 0; r < m; r++) {");
-        w->indent++;
-        pixel_coords(w, &c, "(r0 + r)");
-        cw_line(w, "float *restrict cr = col + r * %lldL;", c.K);
-        cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c.KH);
-        w->indent++;
-        cw_line(w, "const long ih = oh * %d - %d + kh * %d, iw0 = ow * %d - %d;", c.sh, c.pt, c.dh,
-                c.sw, c.pl);
-        cw_line(w, "float *restrict dst = cr + kh * %lldL;", c.KW * c.C);
-        cw_line(w, "if (ih < 0 || ih >= %lldL) {", c.H);
-        cw_line(w, "    memset(dst, 0, sizeof(float) * %lldL);", c.KW * c.C);
-        cw_line(w, "    continue;");
-        cw_line(w, "}");
-        cw_line(w, "const float *restrict src = x + (b * %lldL + ih) * %lldL;", c.H, c.W * c.C);
-        if (c.dw == 1) {
-            /* The row's taps are adjacent pixels: one copy when all are inside. */
-            cw_line(w, "if (iw0 >= 0 && iw0 + %lldL <= %lldL) {", c.KW, c.W);
-            cw_line(w, "    memcpy(dst, src + iw0 * %lldL, sizeof(float) * %lldL);", c.C, c.KW * c.C);
-            cw_line(w, "    continue;");
-            cw_line(w, "}");
-        }
-        cw_line(w, "for (long kw = 0; kw < %lldL; kw++) {", c.KW);
-        cw_line(w, "    const long iw = iw0 + kw * %d;", c.dw);
-        cw_line(w, "    if (iw < 0 || iw >= %lldL)", c.W);
-        cw_line(w, "        memset(dst + kw * %lldL, 0, sizeof(float) * %lldL);", c.C, c.C);
-        cw_line(w, "    else");
-        cw_line(w, "        memcpy(dst + kw * %lldL, src + iw * %lldL, sizeof(float) * %lldL);", c.C,
-                c.C, c.C);
-        cw_line(w, "}");
-        w->indent--;
-        cw_line(w, "}");
-        w->indent--;
-        cw_line(w, "}");
+        emit_im2col(w, &c);
         cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, col, %lldL, 1, wp, y + r0 * %lldL, %lldL, 0);",
                 c.F, c.K, c.K, c.F, c.F);
     }
@@ -205,40 +213,16 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
         cw_line(w, "nn_gemm(kn, %lldL, rows, x + k0, 1, %lldL, dy, %lldL, 1, dw + k0 * %lldL, %lldL, 0);",
                 c.F, c.C, c.F, c.F, c.F);
     } else {
-        /* Columns k0 … k0+kn of each row's receptive field, tap by tap. */
+        /* Whole column rows (cheap next to the product), of which this
+         * thread multiplies its columns k0 … k0+kn. */
         cw_line(w, "float col[%lldL];", tr * c.K);
-        cw_line(w, "const long t0 = k0 / %lldL, t1 = (k0 + kn - 1) / %lldL;", c.C, c.C);
         cw_line(w, "for (long r0 = 0; r0 < rows; r0 += %lldL) {", tr);
         w->indent++;
         cw_line(w, "const long m = nn_min(%lldL, rows - r0);", tr);
-        cw_line(w, "for (long r = 0; r < m; r++) {");
-        w->indent++;
-        pixel_coords(w, &c, "(r0 + r)");
-        cw_line(w, "for (long t = t0; t <= t1; t++) {");
-        w->indent++;
-        cw_line(w, "const long kh = t / %lldL, kw = t %% %lldL;", c.KW, c.KW);
-        cw_line(w, "const long ih = oh * %d - %d + kh * %d, iw = ow * %d - %d + kw * %d;", c.sh, c.pt,
-                c.dh, c.sw, c.pl, c.dw);
-        cw_line(w, "const long c0 = t == t0 ? k0 - t * %lldL : 0;", c.C);
-        cw_line(w, "const long c1 = t == t1 ? k0 + kn - t * %lldL : %lldL;", c.C, c.C);
-        cw_line(w, "float *restrict d = col + r * kn + (t * %lldL + c0 - k0);", c.C);
-        /* Loops rather than memcpy: the counts vary, and are often tiny. */
-        cw_line(w, "if (ih < 0 || ih >= %lldL || iw < 0 || iw >= %lldL) {", c.H, c.W);
-        cw_line(w, "    for (long ch = 0; ch < c1 - c0; ch++)");
-        cw_line(w, "        d[ch] = 0.0f;");
-        cw_line(w, "} else {");
-        cw_line(w, "    const float *restrict s = x + ((b * %lldL + ih) * %lldL + iw) * %lldL + c0;",
-                c.H, c.W, c.C);
-        cw_line(w, "    for (long ch = 0; ch < c1 - c0; ch++)");
-        cw_line(w, "        d[ch] = s[ch];");
-        cw_line(w, "}");
-        w->indent--;
-        cw_line(w, "}");
-        w->indent--;
-        cw_line(w, "}");
-        /* colᵀ(k, r) = col[r·kn + k]: A's row stride 1, column stride kn. */
-        cw_line(w, "nn_gemm(kn, %lldL, m, col, 1, kn, dy + r0 * %lldL, %lldL, 1, dw + k0 * %lldL, "
-                "%lldL, r0 > 0);", c.F, c.F, c.F, c.F, c.F);
+        emit_im2col(w, &c);
+        /* colᵀ(k, r) = col[r·K + k]: A's row stride 1, column stride K. */
+        cw_line(w, "nn_gemm(kn, %lldL, m, col + k0, 1, %lldL, dy + r0 * %lldL, %lldL, 1, "
+                "dw + k0 * %lldL, %lldL, r0 > 0);", c.F, c.K, c.F, c.F, c.F, c.F);
         w->indent--;
         cw_line(w, "}");
     }
