@@ -457,22 +457,7 @@ static enum nncc_status build_train(struct aot *a)
     if (target.rank < 1)
         target = out;
     a->target = target;
-    struct nncc_train_spec spec = {
-        .loss = t->opts.loss,
-        .from_logits = t->opts.from_logits,
-        .metrics = t->opts.metrics,
-        .optimizer = t->opts.optimizer,
-        .target_shape = target,
-        .seed = t->opts.seed,
-        .params = t->params,
-        .n_params = t->n_params,
-        .slots = t->slots,
-        .n_slots = t->n_slots,
-    };
-    enum nncc_status st = nncc_autodiff(&m->program, &spec, &a->train, &a->eval);
-    if (!st)
-        st = ir_verify(&a->train, "autodiff");
-    return st;
+    return nncc_train_autodiff(m, target, &a->train, &a->eval);
 }
 
 enum nncc_status nncc_aot_generate(nncc_model *m, const struct nncc_aot_opts *o,

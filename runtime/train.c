@@ -273,17 +273,10 @@ static enum nncc_status check_data(const nncc_model *m, const struct nncc_array 
     return NNCC_OK;
 }
 
-/* Builds (or rebuilds, for another target shape) and compiles the steps. */
-enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target)
+enum nncc_status nncc_train_autodiff(const nncc_model *m, struct nncc_shape target,
+                                     struct ir_program *train, struct ir_program *eval)
 {
-    struct nncc_train_state *t = m->train;
-    if (t->built && ir_shape_eq(t->target_shape, target))
-        return NNCC_OK;
-    nncc_exec_free(t->exec);
-    t->exec = NULL;
-    ir_program_free(&t->train);
-    ir_program_free(&t->eval);
-    t->built = false;
+    const struct nncc_train_state *t = m->train;
     struct nncc_train_spec spec = {
         .loss = t->opts.loss,
         .from_logits = t->opts.from_logits,
@@ -296,9 +289,24 @@ enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target
         .slots = t->slots,
         .n_slots = t->n_slots,
     };
-    enum nncc_status st = nncc_autodiff(&m->program, &spec, &t->train, &t->eval);
+    enum nncc_status st = nncc_autodiff(&m->program, &spec, train, eval);
     if (!st)
-        st = ir_verify(&t->train, "autodiff");
+        st = ir_verify(train, "autodiff");
+    return st;
+}
+
+/* Builds (or rebuilds, for another target shape) and compiles the steps. */
+enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target)
+{
+    struct nncc_train_state *t = m->train;
+    if (t->built && ir_shape_eq(t->target_shape, target))
+        return NNCC_OK;
+    nncc_exec_free(t->exec);
+    t->exec = NULL;
+    ir_program_free(&t->train);
+    ir_program_free(&t->eval);
+    t->built = false;
+    enum nncc_status st = nncc_train_autodiff(m, target, &t->train, &t->eval);
     if (!st)
         st = ir_verify(&t->eval, "autodiff");
     if (st)

@@ -51,6 +51,12 @@ double nncc_now(void);
 nncc_history *nncc_history_new(void);
 enum nncc_status nncc_history_append(nncc_history *h, int epoch, const struct nncc_logs *logs);
 
+/* The training and evaluation programs of a compiled model for targets
+ * of `target`'s shape (autodiff with the model's compile options),
+ * verified; also what `nncc compile --train` emits. */
+enum nncc_status nncc_train_autodiff(const nncc_model *m, struct nncc_shape target,
+                                     struct ir_program *train, struct ir_program *eval);
+
 /* Builds and compiles the training and evaluation steps for targets of
  * `target`'s shape (batch None), unless built for it already. */
 enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target);

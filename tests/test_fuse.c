@@ -25,19 +25,8 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/train.h"
+#include "pass_helpers.h"
 
-static void *ok_(void *p, const char *what, int line)
-{
-    if (!p)
-        fail_msg("line %d: %s failed: %s", line, what, nncc_last_error());
-    return p;
-}
-#define OK(expr) ok_((expr), #expr, __LINE__)
-#define ST(expr)                                                                          \
-    do {                                                                                  \
-        if ((expr) != NNCC_OK)                                                            \
-            fail_msg("line %d: %s failed: %s", __LINE__, #expr, nncc_last_error());      \
-    } while (0)
 
 /* Input 8x8x2, Conv2D 4 3x3 relu, MaxPooling2D 2, Flatten, Dense 8 tanh,
  * Dense 6 softplus (its derivative needs its input), Dense 3 softmax. */
@@ -55,15 +44,6 @@ static nncc_model *model(void)
     return OK(nncc_model_new(x, y, .name = "fuse"));
 }
 
-/* The index of the node with this op whose layer is `layer`, or -1. */
-static int find(const struct ir_program *p, enum ir_op op, const char *layer)
-{
-    for (int i = 0; i < p->n_nodes; i++)
-        if (p->nodes[i]->op == op && p->nodes[i]->layer &&
-            strcmp(nncc_layer_name(p->nodes[i]->layer), layer) == 0)
-            return i;
-    return -1;
-}
 
 /* Node i heads a group of `rule` whose last node is j (absorbed, its value
  * the group's result). */
@@ -87,36 +67,27 @@ static void test_inference_groups(void **state)
     nncc_model *m = model();
     const struct ir_program *p = &m->program;
     struct ir_fused *f = OK(nncc_fuse(p));
-    int conv = find(p, IR_CONV2D, "conv");
-    expect_group(p, f, conv, "bias_act", find(p, IR_ACTIVATION, "conv"));
+    int conv = find_node(p, IR_CONV2D, "conv");
+    expect_group(p, f, conv, "bias_act", find_node(p, IR_ACTIVATION, "conv"));
     assert_ptr_equal(f[conv].bias, p->nodes[conv + 1]->in[1]);
     assert_true(f[conv].has_act);
     assert_int_equal(f[conv].act, NNCC_RELU);
-    int hidden = find(p, IR_MATMUL, "hidden");
-    expect_group(p, f, hidden, "bias_act", find(p, IR_ACTIVATION, "hidden"));
+    int hidden = find_node(p, IR_MATMUL, "hidden");
+    expect_group(p, f, hidden, "bias_act", find_node(p, IR_ACTIVATION, "hidden"));
     assert_int_equal(f[hidden].act, NNCC_TANH);
     /* At inference nothing needs softplus' input again: it fuses too. */
-    int soft = find(p, IR_MATMUL, "soft");
-    expect_group(p, f, soft, "bias_act", find(p, IR_ACTIVATION, "soft"));
-    int out = find(p, IR_MATMUL, "out");
-    expect_group(p, f, out, "bias_act", find(p, IR_SOFTMAX, "out"));
+    int soft = find_node(p, IR_MATMUL, "soft");
+    expect_group(p, f, soft, "bias_act", find_node(p, IR_ACTIVATION, "soft"));
+    int out = find_node(p, IR_MATMUL, "out");
+    expect_group(p, f, out, "bias_act", find_node(p, IR_SOFTMAX, "out"));
     assert_true(f[out].softmax);
     assert_false(f[out].has_act);
     /* Pooling and the reshape are no heads. */
-    assert_null(f[find(p, IR_MAXPOOL2D, "pool")].rule);
+    assert_null(f[find_node(p, IR_MAXPOOL2D, "pool")].rule);
     free(f);
     nncc_model_free(m);
 }
 
-static struct nncc_array *data(int64_t rows, struct nncc_shape s, int kind)
-{
-    s.dim[0] = rows;
-    struct nncc_array *a = OK(nncc_array_new(s));
-    int64_t C = s.dim[s.rank - 1];
-    for (int64_t i = 0; i < nncc_array_size(a); i++)
-        a->data[i] = kind ? ((i / C) % C == i % C) : (float)((i * 37) % 101) / 50.0f - 1.0f;
-    return a;
-}
 
 /* Compiles and fits m for two epochs; returns its History. */
 static nncc_history *train(nncc_model *m, struct nncc_array *x, struct nncc_array *y)
@@ -131,38 +102,38 @@ static void test_training_groups(void **state)
 {
     (void)state;
     nncc_model *m = model();
-    struct nncc_array *x = data(20, m->inputs[0]->shape, 0);
-    struct nncc_array *y = data(20, m->outputs[0]->shape, 1);
+    struct nncc_array *x = test_rows(20, m->inputs[0]->shape, 0);
+    struct nncc_array *y = test_rows(20, m->outputs[0]->shape, 1);
     nncc_history_free(train(m, x, y));
     const struct ir_program *p = &m->train->train;
     struct ir_fused *f = OK(nncc_fuse(p));
-    int conv = find(p, IR_CONV2D, "conv");
-    expect_group(p, f, conv, "bias_act", find(p, IR_ACTIVATION, "conv"));
-    int hidden = find(p, IR_MATMUL, "hidden");
-    expect_group(p, f, hidden, "bias_act", find(p, IR_ACTIVATION, "hidden"));
+    int conv = find_node(p, IR_CONV2D, "conv");
+    expect_group(p, f, conv, "bias_act", find_node(p, IR_ACTIVATION, "conv"));
+    int hidden = find_node(p, IR_MATMUL, "hidden");
+    expect_group(p, f, hidden, "bias_act", find_node(p, IR_ACTIVATION, "hidden"));
     /* softplus' gradient reads its input z: only the bias joins the GEMM. */
-    int soft = find(p, IR_MATMUL, "soft");
-    expect_group(p, f, soft, "bias_act", find(p, IR_BIAS_ADD, "soft"));
+    int soft = find_node(p, IR_MATMUL, "soft");
+    expect_group(p, f, soft, "bias_act", find_node(p, IR_BIAS_ADD, "soft"));
     assert_false(f[soft].has_act);
-    int sg = find(p, IR_ACTIVATION_GRAD, "soft");
+    int sg = find_node(p, IR_ACTIVATION_GRAD, "soft");
     assert_true(sg >= 0);
     assert_false(f[sg].grad_from_y);
     assert_false(f[sg].absorbed);
     /* The output layer feeds the loss through its logits (the stable path). */
-    int out = find(p, IR_MATMUL, "out");
-    expect_group(p, f, out, "bias_act", find(p, IR_BIAS_ADD, "out"));
+    int out = find_node(p, IR_MATMUL, "out");
+    expect_group(p, f, out, "bias_act", find_node(p, IR_BIAS_ADD, "out"));
     assert_false(f[out].softmax);
     /* dact: "soft"'s matmul_nt computes the gradient of hidden's output;
      * tanh'(y) multiplies it in its epilogue. */
-    int nt = find(p, IR_MATMUL_NT, "soft");
-    expect_group(p, f, nt, "dact", find(p, IR_ACTIVATION_GRAD, "hidden"));
+    int nt = find_node(p, IR_MATMUL_NT, "soft");
+    expect_group(p, f, nt, "dact", find_node(p, IR_ACTIVATION_GRAD, "hidden"));
     assert_int_equal(f[nt].dact, NNCC_TANH);
-    assert_ptr_equal(f[nt].dact_y, p->nodes[find(p, IR_ACTIVATION, "hidden")]->out);
-    int pg = find(p, IR_POOL2D_GRAD, "pool");
-    expect_group(p, f, pg, "dact", find(p, IR_ACTIVATION_GRAD, "conv"));
+    assert_ptr_equal(f[nt].dact_y, p->nodes[find_node(p, IR_ACTIVATION, "hidden")]->out);
+    int pg = find_node(p, IR_POOL2D_GRAD, "pool");
+    expect_group(p, f, pg, "dact", find_node(p, IR_ACTIVATION_GRAD, "conv"));
     assert_int_equal(f[pg].dact, NNCC_RELU);
     /* The relu gradient, absorbed, would read y, not z. */
-    assert_true(f[find(p, IR_ACTIVATION_GRAD, "conv")].grad_from_y);
+    assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].grad_from_y);
     free(f);
     nncc_array_free(x);
     nncc_array_free(y);
@@ -182,8 +153,8 @@ static void test_numbers_match_unfused(void **state)
             setenv("NNCC_NO_FUSE", "1", 1);
         m[k] = model();
         if (!x) {
-            x = data(20, m[k]->inputs[0]->shape, 0);
-            y = data(20, m[k]->outputs[0]->shape, 1);
+            x = test_rows(20, m[k]->inputs[0]->shape, 0);
+            y = test_rows(20, m[k]->outputs[0]->shape, 1);
         }
         h[k] = train(m[k], x, y);
         pred[k] = OK(nncc_predict(m[k], x->data, 20));

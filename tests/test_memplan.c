@@ -34,21 +34,10 @@
 #include "passes/passes.h"
 #include "codegen/codegen.h"
 #include "runtime/train.h"
+#include "pass_helpers.h"
 
 #define T(...) ((nncc_tensor *[]){__VA_ARGS__})
 
-static void *ok_(void *p, const char *what, int line)
-{
-    if (!p)
-        fail_msg("line %d: %s failed: %s", line, what, nncc_last_error());
-    return p;
-}
-#define OK(expr) ok_((expr), #expr, __LINE__)
-#define ST(expr)                                                                          \
-    do {                                                                                  \
-        if ((expr) != NNCC_OK)                                                            \
-            fail_msg("line %d: %s failed: %s", __LINE__, #expr, nncc_last_error());      \
-    } while (0)
 
 /* ---- Models -------------------------------------------------------------- */
 

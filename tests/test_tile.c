@@ -24,19 +24,8 @@
 #include "frontend/frontend.h"
 #include "passes/passes.h"
 #include "runtime/train.h"
+#include "pass_helpers.h"
 
-static void *ok_(void *p, const char *what, int line)
-{
-    if (!p)
-        fail_msg("line %d: %s failed: %s", line, what, nncc_last_error());
-    return p;
-}
-#define OK(expr) ok_((expr), #expr, __LINE__)
-#define ST(expr)                                                                          \
-    do {                                                                                  \
-        if ((expr) != NNCC_OK)                                                            \
-            fail_msg("line %d: %s failed: %s", __LINE__, #expr, nncc_last_error());      \
-    } while (0)
 
 /* 9x9x3 → 3x3 same (8) → 3x3 stride 2 (12) → 1x1 (6) → 3x3 dilation 2 (5)
  * → flatten → dense 4 softmax. */
@@ -56,25 +45,7 @@ static nncc_model *model(void)
     return OK(nncc_model_new(x, y, .name = "tile"));
 }
 
-static int find(const struct ir_program *p, enum ir_op op, const char *layer)
-{
-    for (int i = 0; i < p->n_nodes; i++)
-        if (p->nodes[i]->op == op && p->nodes[i]->layer &&
-            strcmp(nncc_layer_name(p->nodes[i]->layer), layer) == 0)
-            return i;
-    fail_msg("no %s node of layer %s", ir_op(op)->name, layer);
-    return -1;
-}
 
-static struct nncc_array *data(int64_t rows, struct nncc_shape s, int kind)
-{
-    s.dim[0] = rows;
-    struct nncc_array *a = OK(nncc_array_new(s));
-    int64_t C = s.dim[s.rank - 1];
-    for (int64_t i = 0; i < nncc_array_size(a); i++)
-        a->data[i] = kind ? ((i / C) % C == i % C) : (float)((i * 37) % 101) / 50.0f - 1.0f;
-    return a;
-}
 
 static nncc_history *train(nncc_model *m, struct nncc_array *x, struct nncc_array *y)
 {
@@ -88,30 +59,30 @@ static void test_schedules(void **state)
 {
     (void)state;
     nncc_model *m = model();
-    struct nncc_array *x = data(16, m->inputs[0]->shape, 0), *y = data(16, m->outputs[0]->shape, 1);
+    struct nncc_array *x = test_rows(16, m->inputs[0]->shape, 0), *y = test_rows(16, m->outputs[0]->shape, 1);
     nncc_history_free(train(m, x, y));
     const struct ir_program *p = &m->train->train;
     struct ir_tile *t = OK(nncc_tile(p));
-    const struct ir_tile *f = &t[find(p, IR_CONV2D, "same")];
+    const struct ir_tile *f = &t[find_node(p, IR_CONV2D, "same")];
     assert_int_equal(f->parallel, IR_PAR_ROWS);
     assert_false(f->pointwise);
     assert_int_equal(f->tile_rows, 384); /* K = 27: the 384-row cap, not the stack budget */
     assert_true(f->min_work > 0);
-    assert_true(t[find(p, IR_CONV2D, "pointwise")].pointwise);
-    const struct ir_tile *gi = &t[find(p, IR_CONV2D_GRAD_INPUT, "strided")];
+    assert_true(t[find_node(p, IR_CONV2D, "pointwise")].pointwise);
+    const struct ir_tile *gi = &t[find_node(p, IR_CONV2D_GRAD_INPUT, "strided")];
     assert_int_equal(gi->parallel, IR_PAR_IMAGES);
     assert_int_equal(gi->tile_rows % 6, 0);
     assert_true(gi->tile_rows * 72 <= 65536);
-    const struct ir_tile *gf = &t[find(p, IR_CONV2D_GRAD_FILTER, "dilated")];
+    const struct ir_tile *gf = &t[find_node(p, IR_CONV2D_GRAD_FILTER, "dilated")];
     assert_int_equal(gf->parallel, IR_PAR_OUT_ROWS);
     assert_int_equal(gf->tile_rows % 6, 0);
-    assert_int_equal(t[find(p, IR_MATMUL, "out")].parallel, IR_PAR_ROWS);
-    assert_int_equal(t[find(p, IR_MATMUL_TN, "out")].parallel, IR_PAR_OUT_ROWS);
-    assert_int_equal(t[find(p, IR_BIAS_ADD, "out")].parallel, IR_PAR_NONE);
+    assert_int_equal(t[find_node(p, IR_MATMUL, "out")].parallel, IR_PAR_ROWS);
+    assert_int_equal(t[find_node(p, IR_MATMUL_TN, "out")].parallel, IR_PAR_OUT_ROWS);
+    assert_int_equal(t[find_node(p, IR_BIAS_ADD, "out")].parallel, IR_PAR_NONE);
     free(t);
     setenv("NNCC_TILE_ROWS", "6", 1);
     t = OK(nncc_tile(p));
-    assert_int_equal(t[find(p, IR_CONV2D, "same")].tile_rows, 6);
+    assert_int_equal(t[find_node(p, IR_CONV2D, "same")].tile_rows, 6);
     unsetenv("NNCC_TILE_ROWS");
     free(t);
     nncc_array_free(x);
@@ -131,8 +102,8 @@ static void test_tiles_do_not_change_results(void **state)
             setenv("NNCC_TILE_ROWS", "6", 1);
         m[k] = model();
         if (!x) {
-            x = data(37, m[k]->inputs[0]->shape, 0);
-            y = data(37, m[k]->outputs[0]->shape, 1);
+            x = test_rows(37, m[k]->inputs[0]->shape, 0);
+            y = test_rows(37, m[k]->outputs[0]->shape, 1);
         }
         ST(nncc_model_init_weights(m[k], 5));
         pred[k] = OK(nncc_predict(m[k], x->data, 37, .batch_size = 37));
