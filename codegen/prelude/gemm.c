@@ -27,8 +27,12 @@
 #include <omp.h>
 #endif
 
-#ifdef __clang__
+/* The micro-kernel's a*b + c must become FMAs; GCC under -std=c11 does not
+ * contract without being told. */
+#if defined(__clang__)
 #pragma STDC FP_CONTRACT ON
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=fast")
 #endif
 
 #if defined(__AVX512F__)
