@@ -1,19 +1,21 @@
 /*
  * pipeline.c — the pass list, readable top to bottom.
  *
- * Today a model's program goes through shape inference only; fusion and
- * tiling join this list as they land.  After every pass the verifier runs,
- * and NNCC_DUMP=all (or a pass name, or a comma-separated list of them)
- * prints the IR to stderr; NNCC_DUMP=emit prints it just before code
- * generation.
+ * A model's program goes through shape inference here.  After every pass
+ * the verifier runs, and NNCC_DUMP=all (or a pass name, or a
+ * comma-separated list of them) prints the IR to stderr; NNCC_DUMP=emit
+ * prints it just before code generation.
  *
- * Two passes run on programs this list never sees, because those programs
- * are built later: autodiff (passes/autodiff.c) makes the training and
- * evaluation steps when fit or evaluate first needs them (runtime/train.c),
- * and memory planning (passes/memplan.c) lays out the workspace of each
- * final program, inference or step, right before code generation: the
- * code generator (codegen/emit.c) calls nncc_memplan() for every entry it
- * emits.  NNCC_DUMP=memplan prints those plans.
+ * The other passes run on programs this list never sees, because those
+ * programs are built later: autodiff (passes/autodiff.c) makes the training
+ * and evaluation steps when fit or evaluate first needs them
+ * (runtime/train.c); fusion (passes/fuse.c), tiling (passes/tile.c) and
+ * memory planning (passes/memplan.c, which needs the fusion groups) run on
+ * each final program, inference or step, right before code generation:
+ * the code generator (codegen/emit.c) calls them for every entry it emits.
+ * They annotate the program (groups, schedules, a plan) rather than
+ * rewrite it, because a model's programs share their nodes.
+ * NNCC_DUMP=fuse, tile and memplan print what they decided.
  */
 #include <stdlib.h>
 #include <string.h>
