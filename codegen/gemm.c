@@ -47,40 +47,42 @@ static void row_blocks(struct cw *w, long long rows_per_sample, long long work_p
     cw_line(w, "}");
 }
 
+/* Row-parallel product of input 0 (rows, kin) with weights B (kin, nout)
+ * read through strides (sbk, sbj) from w, packed once before the threads
+ * start; the node's epilogue runs on each row block. */
+static void rows_times_weights(struct cg *cg, const struct ir_node *n, const char *what,
+                               const char *a, const char *c, long long kin, long long nout,
+                               long long sbk, long long sbj)
+{
+    long long R = cg_numel(n->in[0]) / kin;
+    char call[200];
+    cg_kernel_comment(cg, n, what);
+    cg_gemm_open(cg, n, a, "w", c, cg_packed_floats(kin, nout));
+    cw_line(&cg->defs, "nn_pack_b_all(%lldL, %lldL, w, %lldL, %lldL, wp);", kin, nout, sbk, sbj);
+    snprintf(call, sizeof call,
+             "nn_gemm_packed(m, %lldL, %lldL, %s + r0 * %lldL, %lldL, 1, wp, %s + r0 * %lldL, "
+             "%lldL, 0);", nout, kin, a, kin, kin, c, nout, nout);
+    row_blocks(&cg->defs, R, kin * nout, call, cg_fused(cg, n), c, nout, cg_tile(cg, n));
+    cg_gemm_close(cg, n, cg_packed_floats(kin, nout));
+}
+
 void emit_matmul(struct cg *cg, const struct ir_node *n)
 {
     long long K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
-    long long R = cg_numel(n->in[0]) / K;
-    char what[200], xs[100], call[200];
+    char what[200], xs[100];
     snprintf(what, sizeof what, "x %s . w (%lld, %lld)", cg_shape(n->in[0]->shape, xs, sizeof xs),
              K, N);
-    cg_kernel_comment(cg, n, what);
-    cg_gemm_open(cg, n, "x", "w", "y", cg_packed_floats(K, N));
-    snprintf(call, sizeof call,
-             "nn_gemm_packed(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, wp, y + r0 * %lldL, "
-             "%lldL, 0);", N, K, K, K, N, N);
-    /* The weights are packed once, before the threads start. */
-    cw_line(&cg->defs, "nn_pack_b_all(%lldL, %lldL, w, %lldL, 1, wp);", K, N, N);
-    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "y", N, cg_tile(cg, n));
-    cg_gemm_close(cg, n, cg_packed_floats(K, N));
+    rows_times_weights(cg, n, what, "x", "y", K, N, N, 1);
 }
 
 void emit_matmul_nt(struct cg *cg, const struct ir_node *n)
 {
     long long K = n->in[1]->shape.dim[0], N = n->in[1]->shape.dim[1];
-    long long R = cg_numel(n->in[0]) / N;
-    char what[200], s[100], call[200];
+    char what[200], s[100];
     snprintf(what, sizeof what, "dy %s . w(%lld, %lld)^T", cg_shape(n->in[0]->shape, s, sizeof s),
              K, N);
-    cg_kernel_comment(cg, n, what);
-    cg_gemm_open(cg, n, "dy", "w", "dx", cg_packed_floats(N, K));
-    /* wᵀ(j, k) = w[k·N + j]: B's row stride 1, column stride N; packed once. */
-    snprintf(call, sizeof call,
-             "nn_gemm_packed(m, %lldL, %lldL, dy + r0 * %lldL, %lldL, 1, wp, dx + r0 * %lldL, "
-             "%lldL, 0);", K, N, N, N, K, K);
-    cw_line(&cg->defs, "nn_pack_b_all(%lldL, %lldL, w, 1, %lldL, wp);", N, K, N);
-    row_blocks(&cg->defs, R, K * N, call, cg_fused(cg, n), "dx", K, cg_tile(cg, n));
-    cg_gemm_close(cg, n, cg_packed_floats(N, K));
+    /* wᵀ(j, k) = w[k·N + j]: B's row stride 1, column stride N. */
+    rows_times_weights(cg, n, what, "dy", "dx", N, K, 1, N);
 }
 
 void emit_matmul_tn(struct cg *cg, const struct ir_node *n)

@@ -200,32 +200,12 @@ NN_FN void nn_zero_rows(long m, long n, float *c, long ldc)
         memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
 }
 
-/* C = A*B (accumulate 0) or C += A*B (accumulate 1) with B from
- * nn_pack_b_all. */
-NN_FN void nn_gemm_packed(long m, long n, long k, const float *a, long sai, long sak,
-                           const float *bp, float *c, long ldc, int accumulate)
-{
-    if (k <= 0) {
-        if (!accumulate)
-            nn_zero_rows(m, n, c, ldc);
-        return;
-    }
-    const long kb = nn_kblock(k);
-    for (long jc = 0; jc < n; jc += NN_NC) {
-        long nc = nn_min(NN_NC, n - jc);
-        for (long pc = 0; pc < k; pc += kb) {
-            long kc = nn_min(kb, k - pc);
-            nn_gemm_block(m, nc, kc, a + pc * sak, sai, sak, bp, c + jc, ldc, accumulate || pc > 0);
-            bp += kc * ((nc + NN_NR - 1) / NN_NR * NN_NR);
-        }
-    }
-}
-
-/* C = A*B (accumulate 0) or C += A*B (accumulate 1), where
- * A(i, p) = a[i*sai + p*sak], B(p, j) = b[p*sbk + j*sbj], C(i, j) = c[i*ldc + j];
- * B is packed block by block on the stack. */
-NN_FN void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
-                    const float *b, long sbk, long sbj, float *c, long ldc, int accumulate)
+/* The blocked product over NC column blocks and k blocks; B comes packed
+ * whole from bp (nn_pack_b_all), or, when bp is NULL, from b through its
+ * strides, packed block by block on the stack. */
+NN_FN void nn_gemm_run(long m, long n, long k, const float *a, long sai, long sak,
+                       const float *b, long sbk, long sbj, const float *bp, float *c, long ldc,
+                       int accumulate)
 {
     float bpack[NN_KC * ((NN_NC + NN_NR - 1) / NN_NR * NN_NR)] __attribute__((aligned(64)));
     if (k <= 0) {
@@ -238,9 +218,32 @@ NN_FN void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
         long nc = nn_min(NN_NC, n - jc);
         for (long pc = 0; pc < k; pc += kb) {
             long kc = nn_min(kb, k - pc);
-            nn_pack_b(kc, nc, b + pc * sbk + jc * sbj, sbk, sbj, bpack);
-            nn_gemm_block(m, nc, kc, a + pc * sak, sai, sak, bpack, c + jc, ldc,
+            const float *panel = bp;
+            if (bp) {
+                bp += kc * ((nc + NN_NR - 1) / NN_NR * NN_NR);
+            } else {
+                nn_pack_b(kc, nc, b + pc * sbk + jc * sbj, sbk, sbj, bpack);
+                panel = bpack;
+            }
+            nn_gemm_block(m, nc, kc, a + pc * sak, sai, sak, panel, c + jc, ldc,
                           accumulate || pc > 0);
         }
     }
+}
+
+/* C = A*B (accumulate 0) or C += A*B (accumulate 1) with B from
+ * nn_pack_b_all. */
+NN_FN void nn_gemm_packed(long m, long n, long k, const float *a, long sai, long sak,
+                          const float *bp, float *c, long ldc, int accumulate)
+{
+    nn_gemm_run(m, n, k, a, sai, sak, NULL, 0, 0, bp, c, ldc, accumulate);
+}
+
+/* C = A*B (accumulate 0) or C += A*B (accumulate 1), where
+ * A(i, p) = a[i*sai + p*sak], B(p, j) = b[p*sbk + j*sbj], C(i, j) = c[i*ldc + j];
+ * B is packed block by block on the stack. */
+NN_FN void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
+                   const float *b, long sbk, long sbj, float *c, long ldc, int accumulate)
+{
+    nn_gemm_run(m, n, k, a, sai, sak, b, sbk, sbj, NULL, c, ldc, accumulate);
 }
