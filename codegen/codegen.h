@@ -69,6 +69,14 @@ long long cg_packed_floats(long long k, long long n);
 void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,
                       const char *count);
 
+/* One image's pooling gradient (codegen/pool.c) into `dxb`, with a fused
+ * activation gradient; in scope: b, dy, yv and the pool's input and output
+ * as named by x and y. */
+void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
+                        const char *x, const char *y);
+/* The pool_wgrad group headed by pooling gradient n (codegen/conv.c). */
+void emit_pool_wgrad(struct cg *cg, const struct ir_node *n);
+
 /* Scratch space for one kernel call (kernels run one after another, so
  * they share it): returns the C expression of its start. */
 const char *cg_scratch(struct cg *cg, int64_t floats);

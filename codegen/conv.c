@@ -14,8 +14,9 @@
  * convolution is a plain GEMM on x.
  *
  * Threads: the forward splits rows, the input gradient images (their
- * scatter-adds never meet), the filter gradient dw's rows; so every value
- * is summed in the same order whatever the thread count.
+ * scatter-adds never meet), the filter gradient eight fixed runs of rows
+ * into partial sums (dw's rows for a pointwise or very large filter); so
+ * every value is summed in the same order whatever the thread count.
  */
 #include "codegen.h"
 #include "../passes/passes.h"
@@ -191,18 +192,56 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     cg_gemm_close(cg, n, cg_packed_floats(c.F, c.K));
 }
 
+/* Partial sums of the filter gradient: eight fixed runs of rows, each
+ * summed apart (in parallel), then added in order, so the result does not
+ * depend on the thread count.  Up to this many floats of partials;
+ * bigger filters split dw's rows over threads instead. */
+#define WGRAD_PARTIAL_FLOATS (4L << 20)
+
 void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
 {
     struct conv c = conv_dims(n, n->in[0], n->in[1], n->out);
     struct cw *w = &cg->defs;
     comment(cg, n, "filter gradient", &c);
-    cg_gemm_open(cg, n, "x", "dy", "dw", 0);
     const struct ir_tile *t = cg_tile(cg, n);
-    long long tr = t->tile_rows;
+    long long tr = t->tile_rows, KF = c.K * c.F, stride = (KF + 15) / 16 * 16;
+    bool chunks = !t->pointwise && 8 * stride <= WGRAD_PARTIAL_FLOATS;
+    cg_gemm_open(cg, n, "x", "dy", "dw", chunks ? 8 * stride : 0);
     cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
-    cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", c.K, c.K);
     char work[128];
-    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > %lldL", c.K * c.F, (long long)t->min_work);
+    if (chunks) {
+        /* Each run's rows: columns built once, by the thread that owns them. */
+        snprintf(work, sizeof work, "rows * %lldL > %lldL", KF, (long long)t->min_work);
+        cg_parallel_if(w, work);
+        cw_line(w, "for (int q = 0; q < 8; q++) {");
+        w->indent++;
+        cw_line(w, "float *restrict pw = wp + q * %lldL;", stride);
+        cw_line(w, "const long ra = rows * q / 8, rz = rows * (q + 1) / 8;");
+        cw_line(w, "if (ra == rz)");
+        cw_line(w, "    memset(pw, 0, sizeof(float) * %lldL);", KF);
+        cw_line(w, "float col[%lldL];", tr * c.K);
+        cw_line(w, "for (long r0 = ra; r0 < rz; r0 += %lldL) {", tr);
+        w->indent++;
+        cw_line(w, "const long m = nn_min(%lldL, rz - r0);", tr);
+        emit_im2col(w, &c);
+        /* colᵀ(k, r) = col[r·K + k]: A's row stride 1, column stride K. */
+        cw_line(w, "nn_gemm(%lldL, %lldL, m, col, 1, %lldL, dy + r0 * %lldL, %lldL, 1, pw, %lldL, "
+                "r0 > ra);", c.K, c.F, c.K, c.F, c.F, c.F);
+        w->indent--;
+        cw_line(w, "}");
+        w->indent--;
+        cw_line(w, "}");
+        cw_line(w, "for (long i = 0; i < %lldL; i++) {", KF);
+        cw_line(w, "    float s = 0.0f;");
+        cw_line(w, "    for (int q = 0; q < 8; q++)");
+        cw_line(w, "        s += wp[q * %lldL + i];", stride);
+        cw_line(w, "    dw[i] = s;");
+        cw_line(w, "}");
+        cg_gemm_close(cg, n, 8 * stride);
+        return;
+    }
+    cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", c.K, c.K);
+    snprintf(work, sizeof work, "nk > 1 && rows * %lldL > %lldL", KF, (long long)t->min_work);
     cg_parallel_if(w, work);
     cw_line(w, "for (long kb = 0; kb < nk; kb++) {");
     w->indent++;
@@ -220,7 +259,6 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
         w->indent++;
         cw_line(w, "const long m = nn_min(%lldL, rows - r0);", tr);
         emit_im2col(w, &c);
-        /* colᵀ(k, r) = col[r·K + k]: A's row stride 1, column stride K. */
         cw_line(w, "nn_gemm(kn, %lldL, m, col + k0, 1, %lldL, dy + r0 * %lldL, %lldL, 1, "
                 "dw + k0 * %lldL, %lldL, r0 > 0);", c.F, c.K, c.F, c.F, c.F, c.F);
         w->indent--;
@@ -229,4 +267,182 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
     w->indent--;
     cw_line(w, "}");
     cg_gemm_close(cg, n, 0);
+}
+
+/* Filters with at most 48 taps (KH·KW·C) get their per-image filter
+ * gradient from emit_direct_wgrad, not im2col and a GEMM with a tiny m,
+ * when the padded image fits in 128 KiB of stack. */
+static bool direct_wgrad(const struct conv *c)
+{
+    long long Hp = (c->OH - 1) * c->sh + (c->KH - 1) * c->dh + 1;
+    long long Wp = (c->OW - 1) * c->sw + (c->KW - 1) * c->dw + 1;
+    return c->K <= 48 && Hp * Wp * c->C <= 32768;
+}
+
+/* pw[t][f] += Σ_p x(p, t) · dxb[p][f] for one image b, reading the taps
+ * from a zero-padded copy of the image (so no tap needs a bounds check):
+ * three taps by 32 output channels accumulate in registers (12 AVX2
+ * vectors) over all pixels, p in order; channels past the last full 32
+ * in scalar code, a last group of fewer than three taps repeats its first
+ * tap and stores only the real ones. */
+static void emit_direct_wgrad(struct cw *w, const struct conv *c)
+{
+    long long Hp = (c->OH - 1) * c->sh + (c->KH - 1) * c->dh + 1;
+    long long Wp = (c->OW - 1) * c->sw + (c->KW - 1) * c->dw + 1;
+    long long F = c->F, F32 = F / 32 * 32;
+    cw_line(w, "float xp[%lldL];", Hp * Wp * c->C);
+    cw_line(w, "memset(xp, 0, sizeof xp);");
+    cw_line(w, "for (long ih = 0; ih < %lldL; ih++) {", c->H);
+    cw_line(w, "    const long ph = ih + %d;", c->pt);
+    cw_line(w, "    if (ph >= %lldL) break;", Hp);
+    cw_line(w, "    const long w0 = %d, n_ = %lldL < %lldL - w0 ? %lldL : %lldL - w0;", c->pl, c->W, Wp,
+            c->W, Wp);
+    cw_line(w, "    if (n_ > 0)");
+    cw_line(w, "        memcpy(xp + (ph * %lldL + w0) * %lldL, x + ((b * %lldL + ih) * %lldL) * %lldL, "
+            "sizeof(float) * (size_t)n_ * %lldL);", Wp, c->C, c->H, c->W, c->C, c->C);
+    cw_line(w, "}");
+    cw_raw(w, "%*sstatic const long tofs[%lld] = {", w->indent * 4, "", c->K);
+    for (long long kh = 0; kh < c->KH; kh++)
+        for (long long kw = 0; kw < c->KW; kw++)
+            for (long long ci = 0; ci < c->C; ci++)
+                cw_raw(w, "%s%lld", kh + kw + ci ? ", " : "",
+                       ((kh * c->dh) * Wp + kw * c->dw) * c->C + ci);
+    cw_raw(w, "};\n");
+    cw_line(w, "for (long t0 = 0; t0 < %lldL; t0 += 3) {", c->K);
+    w->indent++;
+    cw_line(w, "const long o0 = tofs[t0], o1 = tofs[t0 + 1 < %lldL ? t0 + 1 : t0], "
+            "o2 = tofs[t0 + 2 < %lldL ? t0 + 2 : t0];", c->K, c->K);
+    cw_line(w, "const long nt = %lldL - t0 < 3 ? %lldL - t0 : 3;", c->K, c->K);
+    if (F32 > 0) {
+        cw_line(w, "for (long f0 = 0; f0 < %lldL; f0 += 32) {", F32);
+        w->indent++;
+        cw_line(w, "nn_vf acc[3][32 / NN_VW];");
+        cw_line(w, "NN_FULL_UNROLL for (int i = 0; i < 3; i++)");
+        cw_line(w, "    NN_FULL_UNROLL for (int v = 0; v < 32 / NN_VW; v++)");
+        cw_line(w, "        acc[i][v] = (nn_vf){0};");
+        cw_line(w, "for (long oh = 0; oh < %lldL; oh++)", c->OH);
+        cw_line(w, "    for (long ow = 0; ow < %lldL; ow++) {", c->OW);
+        cw_line(w, "        const float *restrict xq = xp + (oh * %lldL + ow * %dL) * %lldL;",
+                c->sh * Wp, c->sw, c->C);
+        cw_line(w, "        const float *restrict d = dxb + (oh * %lldL + ow) * %lldL + f0;", c->OW, F);
+        cw_line(w, "        const nn_vf a0 = xq[o0] - (nn_vf){0}, a1 = xq[o1] - (nn_vf){0}, "
+                "a2 = xq[o2] - (nn_vf){0};");
+        cw_line(w, "        NN_FULL_UNROLL for (int v = 0; v < 32 / NN_VW; v++) {");
+        cw_line(w, "            const nn_vf dv = nn_load(d + v * NN_VW);");
+        cw_line(w, "            acc[0][v] += a0 * dv;");
+        cw_line(w, "            acc[1][v] += a1 * dv;");
+        cw_line(w, "            acc[2][v] += a2 * dv;");
+        cw_line(w, "        }");
+        cw_line(w, "    }");
+        cw_line(w, "for (int i = 0; i < nt; i++)");
+        cw_line(w, "    for (int v = 0; v < 32 / NN_VW; v++) {");
+        cw_line(w, "        float *restrict q = pw + (t0 + i) * %lldL + f0 + v * NN_VW;", F);
+        cw_line(w, "        nn_store(q, nn_load(q) + acc[i][v]);");
+        cw_line(w, "    }");
+        w->indent--;
+        cw_line(w, "}");
+    }
+    if (F32 < F) {
+        cw_line(w, "float acc[3][%lld];", F - F32);
+        cw_line(w, "memset(acc, 0, sizeof acc);");
+        cw_line(w, "for (long oh = 0; oh < %lldL; oh++)", c->OH);
+        cw_line(w, "    for (long ow = 0; ow < %lldL; ow++) {", c->OW);
+        cw_line(w, "        const float *restrict xq = xp + (oh * %lldL + ow * %dL) * %lldL;",
+                c->sh * Wp, c->sw, c->C);
+        cw_line(w, "        const float *restrict d = dxb + (oh * %lldL + ow) * %lldL + %lldL;", c->OW,
+                F, F32);
+        cw_line(w, "        for (long f = 0; f < %lldL; f++) {", F - F32);
+        cw_line(w, "            acc[0][f] += xq[o0] * d[f];");
+        cw_line(w, "            acc[1][f] += xq[o1] * d[f];");
+        cw_line(w, "            acc[2][f] += xq[o2] * d[f];");
+        cw_line(w, "        }");
+        cw_line(w, "    }");
+        cw_line(w, "for (int i = 0; i < nt; i++)");
+        cw_line(w, "    for (long f = 0; f < %lldL; f++)", F - F32);
+        cw_line(w, "        pw[(t0 + i) * %lldL + %lldL + f] += acc[i][f];", F, F32);
+    }
+    w->indent--;
+    cw_line(w, "}");
+}
+
+/* pool_wgrad (passes/fuse.c): pooling gradient n makes the gradient of
+ * the convolution's output one image at a time on the stack (never
+ * stored), and each image's filter gradient (colᵀ · dx, from that image's
+ * columns) and bias gradient (dx's column sums) are added to one of eight
+ * partial sums, each over a fixed run of images; the partials are then
+ * added in order, so the result does not depend on the thread count. */
+void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
+{
+    const struct ir_fused *f = cg_fused(cg, n);
+    const struct ir_node *wn = f->wgrad;
+    struct conv c = conv_dims(wn, wn->in[0], wn->in[1], wn->out);
+    long long P = c.OH * c.OW, KF = c.K * c.F, stride = (KF + c.F + 15) / 16 * 16;
+    struct cw *w = &cg->defs;
+    comment(cg, wn, "pooling gradient, then this filter gradient (and the bias gradient) per image",
+            &c);
+    if (direct_wgrad(&c)) {
+        /* Small constant loops over registers must unroll even under
+         * -fno-unroll-loops, and the pragma differs by compiler. */
+        cw_raw(w, "#ifndef NN_FULL_UNROLL\n#if defined(__clang__)\n"
+                  "#define NN_FULL_UNROLL _Pragma(\"clang loop unroll(full)\")\n"
+                  "#elif defined(__GNUC__)\n#define NN_FULL_UNROLL _Pragma(\"GCC unroll 16\")\n"
+                  "#else\n#define NN_FULL_UNROLL\n#endif\n#endif\n");
+    }
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict px,",
+            cg->prefix, cg_id(cg, n));
+    cw_raw(w, "               const float *restrict py, const float *restrict x, float *restrict dw,\n"
+              "               float *restrict db");
+    cg_epilogue_params(w, f);
+    cw_raw(w, ", float *restrict part)\n");
+    cw_line(w, "{");
+    w->indent++;
+    cw_line(w, "(void)db;");
+    char work[64];
+    snprintf(work, sizeof work, "(long)n * %lldL", P * KF);
+    cg_parallel(w, work);
+    cw_line(w, "for (int q = 0; q < 8; q++) {");
+    w->indent++;
+    cw_line(w, "float *restrict pw = part + q * %lldL, *restrict pb = pw + %lldL;", stride, KF);
+    cw_line(w, "memset(pw, 0, sizeof(float) * %lldL);", KF + c.F);
+    cw_line(w, "for (long b = (long)n * q / 8; b < (long)n * (q + 1) / 8; b++) {");
+    w->indent++;
+    if (direct_wgrad(&c))
+        cw_line(w, "float dxb[%lldL];", P * c.F);
+    else
+        cw_line(w, "float dxb[%lldL], col[%lldL];", P * c.F, P * c.K);
+    cg_pool_grad_image(w, n, f, "px", "py");
+    cw_line(w, "for (long r = 0; r < %lldL; r++)", P);
+    w->indent++;
+    cg_simd(w);
+    w->indent--;
+    cw_line(w, "    for (long ch = 0; ch < %lldL; ch++)", c.F);
+    cw_line(w, "        pb[ch] += dxb[r * %lldL + ch];", c.F);
+    if (direct_wgrad(&c)) {
+        emit_direct_wgrad(w, &c);
+    } else {
+        cw_line(w, "const long r0 = b * %lldL, m = %lldL;", P, P);
+        emit_im2col(w, &c);
+        cw_line(w, "nn_gemm(%lldL, %lldL, %lldL, col, 1, %lldL, dxb, %lldL, 1, pw, %lldL, 1);", c.K,
+                c.F, P, c.K, c.F, c.F);
+    }
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_line(w, "for (long i = 0; i < %lldL; i++) {", KF + (f->result2 ? c.F : 0));
+    cw_line(w, "    float s = 0.0f;");
+    cw_line(w, "    for (int q = 0; q < 8; q++)");
+    cw_line(w, "        s += part[q * %lldL + i];", stride);
+    cw_line(w, "    if (i < %lldL)", KF);
+    cw_line(w, "        dw[i] = s;");
+    cw_line(w, "    else");
+    cw_line(w, "        db[i - %lldL] = s;", KF);
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s, %s, %s", cg->prefix, cg_id(cg, n),
+           cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, wn->in[0]),
+           cg_buf(cg, wn->out), f->result2 ? cg_buf(cg, f->result2) : "NULL");
+    cg_epilogue_args(&cg->body, cg, f);
+    cw_raw(&cg->body, ", %s);\n", cg_scratch(cg, 8 * stride));
 }

@@ -96,9 +96,6 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
 
-/* Pooling gradients, inputs (dy, x, y): max sends dy to the window's first
- * cell equal to the maximum (TF's choice); average spreads dy/count over
- * the window's real cells.  Images are independent: spread over threads. */
 /* An activation's derivative with both v and y read from variable `var`
  * (fusion only uses activations whose derivative is exact that way). */
 static const char *deriv_in(enum nncc_activation act, const char *var, char *buf, size_t size)
@@ -120,35 +117,23 @@ static const char *deriv_in(enum nncc_activation act, const char *var, char *buf
     return buf;
 }
 
-void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
+/* Pooling gradients, inputs (dy, x, y): max sends dy to the window's first
+ * cell equal to the maximum (TF's choice); average spreads dy/count over
+ * the window's real cells.  Images are independent: spread over threads. */
+
+/* One image's pooling gradient into dxb (H·W·C floats), the fused
+ * activation gradient applied; in scope: b, dy, `x` and `y` (the pool's
+ * input and output) and, with dact, yv. */
+void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
+                        const char *x, const char *y)
 {
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
-    const struct ir_fused *f = cg_fused(cg, n);
     /* Unpadded windows with stride = size cover each cell at most once. */
     bool tiles = a->stride[0] == a->kernel[0] && a->stride[1] == a->kernel[1] && a->pad[0] == 0 &&
                  a->pad[2] == 0;
-    struct cw *w = &cg->defs;
-    char what[200], s[100];
-    snprintf(what, sizeof what, "%s pooling gradient, dy %s", a->pool_max ? "max" : "average",
-             cg_shape(n->in[0]->shape, s, sizeof s));
-    cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
-            cg->prefix, cg_id(cg, n));
-    cw_raw(w, "               const float *restrict y, float *restrict dx");
-    cg_epilogue_params(w, f);
-    cw_raw(w, ")\n");
-    cw_line(w, "{");
-    w->indent++;
-    cw_line(w, "(void)x, (void)y;");
-    char work[64];
-    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * C * a->kernel[0] * a->kernel[1]);
-    cg_parallel(w, work);
-    cw_line(w, "for (long b = 0; b < n; b++) {");
-    w->indent++;
-    cw_line(w, "float *restrict dxb = dx + b * %lldL;", H * W * C);
-    cw_line(w, "const float *restrict xb = x + b * %lldL;", H * W * C);
+    cw_line(w, "const float *restrict xb = %s + b * %lldL;", x, H * W * C);
     if (!tiles) {
         cw_line(w, "memset(dxb, 0, sizeof(float) * %lldL);", H * W * C);
     } else { /* only the cells past the last window */
@@ -177,7 +162,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "        const long at = (ih * %lldL + iw) * %lldL;", W, C);
         cg_simd(w);
         cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
-        cw_line(w, "            const int hit = (taken[c] == 0.0f) & (xb[at + c] == y[o + c]);");
+        cw_line(w, "            const int hit = (taken[c] == 0.0f) & (xb[at + c] == %s[o + c]);", y);
         if (f->has_dact) {
             char d[400];
             cw_line(w, "            const float yy = yv[b * %lldL + at + c];", H * W * C);
@@ -201,7 +186,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "        float *restrict dp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
         cg_simd(w);
         cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
-        cw_line(w, "            const int hit = taken[c] == 0.0f && xp[c] == y[o + c];");
+        cw_line(w, "            const int hit = taken[c] == 0.0f && xp[c] == %s[o + c];", y);
         cw_line(w, "            dp[c] += hit ? dy[o + c] : 0.0f;");
         cw_line(w, "            taken[c] = hit ? 1.0f : taken[c];");
         cw_line(w, "        }");
@@ -212,7 +197,9 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "    for (long iw = ws; iw < w1; iw++)");
         cg_simd(w);
         cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
-        cw_line(w, "            dxb[(ih * %lldL + iw) * %lldL + c] += dy[o + c] / cnt;", W, C);
+        /* Tiling windows write each cell they cover once; the rest was zeroed. */
+        cw_line(w, "            dxb[(ih * %lldL + iw) * %lldL + c] %s dy[o + c] / cnt;", W, C,
+                tiles ? "=" : "+=");
     }
     w->indent--;
     cw_line(w, "}");
@@ -221,6 +208,38 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     snprintf(count, sizeof count, "%lldL", H * W * C);
     if (!(a->pool_max && tiles))
         cg_epilogue_dact(w, f, "dxb", yat, count);
+}
+
+void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
+{
+    const struct ir_attrs *a = &n->a;
+    const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
+    long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
+    const struct ir_fused *f = cg_fused(cg, n);
+    if (f->wgrad) {
+        emit_pool_wgrad(cg, n);
+        return;
+    }
+    struct cw *w = &cg->defs;
+    char what[200], s[100];
+    snprintf(what, sizeof what, "%s pooling gradient, dy %s", a->pool_max ? "max" : "average",
+             cg_shape(n->in[0]->shape, s, sizeof s));
+    cg_kernel_comment(cg, n, what);
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
+            cg->prefix, cg_id(cg, n));
+    cw_raw(w, "               const float *restrict y, float *restrict dx");
+    cg_epilogue_params(w, f);
+    cw_raw(w, ")\n");
+    cw_line(w, "{");
+    w->indent++;
+    cw_line(w, "(void)x, (void)y;");
+    char work[64];
+    snprintf(work, sizeof work, "(long)n * %lldL", OH * OW * C * a->kernel[0] * a->kernel[1]);
+    cg_parallel(w, work);
+    cw_line(w, "for (long b = 0; b < n; b++) {");
+    w->indent++;
+    cw_line(w, "float *restrict dxb = dx + b * %lldL;", H * W * C);
+    cg_pool_grad_image(w, n, f, "x", "y");
     w->indent--;
     cw_line(w, "}");
     w->indent--;

@@ -6,14 +6,15 @@
  * Produces one struct ir_fused per node and changes nothing in the graph
  * (nodes are shared between a model's programs): the codegen reads the
  * plan, emits the group's work in the head node's kernel, writes the
- * group's last value (`result`) there and emits nothing for absorbed
- * nodes, whose values are never materialized.  Fused kernels compute
- * exactly what the separate kernels did, in the same order per element;
- * tests compare them with the reference interpreter.
+ * group's last value (`result`, and pool_wgrad's `result2`) there and
+ * emits nothing for absorbed nodes, whose values are never materialized.
+ * Fused kernels compute exactly what the separate kernels did, in the same
+ * order per element (pool_wgrad excepted, see there); tests compare them
+ * with the unfused kernels and the reference interpreter.
  *
  * A group is a chain of nodes, each the only reader of the one before
- * (values inside a group are read by nothing else and are no program
- * output).  Nodes of other groups may sit between them in program order:
+ * (pool_wgrad: the chain's value has two readers, both absorbed); values
+ * inside a group are read by nothing else and are no program output.  Nodes of other groups may sit between them in program order:
  * the head's kernel writes the group's result early, and the memory
  * planner (passes/memplan.c) keeps the result alive from the head on.
  *
@@ -29,6 +30,15 @@
  *   dact          matmul_nt|conv2d_grad_input|pool2d_grad → activation_grad:
  *                 the activation's gradient multiplies the head's output
  *                 in its epilogue (per row block or per image), from y.
+ *   pool_wgrad    pool2d_grad [→ activation_grad] → {conv2d_grad_filter,
+ *                 bias_grad} when those are the value's only readers (the
+ *                 network's first convolution) and the filter is small:
+ *                 the head makes one image's gradient at a time on its
+ *                 stack and adds that image's filter and bias gradients
+ *                 to partial sums, so the largest tensor of the backward
+ *                 pass is never written to memory.  The partial sums
+ *                 change the summation order of dw and db (floating-point
+ *                 reassociation, the same on any thread count).
  * The softmax/sigmoid + cross-entropy fusion with its p − y gradient is
  * made by autodiff (the stable path), not here.
  */
@@ -54,6 +64,7 @@ static bool deriv_from_output(enum nncc_activation act)
 
 struct fuse_ctx {
     const struct ir_program *p;
+    const char *off; /* NNCC_NO_FUSE: "1" (all rules off) or rule names, comma-separated */
     struct ir_fused *f;
     int *uses;   /* per tensor id: reads in the program (+1 per program output) */
     int *reader; /* per tensor id: the program index of a node reading it */
@@ -131,6 +142,57 @@ static bool rule_bias_act(struct fuse_ctx *c, int i)
     return true;
 }
 
+/* pool_wgrad: the pooling gradient head i has made (value v, maybe with
+ * dact applied) is read only by its convolution's filter gradient and
+ * bias gradient, so the head computes those per image from a tile of v
+ * that never leaves the cache.  Only for small filters (the first layer of
+ * a network: few input channels), where the unfused filter gradient's GEMM
+ * has a tiny k, and when an image's gradient fits the stack budget. */
+static bool rule_off(const struct fuse_ctx *c, const char *name);
+
+static void try_pool_wgrad(struct fuse_ctx *c, int i)
+{
+    if (rule_off(c, "pool_wgrad"))
+        return;
+    const struct ir_program *p = c->p;
+    const struct ir_fused *h = &c->f[i];
+    const nncc_tensor *v = h->result ? h->result : p->nodes[i]->out;
+    if (c->uses[v->id] > 2)
+        return;
+    int wg = -1, bg = -1;
+    for (int q = i + 1; q < p->n_nodes; q++) {
+        const struct ir_node *r = p->nodes[q];
+        for (int s = 0; s < r->n_in; s++) {
+            if (r->in[s] != v)
+                continue;
+            if (r->op == IR_CONV2D_GRAD_FILTER && s == 1 && wg < 0)
+                wg = q;
+            else if (r->op == IR_BIAS_GRAD && bg < 0)
+                bg = q;
+            else
+                return;
+        }
+    }
+    if (wg < 0 || c->f[wg].absorbed || (bg >= 0 && c->f[bg].absorbed) ||
+        c->uses[v->id] != 1 + (bg >= 0))
+        return;
+    const struct ir_node *w = p->nodes[wg];
+    int64_t filter = ir_shape_numel(w->out->shape, 0);  /* KH·KW·C·F */
+    int64_t image = ir_shape_numel(v->shape, 1);         /* OH·OW·F */
+    int64_t cols = image / v->shape.dim[3] * (filter / v->shape.dim[3]);
+    if (filter > 4096 || image + cols > 65536)
+        return;
+    struct ir_fused *hh = &c->f[i];
+    hh->rule = h->has_dact ? "dact+pool_wgrad" : "pool_wgrad";
+    hh->wgrad = w;
+    c->f[wg].absorbed = true;
+    hh->result = w->out;
+    if (bg >= 0) {
+        c->f[bg].absorbed = true;
+        hh->result2 = p->nodes[bg]->out;
+    }
+}
+
 static bool rule_dact(struct fuse_ctx *c, int i)
 {
     const struct ir_program *p = c->p;
@@ -146,7 +208,32 @@ static bool rule_dact(struct fuse_ctx *c, int i)
     h->dact = p->nodes[j]->a.act;
     h->dact_y = p->nodes[j]->in[2];
     absorb(c, i, j);
+    if (head->op == IR_POOL2D_GRAD)
+        try_pool_wgrad(c, i);
     return true;
+}
+
+static bool rule_pool_wgrad(struct fuse_ctx *c, int i)
+{
+    if (c->p->nodes[i]->op != IR_POOL2D_GRAD)
+        return false;
+    try_pool_wgrad(c, i);
+    return c->f[i].rule != NULL;
+}
+
+/* Whether NNCC_NO_FUSE turns rule `name` off: "1" turns all off, a
+ * comma-separated list of names those rules. */
+static bool rule_off(const struct fuse_ctx *c, const char *name)
+{
+    if (!c->off || !*c->off || strcmp(c->off, "0") == 0)
+        return false;
+    if (strcmp(c->off, "1") == 0)
+        return true;
+    size_t len = strlen(name);
+    for (const char *s = c->off; (s = strstr(s, name)) != NULL; s += len)
+        if ((s == c->off || s[-1] == ',') && (s[len] == '\0' || s[len] == ','))
+            return true;
+    return false;
 }
 
 static const struct {
@@ -155,6 +242,7 @@ static const struct {
 } rules[] = {
     {"bias_act", rule_bias_act},
     {"dact", rule_dact},
+    {"pool_wgrad", rule_pool_wgrad},
 };
 
 struct ir_fused *nncc_fuse(const struct ir_program *p)
@@ -178,10 +266,10 @@ struct ir_fused *nncc_fuse(const struct ir_program *p)
         }
     for (int k = 0; k < p->n_outputs; k++)
         c.uses[p->outputs[k]->id]++;
-    const char *off = getenv("NNCC_NO_FUSE"); /* for measuring what fusion buys */
-    for (int i = 0; i < p->n_nodes && !(off && *off && strcmp(off, "0") != 0); i++)
+    c.off = getenv("NNCC_NO_FUSE"); /* for measuring what fusion buys */
+    for (int i = 0; i < p->n_nodes; i++)
         for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
-            if (rules[r].apply(&c, i))
+            if (!rule_off(&c, rules[r].name) && rules[r].apply(&c, i))
                 break;
     free(c.uses);
     free(c.reader);
@@ -205,7 +293,10 @@ void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE 
             fprintf(out, ", softmax");
         if (f[i].has_dact)
             fprintf(out, ", * %s'(%%%d)", nncc_activation_name(f[i].dact), f[i].dact_y->id);
-        fprintf(out, " -> %%%d; absorbs", f[i].result->id);
+        fprintf(out, " -> %%%d", f[i].result->id);
+        if (f[i].result2)
+            fprintf(out, ", %%%d", f[i].result2->id);
+        fprintf(out, "; absorbs");
         for (int k = i + 1; k < p->n_nodes && f[k].absorbed; k++)
             fprintf(out, " %%%d", p->nodes[k]->out->id);
         fprintf(out, "\n");

@@ -161,8 +161,11 @@ enum nncc_status nncc_memplan(const struct ir_program *p, const struct ir_fused 
     }
     /* Fusion: a group's result is written by its head's kernel, earlier. */
     for (int i = 0; fused && i < n; i++)
-        if (fused[i].result)
-            plan->first[local[fused[i].result->id]] = i;
+        for (int r = 0; r < 2; r++) {
+            const nncc_tensor *t = r ? fused[i].result2 : fused[i].result;
+            if (t)
+                plan->first[local[t->id]] = i;
+        }
     for (int i = 0; i < n; i++) {
         const struct ir_node *nd = p->nodes[i];
         if (ir_op(nd->op)->view)

@@ -77,11 +77,16 @@ struct ir_fused {
     enum nncc_activation dact;
     const nncc_tensor *dact_y;
     const nncc_tensor *result; /* the value the head's kernel writes (the group's last) */
+    const nncc_tensor *result2; /* pool_wgrad: the bias gradient, also written by the head */
+    const struct ir_node *wgrad; /* pool_wgrad: the conv2d_grad_filter the head computes
+                                    (its value is `result`) from the image gradient it
+                                    makes and never stores */
     bool grad_from_y;          /* ACTIVATION_GRAD whose input z was fused away: f' from y */
 };
 
 /* One entry per program node (malloc'd; NULL with the error set when out of
- * memory).  NNCC_NO_FUSE=1 turns every rule off. */
+ * memory).  NNCC_NO_FUSE=1 turns every rule off; NNCC_NO_FUSE=dact,pool_wgrad
+ * (rule names) those rules. */
 struct ir_fused *nncc_fuse(const struct ir_program *p);
 /* The groups as text (what NNCC_DUMP=fuse prints). */
 void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE *out);

@@ -8,7 +8,8 @@
  * its own kernel).  Then the numbers: the same models trained and run with
  * fusion and with NNCC_NO_FUSE=1 must give the same History, weights and
  * predictions; fused epilogues do the same float operations in the same
- * order, so they are compared exactly.  (test_codegen, test_grad and
+ * order, so they are compared exactly (pool_wgrad, which reorders sums, to
+ * a tolerance).  (test_codegen, test_grad and
  * test_golden compare fused code with the reference interpreter and Keras.)
  */
 #include <stdarg.h>
@@ -42,6 +43,27 @@ static nncc_model *model(void)
     h = OK(nncc_dense(h, .units = 6, .activation = NNCC_SOFTPLUS, .name = "soft"));
     nncc_tensor *y = OK(nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX, .name = "out"));
     return OK(nncc_model_new(x, y, .name = "fuse"));
+}
+
+/* pool_wgrad's other paths: 40 filters (a vector block of 32 and a scalar
+ * tail), stride 2 with SAME padding, 3 input channels, average pooling
+ * with overlapping windows; then a 7x7x3 filter (147 taps: im2col and a
+ * GEMM per image). */
+static nncc_model *model_wgrad(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(11, 11, 3));
+    nncc_tensor *a = OK(nncc_conv2d(x, .filters = 40, .kernel_size = {3, 3}, .strides = {2, 2},
+                                    .padding = NNCC_SAME, .activation = NNCC_RELU, .name = "conv"));
+    a = OK(nncc_avgpool2d(a, .pool_size = {3, 3}, .strides = {1, 1}, .name = "pool"));
+    a = OK(nncc_flatten(a));
+    nncc_tensor *b = OK(nncc_conv2d(x, .filters = 8, .kernel_size = {7, 7}, .activation = NNCC_TANH,
+                                    .name = "big"));
+    b = OK(nncc_maxpool2d(b, .pool_size = {2, 2}, .name = "bigpool"));
+    b = OK(nncc_flatten(b));
+    nncc_tensor *h = OK(nncc_concatenate(((nncc_tensor *[]){a, b}), 2));
+    nncc_tensor *y = OK(nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX, .name = "out"));
+    return OK(nncc_model_new(x, y, .name = "fuse_wgrad"));
 }
 
 
@@ -129,21 +151,40 @@ static void test_training_groups(void **state)
     expect_group(p, f, nt, "dact", find_node(p, IR_ACTIVATION_GRAD, "hidden"));
     assert_int_equal(f[nt].dact, NNCC_TANH);
     assert_ptr_equal(f[nt].dact_y, p->nodes[find_node(p, IR_ACTIVATION, "hidden")]->out);
+    /* pool_wgrad: conv is the first layer, so the gradient of its output
+     * (pooling gradient · relu') is read only by its filter and bias
+     * gradients, which the pooling gradient's kernel computes per image. */
     int pg = find_node(p, IR_POOL2D_GRAD, "pool");
-    expect_group(p, f, pg, "dact", find_node(p, IR_ACTIVATION_GRAD, "conv"));
+    int wg = find_node(p, IR_CONV2D_GRAD_FILTER, "conv"), bg = find_node(p, IR_BIAS_GRAD, "conv");
+    expect_group(p, f, pg, "dact+pool_wgrad", wg);
     assert_int_equal(f[pg].dact, NNCC_RELU);
+    assert_ptr_equal(f[pg].wgrad, p->nodes[wg]);
+    assert_ptr_equal(f[pg].result2, p->nodes[bg]->out);
+    assert_true(f[bg].absorbed);
+    assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].absorbed);
     /* The relu gradient, absorbed, would read y, not z. */
     assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].grad_from_y);
+    free(f);
+    /* Rules can be turned off by name: without pool_wgrad, only dact. */
+    setenv("NNCC_NO_FUSE", "bias_act,pool_wgrad", 1);
+    f = OK(nncc_fuse(p));
+    unsetenv("NNCC_NO_FUSE");
+    expect_group(p, f, pg, "dact", find_node(p, IR_ACTIVATION_GRAD, "conv"));
+    assert_null(f[pg].wgrad);
+    assert_null(f[pg].result2);
+    assert_false(f[wg].absorbed);
+    assert_null(f[conv].rule);
     free(f);
     nncc_array_free(x);
     nncc_array_free(y);
     nncc_model_free(m);
 }
 
-/* Fused and unfused code: the same History, weights and predictions. */
-static void test_numbers_match_unfused(void **state)
+/* Trains model() fused as NNCC_NO_FUSE says (NULL: every rule) and
+ * unfused, and compares History, weights and predictions: to `tol`
+ * relative (0: bit for bit). */
+static void compare_unfused(nncc_model *(*model)(void), const char *no_fuse, double tol)
 {
-    (void)state;
     nncc_model *m[2];
     nncc_history *h[2];
     struct nncc_array *pred[2];
@@ -151,6 +192,8 @@ static void test_numbers_match_unfused(void **state)
     for (int k = 0; k < 2; k++) {
         if (k == 1)
             setenv("NNCC_NO_FUSE", "1", 1);
+        else if (no_fuse)
+            setenv("NNCC_NO_FUSE", no_fuse, 1);
         m[k] = model();
         if (!x) {
             x = test_rows(20, m[k]->inputs[0]->shape, 0);
@@ -160,13 +203,16 @@ static void test_numbers_match_unfused(void **state)
         pred[k] = OK(nncc_predict(m[k], x->data, 20));
         unsetenv("NNCC_NO_FUSE");
     }
+#define SAME(a, b) (tol == 0 ? (a) == (b) : fabs((double)(a) - (b)) <= tol * (1e-3 + fabs((double)(b))))
     for (int e = 0; e < 2; e++)
         for (int q = 0; q < nncc_history_num_keys(h[0]); q++) {
             const char *key = nncc_history_key(h[0], q);
-            assert_true(nncc_history_get(h[0], key, e) == nncc_history_get(h[1], key, e));
+            double a = nncc_history_get(h[0], key, e), b = nncc_history_get(h[1], key, e);
+            if (!SAME(a, b))
+                fail_msg("epoch %d %s: fused %.9g, unfused %.9g", e, key, a, b);
         }
     for (int64_t i = 0; i < nncc_array_size(pred[0]); i++)
-        if (pred[0]->data[i] != pred[1]->data[i])
+        if (!SAME(pred[0]->data[i], pred[1]->data[i]))
             fail_msg("prediction %lld: fused %.9g, unfused %.9g", (long long)i,
                      pred[0]->data[i], pred[1]->data[i]);
     for (int l = 0; l < nncc_model_num_layers(m[0]); l++) {
@@ -182,13 +228,14 @@ static void test_numbers_match_unfused(void **state)
             ST(nncc_get_weights(la, w, a, cnt));
             ST(nncc_get_weights(lb, w, b, cnt));
             for (int64_t i = 0; i < cnt; i++)
-                if (a[i] != b[i])
+                if (!SAME(a[i], b[i]))
                     fail_msg("layer %s weight %d [%lld]: fused %.9g, unfused %.9g",
                              nncc_layer_name(la), w, (long long)i, a[i], b[i]);
             free(a);
             free(b);
         }
     }
+#undef SAME
     for (int k = 0; k < 2; k++) {
         nncc_history_free(h[k]);
         nncc_array_free(pred[k]);
@@ -198,12 +245,44 @@ static void test_numbers_match_unfused(void **state)
     nncc_array_free(y);
 }
 
+/* Epilogue rules do the same float operations in the same order. */
+static void test_numbers_match_unfused(void **state)
+{
+    (void)state;
+    compare_unfused(model, "pool_wgrad", 0);
+}
+
+/* pool_wgrad sums dw and db in another order (per image, then eight
+ * partial sums): equal up to rounding after two epochs of Adam. */
+static void test_pool_wgrad_numbers(void **state)
+{
+    (void)state;
+    compare_unfused(model, NULL, 1e-4);
+    /* Both pool_wgrad groups form in model_wgrad's training step. */
+    nncc_model *m = model_wgrad();
+    struct nncc_array *x = test_rows(20, m->inputs[0]->shape, 0);
+    struct nncc_array *y = test_rows(20, m->outputs[0]->shape, 1);
+    nncc_history_free(train(m, x, y));
+    const struct ir_program *p = &m->train->train;
+    struct ir_fused *f = OK(nncc_fuse(p));
+    expect_group(p, f, find_node(p, IR_POOL2D_GRAD, "pool"), "dact+pool_wgrad",
+                 find_node(p, IR_CONV2D_GRAD_FILTER, "conv"));
+    expect_group(p, f, find_node(p, IR_POOL2D_GRAD, "bigpool"), "dact+pool_wgrad",
+                 find_node(p, IR_CONV2D_GRAD_FILTER, "big"));
+    free(f);
+    nncc_array_free(x);
+    nncc_array_free(y);
+    nncc_model_free(m);
+    compare_unfused(model_wgrad, NULL, 1e-4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inference_groups),
         cmocka_unit_test(test_training_groups),
         cmocka_unit_test(test_numbers_match_unfused),
+        cmocka_unit_test(test_pool_wgrad_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

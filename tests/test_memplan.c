@@ -154,7 +154,7 @@ static struct sizes check_plan_with(const struct ir_program *p, const struct ir_
         first[i] = i;
     for (int h = 0; fused && h < n; h++)
         for (int r = h + 1; fused[h].result && r < n; r++)
-            if (p->nodes[r]->out == fused[h].result)
+            if (p->nodes[r]->out == fused[h].result || p->nodes[r]->out == fused[h].result2)
                 first[r] = h;
     struct sizes z = {.planned_fixed = plan.fixed_size, .planned_per_sample = plan.per_sample_size};
     assert_int_equal(plan.fixed_size % 16, 0);
