@@ -392,11 +392,13 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
             cg->prefix, cg_id(cg, n));
     cw_raw(w, "               const float *restrict py, const float *restrict x, float *restrict dw,\n"
               "               float *restrict db");
+    if (n->n_in == 4)
+        cw_raw(w, ", const float *restrict am");
     cg_epilogue_params(w, f);
     cw_raw(w, ", float *restrict part)\n");
     cw_line(w, "{");
     w->indent++;
-    cw_line(w, "(void)db;");
+    cw_line(w, "(void)db, (void)px;");
     char work[64];
     snprintf(work, sizeof work, "(long)n * %lldL", P * KF);
     cg_parallel(w, work);
@@ -443,6 +445,8 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s, %s, %s", cg->prefix, cg_id(cg, n),
            cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, wn->in[0]),
            cg_buf(cg, wn->out), f->result2 ? cg_buf(cg, f->result2) : "NULL");
+    if (n->n_in == 4)
+        cw_raw(&cg->body, ", %s", cg_buf(cg, n->in[3]));
     cg_epilogue_args(&cg->body, cg, f);
     cw_raw(&cg->body, ", %s);\n", cg_scratch(cg, 8 * stride));
 }

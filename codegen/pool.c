@@ -3,26 +3,33 @@
  *
  * Windows skip cells that fall into the padding: for max pooling they act
  * as −∞, for average pooling they are left out of the divisor (TF's SAME
- * average), so the divisor is counted per window.
+ * average), so the divisor is counted per window.  Training keeps each max
+ * window's winning cell (pool_argmax), so the gradient reads one float per
+ * window instead of searching the window in x again.
  */
 #include <ctype.h>
 #include <string.h>
 #include "codegen.h"
 #include "../passes/passes.h"
 
-void emit_pool2d(struct cg *cg, const struct ir_node *n)
+/* The pooling forward: y (want_y) and, for max pooling, the winning
+ * cell of each window into `am` (pool_argmax's value: its index in the
+ * window, first maximum in window order, as a float). */
+static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, bool argmax)
 {
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
-    bool max = n->op == IR_MAXPOOL2D;
+    bool max = n->op != IR_AVGPOOL2D;
     struct cw *w = &cg->defs;
     char what[300], xs[100];
-    snprintf(what, sizeof what, "x %s, %s window %dx%d, stride %dx%d, pad t%d b%d l%d r%d",
+    snprintf(what, sizeof what, "x %s, %s window %dx%d, stride %dx%d, pad t%d b%d l%d r%d%s",
              cg_shape(n->in[0]->shape, xs, sizeof xs), max ? "max" : "average", a->kernel[0],
-             a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+             a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3],
+             argmax ? want_y ? ", and which cell won" : ", which cell wins" : "");
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, cg_id(cg, n));
+    cw_line(w, "static void %sk%d(int n, const float *restrict x%s%s)", cg->prefix, cg_id(cg, n),
+            want_y ? ", float *restrict y" : "", argmax ? ", float *restrict am" : "");
     cw_line(w, "{");
     w->indent++;
     char work[64];
@@ -33,29 +40,51 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "const long b = bo / %lldL, oh = bo %% %lldL;", OH, OH);
     cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", OW);
     w->indent++;
-    cw_line(w, "float *restrict yp = y + ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, C);
+    cw_line(w, "const long o = ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, C);
+    if (want_y)
+        cw_line(w, "float *restrict yp = y + o;");
+    else
+        cw_line(w, "float yp[%lld];", C);
     cw_line(w, "const long h0 = oh * %d - %d, w0 = ow * %d - %d;", a->stride[0], a->pad[0],
             a->stride[1], a->pad[2]);
+    cw_line(w, "const long hs = h0 < 0 ? 0 : h0, ws = w0 < 0 ? 0 : w0;");
     cw_line(w, "const long h1 = h0 + %d < %lldL ? h0 + %d : %lldL;", a->kernel[0], H, a->kernel[0], H);
     cw_line(w, "const long w1 = w0 + %d < %lldL ? w0 + %d : %lldL;", a->kernel[1], W, a->kernel[1], W);
+    if (argmax) {
+        cw_line(w, "float *restrict ap = am + o;");
+        cw_line(w, "const float first = (float)((hs - h0) * %dL + (ws - w0));", a->kernel[1]);
+    }
     cg_simd(w);
-    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
     cw_line(w, "    yp[c] = %s;", max ? "-INFINITY" : "0.0f");
-    cw_line(w, "for (long ih = h0 < 0 ? 0 : h0; ih < h1; ih++)");
-    cw_line(w, "    for (long iw = w0 < 0 ? 0 : w0; iw < w1; iw++) {");
+    if (argmax)
+        cw_line(w, "    ap[c] = first;");
+    cw_line(w, "}");
+    cw_line(w, "for (long ih = hs; ih < h1; ih++)");
+    cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
     cw_line(w, "        const float *restrict xp = x + ((b * %lldL + ih) * %lldL + iw) * %lldL;", H, W,
             C);
+    if (argmax)
+        cw_line(w, "        const float k = (float)((ih - h0) * %dL + (iw - w0));", a->kernel[1]);
     w->indent += 2;
     cg_simd(w);
     w->indent -= 2;
-    cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
-    if (max)
+    cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+    if (argmax) {
+        /* Loads first: a conditional load becomes a masked one (3x slower). */
+        cw_line(w, "            const float xv = xp[c], yo = yp[c], ao = ap[c];");
+        cw_line(w, "            const int win = xv > yo;");
+        cw_line(w, "            ap[c] = win ? k : ao;");
+        cw_line(w, "            yp[c] = win ? xv : yo;");
+    } else if (max) {
         cw_line(w, "            yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];");
-    else
+    } else {
         cw_line(w, "            yp[c] += xp[c];");
+    }
+    cw_line(w, "        }");
     cw_line(w, "    }");
     if (!max) {
-        cw_line(w, "const float inv = 1.0f / (float)((h1 - (h0 < 0 ? 0 : h0)) * (w1 - (w0 < 0 ? 0 : w0)));");
+        cw_line(w, "const float inv = 1.0f / (float)((h1 - hs) * (w1 - ws));");
         cg_simd(w);
         cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
         cw_line(w, "    yp[c] *= inv;");
@@ -66,7 +95,27 @@ void emit_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
+    cw_raw(&cg->body, "    %sk%d(n, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]));
+    if (want_y)
+        cw_raw(&cg->body, ", %s", cg_buf(cg, n->out));
+    if (argmax) {
+        const struct ir_fused *f = cg_fused(cg, n);
+        cw_raw(&cg->body, ", %s", cg_buf(cg, want_y ? f->result2 : n->out));
+    }
+    cw_raw(&cg->body, ");\n");
+}
+
+/* MAXPOOL2D, AVGPOOL2D; with pool_keep (passes/fuse.c) the max pooling
+ * also writes its pool_argmax's value. */
+void emit_pool2d(struct cg *cg, const struct ir_node *n)
+{
+    emit_pool_fwd(cg, n, true, cg_fused(cg, n)->result2 != NULL);
+}
+
+/* POOL_ARGMAX on its own (not fused into its max pooling). */
+void emit_pool_argmax(struct cg *cg, const struct ir_node *n)
+{
+    emit_pool_fwd(cg, n, false, true);
 }
 
 void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
@@ -127,13 +176,15 @@ static const char *deriv_in(enum nncc_activation act, const char *var, char *buf
 void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
                         const char *x, const char *y)
 {
+    bool kept = n->n_in == 4; /* in[3]: pool_argmax's value, read as `am` */
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
     /* Unpadded windows with stride = size cover each cell at most once. */
     bool tiles = a->stride[0] == a->kernel[0] && a->stride[1] == a->kernel[1] && a->pad[0] == 0 &&
                  a->pad[2] == 0;
-    cw_line(w, "const float *restrict xb = %s + b * %lldL;", x, H * W * C);
+    if (!kept)
+        cw_line(w, "const float *restrict xb = %s + b * %lldL;", x, H * W * C);
     if (!tiles) {
         cw_line(w, "memset(dxb, 0, sizeof(float) * %lldL);", H * W * C);
     } else { /* only the cells past the last window */
@@ -153,7 +204,44 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_f
     cw_line(w, "const long h1 = h0 + %d < %lldL ? h0 + %d : %lldL;", a->kernel[0], H, a->kernel[0], H);
     cw_line(w, "const long w1 = w0 + %d < %lldL ? w0 + %d : %lldL;", a->kernel[1], W, a->kernel[1], W);
     cw_line(w, "const long o = ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, C);
-    if (a->pool_max && tiles) {
+    if (kept && tiles) {
+        /* Windows tile the input: every cell they cover is written once.
+         * A fused act' of the pooling's input is read at the winning cell,
+         * where it equals the window's output. */
+        bool at_y = f->has_dact && f->dact_y == n->in[1];
+        if (at_y)
+            cw_line(w, "(void)yv;");
+        cw_line(w, "for (long ih = hs; ih < h1; ih++)");
+        cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
+        cw_line(w, "        const long at = (ih * %lldL + iw) * %lldL;", W, C);
+        cw_line(w, "        const float k = (float)((ih - h0) * %dL + (iw - w0));", a->kernel[1]);
+        cg_simd(w);
+        cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+        if (f->has_dact) {
+            char d[400];
+            if (at_y)
+                cw_line(w, "            const float yy = %s[o + c];", y);
+            else
+                cw_line(w, "            const float yy = yv[b * %lldL + at + c];", H * W * C);
+            cw_line(w, "            const float g = dy[o + c] * (%s);", deriv_in(f->dact, "yy", d, sizeof d));
+        } else {
+            cw_line(w, "            const float g = dy[o + c];");
+        }
+        cw_line(w, "            dxb[at + c] = am[o + c] == k ? g : 0.0f;");
+        cw_line(w, "        }");
+        cw_line(w, "    }");
+    } else if (kept) {
+        cw_line(w, "for (long ih = hs; ih < h1; ih++)");
+        cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
+        cw_line(w, "        float *restrict dp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
+        cw_line(w, "        const float k = (float)((ih - h0) * %dL + (iw - w0));", a->kernel[1]);
+        cg_simd(w);
+        cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+        cw_line(w, "            const float g = dy[o + c];");
+        cw_line(w, "            dp[c] += am[o + c] == k ? g : 0.0f;");
+        cw_line(w, "        }");
+        cw_line(w, "    }");
+    } else if (a->pool_max && tiles) {
         /* Windows tile the input: every cell they cover is written once. */
         cw_line(w, "float taken[%lld];", C);
         cw_line(w, "memset(taken, 0, sizeof taken);");
@@ -208,6 +296,7 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_f
     snprintf(count, sizeof count, "%lldL", H * W * C);
     if (!(a->pool_max && tiles))
         cg_epilogue_dact(w, f, "dxb", yat, count);
+    (void)y;
 }
 
 void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
@@ -228,6 +317,8 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
             cg->prefix, cg_id(cg, n));
     cw_raw(w, "               const float *restrict y, float *restrict dx");
+    if (n->n_in == 4)
+        cw_raw(w, ", const float *restrict am");
     cg_epilogue_params(w, f);
     cw_raw(w, ")\n");
     cw_line(w, "{");
@@ -246,6 +337,8 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
            cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_out(cg, n));
+    if (n->n_in == 4)
+        cw_raw(&cg->body, ", %s", cg_buf(cg, n->in[3]));
     cg_epilogue_args(&cg->body, cg, f);
     cw_raw(&cg->body, ");\n");
 }

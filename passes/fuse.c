@@ -39,6 +39,10 @@
  *                 pass is never written to memory.  The partial sums
  *                 change the summation order of dw and db (floating-point
  *                 reassociation, the same on any thread count).
+ *   pool_keep     maxpool2d + pool_argmax of the same x (training): the
+ *                 pooling's kernel also writes which cell won each window
+ *                 (result2), which the pooling gradient then reads instead
+ *                 of searching x again.
  * The softmax/sigmoid + cross-entropy fusion with its p − y gradient is
  * made by autodiff (the stable path), not here.
  */
@@ -213,6 +217,31 @@ static bool rule_dact(struct fuse_ctx *c, int i)
     return true;
 }
 
+/* pool_keep: the max pooling's kernel also writes its pool_argmax's value
+ * (the same windows of the same x), so x is read once. */
+static bool rule_pool_keep(struct fuse_ctx *c, int i)
+{
+    const struct ir_program *p = c->p;
+    const struct ir_node *head = p->nodes[i];
+    if (head->op != IR_MAXPOOL2D)
+        return false;
+    for (int k = i + 1; k < p->n_nodes; k++) {
+        const struct ir_node *r = p->nodes[k];
+        if (r->op != IR_POOL_ARGMAX || r->in[0] != head->in[0] || c->f[k].absorbed ||
+            memcmp(r->a.kernel, head->a.kernel, sizeof r->a.kernel) != 0 ||
+            memcmp(r->a.stride, head->a.stride, sizeof r->a.stride) != 0 ||
+            memcmp(r->a.pad, head->a.pad, sizeof r->a.pad) != 0)
+            continue;
+        struct ir_fused *h = &c->f[i];
+        h->rule = "pool_keep";
+        c->f[k].absorbed = true;
+        h->result = head->out;
+        h->result2 = r->out;
+        return true;
+    }
+    return false;
+}
+
 static bool rule_pool_wgrad(struct fuse_ctx *c, int i)
 {
     if (c->p->nodes[i]->op != IR_POOL2D_GRAD)
@@ -243,6 +272,7 @@ static const struct {
     {"bias_act", rule_bias_act},
     {"dact", rule_dact},
     {"pool_wgrad", rule_pool_wgrad},
+    {"pool_keep", rule_pool_keep},
 };
 
 struct ir_fused *nncc_fuse(const struct ir_program *p)

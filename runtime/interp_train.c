@@ -175,8 +175,9 @@ void ref_conv2d_grad_filter(const struct ir_node *n, int batch, const double *co
                 }
 }
 
-/* Max: dy goes to the window's first maximal cell; average: dy/count to
- * every real cell.  Inputs (dy, x, y). */
+/* Max: dy goes to the window's first maximal cell (found by comparing x
+ * with y, or read from the argmax input); average: dy/count to every real
+ * cell.  Inputs (dy, x, y[, argmax]). */
 void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in, double *out,
                      const double *h)
 {
@@ -198,7 +199,10 @@ void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in
                                 continue;
                             int64_t xi = ((b * H + ih) * W + iw) * C + c;
                             cells++;
-                            if (arg < 0 && in[1][xi] == in[2][o])
+                            if (n->n_in == 4) /* the window's cell pool_argmax kept */
+                                arg = (ih - h0) * a->kernel[1] + (iw - w0) == (int64_t)in[3][o]
+                                          ? xi : arg;
+                            else if (arg < 0 && in[1][xi] == in[2][o])
                                 arg = xi;
                         }
                     if (a->pool_max) {
@@ -210,6 +214,41 @@ void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in
                         for (int64_t iw = w0; iw < w0 + a->kernel[1]; iw++)
                             if (ih >= 0 && ih < H && iw >= 0 && iw < W)
                                 out[((b * H + ih) * W + iw) * C + c] += in[0][o] / (double)cells;
+                }
+}
+
+/* Which cell of each max-pooling window holds its maximum, the first in
+ * window order (row-major over the window, padding included): the index
+ * (ih − h0)·KW + (iw − w0), as the pooling gradient reads it. */
+void ref_pool_argmax(const struct ir_node *n, int batch, const double *const *in, double *out,
+                     const double *h)
+{
+    (void)h;
+    const struct ir_attrs *a = &n->a;
+    const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim;
+    int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t oh = 0; oh < OH; oh++)
+            for (int64_t ow = 0; ow < OW; ow++)
+                for (int64_t c = 0; c < C; c++) {
+                    int64_t h0 = oh * a->stride[0] - a->pad[0], w0 = ow * a->stride[1] - a->pad[2];
+                    /* The pooling's own comparison (NaN never wins); a
+                     * window of −∞ (or NaN) keeps its first real cell. */
+                    double best = -INFINITY;
+                    int64_t arg = -1;
+                    for (int64_t ih = h0; ih < h0 + a->kernel[0]; ih++)
+                        for (int64_t iw = w0; iw < w0 + a->kernel[1]; iw++) {
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                                continue;
+                            double v = in[0][((b * H + ih) * W + iw) * C + c];
+                            if (arg < 0)
+                                arg = (ih - h0) * a->kernel[1] + (iw - w0);
+                            if (v > best) {
+                                best = v;
+                                arg = (ih - h0) * a->kernel[1] + (iw - w0);
+                            }
+                        }
+                    out[((b * OH + oh) * OW + ow) * C + c] = (double)arg;
                 }
 }
 

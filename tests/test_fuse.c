@@ -164,6 +164,16 @@ static void test_training_groups(void **state)
     assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].absorbed);
     /* The relu gradient, absorbed, would read y, not z. */
     assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].grad_from_y);
+    /* pool_keep: the max pooling also writes which cell won each window,
+     * the pooling gradient's fourth input. */
+    int mp = find_node(p, IR_MAXPOOL2D, "pool"), am = find_node(p, IR_POOL_ARGMAX, "pool");
+    assert_true(mp >= 0 && am > mp);
+    assert_string_equal(f[mp].rule, "pool_keep");
+    assert_ptr_equal(f[mp].result, p->nodes[mp]->out);
+    assert_ptr_equal(f[mp].result2, p->nodes[am]->out);
+    assert_true(f[am].absorbed);
+    assert_int_equal(p->nodes[pg]->n_in, 4);
+    assert_ptr_equal(p->nodes[pg]->in[3], p->nodes[am]->out);
     free(f);
     /* Rules can be turned off by name: without pool_wgrad, only dact. */
     setenv("NNCC_NO_FUSE", "bias_act,pool_wgrad", 1);

@@ -1349,6 +1349,33 @@ static void test_compiled_cnn(void **state)
     compiled_case("cnn", cnn(), CNN_SPEC, RMSPROP, 1e-3);
 }
 
+/* Max pooling through pool_argmax in every emitted form: overlapping
+ * padded windows (3x3 stride 2 SAME) after the first convolution
+ * (pool_wgrad with a scattered gradient), overlapping unpadded windows
+ * (2x2 stride 1), and tiling windows over images constant on 2x2 blocks,
+ * so that every window of the first pooling has ties (the first maximum
+ * wins, as in TensorFlow). */
+static nncc_model *pools(void)
+{
+    nncc_tensor *x = input(NNCC_SHAPE(12, 12, 1));
+    nncc_tensor *h = nncc_maxpool2d(x, .pool_size = {2, 2});
+    h = nncc_conv2d(h, .filters = 4, .kernel_size = {3, 3}, .padding = NNCC_SAME,
+                    .activation = NNCC_RELU);
+    h = nncc_maxpool2d(h, .pool_size = {3, 3}, .strides = {2, 2}, .padding = NNCC_SAME);
+    h = nncc_conv2d(h, .filters = 5, .kernel_size = {1, 1}, .activation = NNCC_TANH);
+    h = nncc_maxpool2d(h, .pool_size = {2, 2}, .strides = {1, 1});
+    h = nncc_flatten(h);
+    return model1(x, nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX));
+}
+
+static void test_compiled_pools(void **state)
+{
+    (void)state;
+    struct spec o = CNN_SPEC;
+    o.tied_blocks = true;
+    compiled_case("pools", pools(), o, ADAM, 1e-3);
+}
+
 static void test_compiled_merge_dropout(void **state)
 {
     (void)state;
@@ -1512,6 +1539,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fd_losses),
         cmocka_unit_test(test_compiled_mlp),
         cmocka_unit_test(test_compiled_cnn),
+        cmocka_unit_test(test_compiled_pools),
         cmocka_unit_test(test_compiled_merge_dropout),
         cmocka_unit_test(test_compiled_dropout_half),
         cmocka_unit_test(test_compiled_clipnorm_one),
