@@ -142,7 +142,9 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         if (e->profile)
             cw_line(&cg.body, "{ const double t0_ = nn_prof_now();");
         size_t opened = cg.body.len;
-        if (!fused[i].absorbed) /* else its head's kernel computed it */
+        if (fused[i].n_chain) /* an element-wise chain's one loop */
+            emit_chain(&cg, p->nodes[i]);
+        else if (!fused[i].absorbed) /* else its head's kernel computed it */
             ir_op(p->nodes[i]->op)->emit(&cg, p->nodes[i]);
         if (!e->profile)
             continue;

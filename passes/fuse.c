@@ -43,6 +43,9 @@
  *                 pooling's kernel also writes which cell won each window
  *                 (result2), which the pooling gradient then reads instead
  *                 of searching x again.
+ *   chain         add|bias_add|batchnorm|activation|activation_grad →
+ *                 activation|activation_grad (up to four): one loop,
+ *                 each element kept in a register through the chain.
  * The softmax/sigmoid + cross-entropy fusion with its p − y gradient is
  * made by autodiff (the stable path), not here.
  */
@@ -250,6 +253,92 @@ static bool rule_pool_wgrad(struct fuse_ctx *c, int i)
     return c->f[i].rule != NULL;
 }
 
+/* chain: an element-wise head (Add of equal shapes, bias_add, inference
+ * batch normalization, an activation or an activation gradient) and up to
+ * four activations or activation gradients, each the only reader of the
+ * value before (an activation's input may also be read by its own
+ * gradients, which then take f' from y, as in bias_act), computed in one
+ * loop that keeps each element in a register.  Inputs the followers read
+ * besides the chain must exist when the head runs. */
+static bool elementwise_head(const struct ir_node *n)
+{
+    switch (n->op) {
+    case IR_ADD:
+        for (int k = 0; k < n->n_in; k++)
+            if (!ir_shape_eq(n->in[k]->shape, n->out->shape) || n->in[k]->batched != n->out->batched)
+                return false;
+        return true;
+    case IR_BIAS_ADD:
+    case IR_BATCHNORM:
+    case IR_ACTIVATION:
+    case IR_ACTIVATION_GRAD:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The program index of the node producing t (inputs and parameters
+ * included). */
+static int producer_index(const struct fuse_ctx *c, const nncc_tensor *t)
+{
+    for (int q = 0; q < c->p->n_nodes; q++)
+        if (c->p->nodes[q]->out == t)
+            return q;
+    return -1;
+}
+
+static bool rule_chain(struct fuse_ctx *c, int i)
+{
+    const struct ir_program *p = c->p;
+    const struct ir_node *head = p->nodes[i];
+    if (c->f[i].absorbed || !elementwise_head(head))
+        return false;
+    struct ir_fused *h = &c->f[i];
+    const nncc_tensor *v = head->out;
+    while (h->n_chain < 4) {
+        /* v's readers: one follower, plus that activation's own gradients. */
+        int k = -1, grads = 0, others = 0;
+        for (int q = i + 1; q < p->n_nodes; q++) {
+            const struct ir_node *r = p->nodes[q];
+            for (int s = 0; s < r->n_in; s++) {
+                if (r->in[s] != v)
+                    continue;
+                if (k < 0 && s == 0 && !c->f[q].absorbed && ir_shape_eq(r->out->shape, v->shape) &&
+                    (r->op == IR_ACTIVATION ||
+                     (r->op == IR_ACTIVATION_GRAD && r->in[1] != v && r->in[2] != v)))
+                    k = q;
+                else if (k >= 0 && p->nodes[k]->op == IR_ACTIVATION && r->op == IR_ACTIVATION_GRAD &&
+                         s == 1 && r->in[2] == p->nodes[k]->out)
+                    grads++;
+                else
+                    others++;
+            }
+        }
+        if (k < 0 || others > 0 || c->uses[v->id] != 1 + grads)
+            break;
+        const struct ir_node *r = p->nodes[k];
+        if (grads > 0 && !deriv_from_output(r->a.act))
+            break;
+        bool ready = true; /* the follower's other inputs exist when the head runs */
+        for (int s = 1; s < r->n_in; s++)
+            ready &= producer_index(c, r->in[s]) < i;
+        if (!ready)
+            break;
+        if (grads > 0)
+            for (int q = k + 1; q < p->n_nodes; q++)
+                if (p->nodes[q]->op == IR_ACTIVATION_GRAD && p->nodes[q]->in[1] == v)
+                    c->f[q].grad_from_y = true;
+        h->chain[h->n_chain++] = r;
+        absorb(c, i, k);
+        v = r->out;
+    }
+    if (h->n_chain == 0)
+        return false;
+    h->rule = "chain";
+    return true;
+}
+
 /* Whether NNCC_NO_FUSE turns rule `name` off: "1" turns all off, a
  * comma-separated list of names those rules. */
 static bool rule_off(const struct fuse_ctx *c, const char *name)
@@ -273,6 +362,7 @@ static const struct {
     {"dact", rule_dact},
     {"pool_wgrad", rule_pool_wgrad},
     {"pool_keep", rule_pool_keep},
+    {"chain", rule_chain},
 };
 
 struct ir_fused *nncc_fuse(const struct ir_program *p)
@@ -323,6 +413,9 @@ void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE 
             fprintf(out, ", softmax");
         if (f[i].has_dact)
             fprintf(out, ", * %s'(%%%d)", nncc_activation_name(f[i].dact), f[i].dact_y->id);
+        for (int k = 0; k < f[i].n_chain; k++)
+            fprintf(out, ", %s %s", ir_op(f[i].chain[k]->op)->name,
+                    nncc_activation_name(f[i].chain[k]->a.act));
         fprintf(out, " -> %%%d", f[i].result->id);
         if (f[i].result2)
             fprintf(out, ", %%%d", f[i].result2->id);

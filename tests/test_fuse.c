@@ -45,6 +45,27 @@ static nncc_model *model(void)
     return OK(nncc_model_new(x, y, .name = "fuse"));
 }
 
+/* Element-wise chains: BatchNormalization → relu (inference), Add → tanh
+ * → sigmoid (Activation layers; in training tanh's gradient reads the
+ * Add, so only Add → tanh fuses, its gradient taking tanh' from y). */
+static nncc_model *model_chain(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(6, 6, 3));
+    nncc_tensor *c = OK(nncc_conv2d(x, .filters = 4, .kernel_size = {3, 3}, .padding = NNCC_SAME,
+                                    .name = "conv"));
+    c = OK(nncc_batchnorm(c, .name = "bn"));
+    c = OK(nncc_activation(c, .activation = NNCC_RELU, .name = "bn_relu"));
+    nncc_tensor *f = OK(nncc_flatten(c));
+    nncc_tensor *a = OK(nncc_dense(f, .units = 8, .name = "a"));
+    nncc_tensor *b = OK(nncc_dense(f, .units = 8, .name = "b"));
+    nncc_tensor *s = OK(nncc_add(((nncc_tensor *[]){a, b}), 2, .name = "sum"));
+    s = OK(nncc_activation(s, .activation = NNCC_TANH, .name = "sum_tanh"));
+    s = OK(nncc_activation(s, .activation = NNCC_SIGMOID, .name = "sum_sigmoid"));
+    nncc_tensor *y = OK(nncc_dense(s, .units = 3, .activation = NNCC_SOFTMAX, .name = "out"));
+    return OK(nncc_model_new(x, y, .name = "chain"));
+}
+
 /* pool_wgrad's other paths: 40 filters (a vector block of 32 and a scalar
  * tail), stride 2 with SAME padding, 3 input channels, average pooling
  * with overlapping windows; then a 7x7x3 filter (147 taps: im2col and a
@@ -286,6 +307,41 @@ static void test_pool_wgrad_numbers(void **state)
     compare_unfused(model_wgrad, NULL, 1e-4);
 }
 
+static void test_chain_groups(void **state)
+{
+    (void)state;
+    nncc_model *m = model_chain();
+    const struct ir_program *p = &m->program;
+    struct ir_fused *f = OK(nncc_fuse(p));
+    int bn = find_node(p, IR_BATCHNORM, "bn");
+    expect_group(p, f, bn, "chain", find_node(p, IR_ACTIVATION, "bn_relu"));
+    assert_int_equal(f[bn].n_chain, 1);
+    int sum = find_node(p, IR_ADD, "sum");
+    expect_group(p, f, sum, "chain", find_node(p, IR_ACTIVATION, "sum_sigmoid"));
+    assert_int_equal(f[sum].n_chain, 2);
+    assert_true(f[find_node(p, IR_ACTIVATION, "sum_tanh")].absorbed);
+    free(f);
+
+    struct nncc_array *x = test_rows(20, m->inputs[0]->shape, 0);
+    struct nncc_array *y = test_rows(20, m->outputs[0]->shape, 1);
+    nncc_history_free(train(m, x, y));
+    p = &m->train->train;
+    f = OK(nncc_fuse(p));
+    sum = find_node(p, IR_ADD, "sum");
+    int tanh_ = find_node(p, IR_ACTIVATION, "sum_tanh");
+    expect_group(p, f, sum, "chain", tanh_);
+    assert_int_equal(f[sum].n_chain, 1);
+    assert_false(f[find_node(p, IR_ACTIVATION, "sum_sigmoid")].absorbed);
+    int tg = find_node(p, IR_ACTIVATION_GRAD, "sum_tanh");
+    assert_true(f[tg].grad_from_y);
+    free(f);
+    nncc_array_free(x);
+    nncc_array_free(y);
+    nncc_model_free(m);
+    /* The chains compute the same floats as the separate kernels. */
+    compare_unfused(model_chain, NULL, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_training_groups),
         cmocka_unit_test(test_numbers_match_unfused),
         cmocka_unit_test(test_pool_wgrad_numbers),
+        cmocka_unit_test(test_chain_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
