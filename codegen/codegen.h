@@ -76,6 +76,8 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_f
                         const char *x, const char *y);
 /* The pool_wgrad group headed by pooling gradient n (codegen/conv.c). */
 void emit_pool_wgrad(struct cg *cg, const struct ir_node *n);
+/* The conv_pool group headed by convolution n (codegen/conv.c). */
+void emit_conv_pool(struct cg *cg, const struct ir_node *n);
 /* The chain group headed by element-wise node n (codegen/chain.c). */
 void emit_chain(struct cg *cg, const struct ir_node *n);
 

@@ -450,3 +450,100 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
     cg_epilogue_args(&cg->body, cg, f);
     cw_raw(&cg->body, ", %s);\n", cg_scratch(cg, 8 * stride));
 }
+
+/* conv_pool (passes/fuse.c): the convolution computes whole bands of
+ * pooling windows (PH output rows of one image each) into a tile on the
+ * stack, applies its epilogue there and max-pools the band into y, and
+ * into am the winning cell of each window, as emit_pool_fwd (pool.c)
+ * does: from −∞, first maximum in window order.  The activations are
+ * never stored.  Work items are (image, group of bands), at least two per
+ * image so a single image still uses two threads. */
+void emit_conv_pool(struct cg *cg, const struct ir_node *n)
+{
+    const struct ir_fused *f = cg_fused(cg, n);
+    const struct ir_node *pn = f->pool;
+    struct conv c = conv_dims(n, n->in[0], n->in[1], n->in[1]);
+    c.OH = n->out->shape.dim[1], c.OW = n->out->shape.dim[2], c.F = n->out->shape.dim[3];
+    const struct ir_tile *t = cg_tile(cg, n);
+    long long PH = pn->a.kernel[0], PW = pn->a.kernel[1];
+    long long POH = pn->out->shape.dim[1], POW = pn->out->shape.dim[2];
+    long long band = PH * c.OW; /* conv output rows (pixels) per band */
+    long long bpt = t->tile_rows / band;
+    if (bpt * band * (c.K + c.F) > 65536) /* columns and tile within 256 KiB */
+        bpt = 65536 / (band * (c.K + c.F));
+    if (bpt > (POH + 1) / 2)
+        bpt = (POH + 1) / 2;
+    if (bpt < 1)
+        bpt = 1;
+    long long groups = (POH + bpt - 1) / bpt;
+    struct cw *w = &cg->defs;
+    comment(cg, n, "convolution, then max pooling of each band of its output", &c);
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,",
+            cg->prefix, cg_id(cg, n));
+    cw_raw(w, "               float *restrict py%s", f->result2 ? ", float *restrict am" : "");
+    cg_epilogue_params(w, f);
+    cw_raw(w, ", float *restrict wp)\n");
+    cw_line(w, "{");
+    w->indent++;
+    cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, %lldL, 1, wp);", c.K, c.F, c.F);
+    char work[128];
+    snprintf(work, sizeof work, "(long)n * %lldL > %lldL", groups * bpt * band * c.K * c.F,
+             (long long)t->min_work);
+    cg_parallel_if(w, work);
+    cw_line(w, "for (long item = 0; item < (long)n * %lldL; item++) {", groups);
+    w->indent++;
+    cw_line(w, "const long img = item / %lldL, g0 = item %% %lldL * %lldL;", groups, groups, bpt);
+    cw_line(w, "const long nb = nn_min(%lldL, %lldL - g0);", bpt, POH);
+    cw_line(w, "const long r0 = (img * %lldL + g0 * %lldL) * %lldL, m = nb * %lldL;", c.OH, PH, c.OW,
+            band);
+    cw_line(w, "float col[%lldL], yt[%lldL];", bpt * band * c.K, bpt * band * c.F);
+    emit_im2col(w, &c);
+    cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, col, %lldL, 1, wp, yt, %lldL, 0);", c.F, c.K, c.K,
+            c.F);
+    cg_epilogue_rows(w, f, "yt", "m", c.F);
+    cw_line(w, "for (long pb = 0; pb < nb; pb++)");
+    cw_line(w, "    for (long pw = 0; pw < %lldL; pw++) {", POW);
+    w->indent += 2;
+    cw_line(w, "const long o = ((img * %lldL + g0 + pb) * %lldL + pw) * %lldL;", POH, POW, c.F);
+    cw_line(w, "float *restrict yp = py + o;");
+    if (f->result2)
+        cw_line(w, "float *restrict ap = am + o;");
+    cg_simd(w);
+    cw_line(w, "for (long ch = 0; ch < %lldL; ch++) {", c.F);
+    cw_line(w, "    yp[ch] = -INFINITY;");
+    if (f->result2)
+        cw_line(w, "    ap[ch] = 0.0f;");
+    cw_line(w, "}");
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++)", PH);
+    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", PW);
+    cw_line(w, "        const float *restrict tp = yt + ((pb * %lldL + kh) * %lldL + pw * %lldL + kw) * "
+            "%lldL;", PH, c.OW, PW, c.F);
+    if (f->result2)
+        cw_line(w, "        const float k = (float)(kh * %lldL + kw);", PW);
+    w->indent += 2;
+    cg_simd(w);
+    w->indent -= 2;
+    cw_line(w, "        for (long ch = 0; ch < %lldL; ch++) {", c.F);
+    /* Loads first: a conditional load becomes a masked one (slow). */
+    cw_line(w, "            const float xv = tp[ch], yo = yp[ch];");
+    cw_line(w, "            const int win = xv > yo;");
+    if (f->result2) {
+        cw_line(w, "            const float ao = ap[ch];");
+        cw_line(w, "            ap[ch] = win ? k : ao;");
+    }
+    cw_line(w, "            yp[ch] = win ? xv : yo;");
+    cw_line(w, "        }");
+    cw_line(w, "    }");
+    w->indent -= 2;
+    cw_line(w, "    }");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
+           cg_buf(cg, n->in[1]), cg_buf(cg, f->result));
+    if (f->result2)
+        cw_raw(&cg->body, ", %s", cg_buf(cg, f->result2));
+    cg_epilogue_args(&cg->body, cg, f);
+    cw_raw(&cg->body, ", %s);\n", cg_scratch(cg, cg_packed_floats(c.K, c.F)));
+}

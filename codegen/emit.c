@@ -144,6 +144,8 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         size_t opened = cg.body.len;
         if (fused[i].n_chain) /* an element-wise chain's one loop */
             emit_chain(&cg, p->nodes[i]);
+        else if (fused[i].pool) /* a convolution with its max pooling */
+            emit_conv_pool(&cg, p->nodes[i]);
         else if (!fused[i].absorbed) /* else its head's kernel computed it */
             ir_op(p->nodes[i]->op)->emit(&cg, p->nodes[i]);
         if (!e->profile)

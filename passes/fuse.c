@@ -27,6 +27,11 @@
  *                 derivative computable from its output (relu, elu, selu:
  *                 y > 0 ⟺ z > 0; sigmoid, tanh, linear use y only) and
  *                 those activation_grad nodes read y instead (grad_from_y).
+ *   conv_pool     (after bias_act) conv2d group → tiling maxpool2d [+ its
+ *                 pool_argmax]: each tile of the convolution's output is
+ *                 pooled in cache, the activations are never stored; in
+ *                 training only when the pooling gradient reads the argmax
+ *                 and the activation's gradient fuses into it (dact).
  *   dact          matmul_nt|conv2d_grad_input|pool2d_grad → activation_grad:
  *                 the activation's gradient multiplies the head's output
  *                 in its epilogue (per row block or per image), from y.
@@ -98,6 +103,72 @@ static void absorb(struct fuse_ctx *c, int i, int j)
     c->f[i].result = c->p->nodes[j]->out;
 }
 
+static bool rule_pool_keep(struct fuse_ctx *c, int i);
+static bool rule_off(const struct fuse_ctx *c, const char *name);
+
+/* Unpadded windows with stride = size: each activation is in at most one. */
+static bool tiling_pool(const struct ir_node *n)
+{
+    return n->a.stride[0] == n->a.kernel[0] && n->a.stride[1] == n->a.kernel[1] && !n->a.pad[0] &&
+           !n->a.pad[1] && !n->a.pad[2] && !n->a.pad[3];
+}
+
+/* conv_pool: a convolution group whose activations y are read only by a
+ * tiling max pooling (and, in training, by that pooling's argmax, its
+ * gradient, which then reads the argmax, not y, and the activation's
+ * gradient, which dact will fuse into it and evaluate from the pooled
+ * output) pools each tile of its output while it is in cache: y is never
+ * stored. */
+static void try_conv_pool(struct fuse_ctx *c, int i)
+{
+    if (rule_off(c, "conv_pool"))
+        return;
+    const struct ir_program *p = c->p;
+    struct ir_fused *h = &c->f[i];
+    const nncc_tensor *v = h->result;
+    if (p->nodes[i]->op != IR_CONV2D || !v)
+        return;
+    int mp = -1, am = -1, pg = -1, ag = -1, reads = 0;
+    for (int q = i + 1; q < p->n_nodes; q++) {
+        const struct ir_node *r = p->nodes[q];
+        for (int s = 0; s < r->n_in; s++) {
+            if (r->in[s] != v)
+                continue;
+            reads++;
+            if (r->op == IR_MAXPOOL2D && s == 0 && mp < 0 && tiling_pool(r))
+                mp = q;
+            else if (r->op == IR_POOL_ARGMAX && s == 0 && am < 0)
+                am = q;
+            else if (r->op == IR_POOL2D_GRAD && s == 1 && pg < 0 && r->n_in == 4)
+                pg = q;
+            else if (r->op == IR_ACTIVATION_GRAD && s == 2 && ag < 0 && deriv_from_output(r->a.act))
+                ag = q;
+            else
+                return;
+        }
+    }
+    if (mp < 0 || reads != c->uses[v->id] || c->f[mp].absorbed)
+        return;
+    bool training = am >= 0 || pg >= 0 || ag >= 0;
+    if (training && (rule_off(c, "pool_keep") || rule_off(c, "dact")))
+        return;
+    if (training) {
+        /* The gradient must read the kept argmax, and the activation's
+         * gradient must be the pooling gradient's only reader (dact). */
+        if (am < 0 || pg < 0 || ag < 0 || p->nodes[pg]->in[3] != p->nodes[am]->out ||
+            p->nodes[ag]->in[0] != p->nodes[pg]->out || c->uses[p->nodes[pg]->out->id] != 1)
+            return;
+        if (!rule_pool_keep(c, mp) || c->f[mp].result2 != p->nodes[am]->out)
+            return;
+    }
+    struct ir_fused *pf = &c->f[mp];
+    h->pool = p->nodes[mp];
+    h->result = p->nodes[mp]->out;
+    h->result2 = pf->result2;
+    memset(pf, 0, sizeof *pf);
+    pf->absorbed = true;
+}
+
 static bool rule_bias_act(struct fuse_ctx *c, int i)
 {
     const struct ir_program *p = c->p;
@@ -146,6 +217,7 @@ static bool rule_bias_act(struct fuse_ctx *c, int i)
                 c->f[q].grad_from_y = true;
     }
     absorb(c, i, k);
+    try_conv_pool(c, i);
     return true;
 }
 
@@ -155,8 +227,6 @@ static bool rule_bias_act(struct fuse_ctx *c, int i)
  * that never leaves the cache.  Only for small filters (the first layer of
  * a network: few input channels), where the unfused filter gradient's GEMM
  * has a tiny k, and when an image's gradient fits the stack budget. */
-static bool rule_off(const struct fuse_ctx *c, const char *name);
-
 static void try_pool_wgrad(struct fuse_ctx *c, int i)
 {
     if (rule_off(c, "pool_wgrad"))
@@ -388,7 +458,7 @@ struct ir_fused *nncc_fuse(const struct ir_program *p)
         c.uses[p->outputs[k]->id]++;
     c.off = getenv("NNCC_NO_FUSE"); /* for measuring what fusion buys */
     for (int i = 0; i < p->n_nodes; i++)
-        for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++)
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0] && !c.f[i].absorbed; r++)
             if (!rule_off(&c, rules[r].name) && rules[r].apply(&c, i))
                 break;
     free(c.uses);
@@ -413,6 +483,8 @@ void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE 
             fprintf(out, ", softmax");
         if (f[i].has_dact)
             fprintf(out, ", * %s'(%%%d)", nncc_activation_name(f[i].dact), f[i].dact_y->id);
+        if (f[i].pool)
+            fprintf(out, ", maxpool");
         for (int k = 0; k < f[i].n_chain; k++)
             fprintf(out, ", %s %s", ir_op(f[i].chain[k]->op)->name,
                     nncc_activation_name(f[i].chain[k]->a.act));

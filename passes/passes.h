@@ -82,6 +82,9 @@ struct ir_fused {
                                     (its value is `result`) from the image gradient it
                                     makes and never stores */
     bool grad_from_y;          /* ACTIVATION_GRAD whose input z was fused away: f' from y */
+    const struct ir_node *pool;  /* conv_pool: the max pooling of the head's activations,
+                                    computed in its kernel (result: the pooled value,
+                                    result2: the pool's argmax, if training keeps it) */
     const struct ir_node *chain[4]; /* chain: the element-wise nodes applied after the
                                        head, in order (n_chain of them) */
     int n_chain;

@@ -110,11 +110,15 @@ static void test_inference_groups(void **state)
     nncc_model *m = model();
     const struct ir_program *p = &m->program;
     struct ir_fused *f = OK(nncc_fuse(p));
-    int conv = find_node(p, IR_CONV2D, "conv");
-    expect_group(p, f, conv, "bias_act", find_node(p, IR_ACTIVATION, "conv"));
+    /* conv_pool: the 2x2 max pooling runs in the convolution's kernel. */
+    int conv = find_node(p, IR_CONV2D, "conv"), mp = find_node(p, IR_MAXPOOL2D, "pool");
+    expect_group(p, f, conv, "bias_act", mp);
     assert_ptr_equal(f[conv].bias, p->nodes[conv + 1]->in[1]);
     assert_true(f[conv].has_act);
     assert_int_equal(f[conv].act, NNCC_RELU);
+    assert_ptr_equal(f[conv].pool, p->nodes[mp]);
+    assert_null(f[conv].result2);
+    assert_true(f[find_node(p, IR_ACTIVATION, "conv")].absorbed);
     int hidden = find_node(p, IR_MATMUL, "hidden");
     expect_group(p, f, hidden, "bias_act", find_node(p, IR_ACTIVATION, "hidden"));
     assert_int_equal(f[hidden].act, NNCC_TANH);
@@ -126,7 +130,7 @@ static void test_inference_groups(void **state)
     assert_true(f[out].softmax);
     assert_false(f[out].has_act);
     /* Pooling and the reshape are no heads. */
-    assert_null(f[find_node(p, IR_MAXPOOL2D, "pool")].rule);
+    assert_null(f[mp].rule);
     free(f);
     nncc_model_free(m);
 }
@@ -150,8 +154,15 @@ static void test_training_groups(void **state)
     nncc_history_free(train(m, x, y));
     const struct ir_program *p = &m->train->train;
     struct ir_fused *f = OK(nncc_fuse(p));
+    /* conv_pool with pool_keep: the convolution's kernel also writes the
+     * pooling's argmax, which the pooling gradient reads. */
     int conv = find_node(p, IR_CONV2D, "conv");
-    expect_group(p, f, conv, "bias_act", find_node(p, IR_ACTIVATION, "conv"));
+    int mp = find_node(p, IR_MAXPOOL2D, "pool"), am = find_node(p, IR_POOL_ARGMAX, "pool");
+    expect_group(p, f, conv, "bias_act", mp);
+    assert_ptr_equal(f[conv].pool, p->nodes[mp]);
+    assert_ptr_equal(f[conv].result2, p->nodes[am]->out);
+    assert_true(f[am].absorbed);
+    assert_null(f[mp].rule);
     int hidden = find_node(p, IR_MATMUL, "hidden");
     expect_group(p, f, hidden, "bias_act", find_node(p, IR_ACTIVATION, "hidden"));
     /* softplus' gradient reads its input z: only the bias joins the GEMM. */
@@ -185,16 +196,18 @@ static void test_training_groups(void **state)
     assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].absorbed);
     /* The relu gradient, absorbed, would read y, not z. */
     assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].grad_from_y);
-    /* pool_keep: the max pooling also writes which cell won each window,
-     * the pooling gradient's fourth input. */
-    int mp = find_node(p, IR_MAXPOOL2D, "pool"), am = find_node(p, IR_POOL_ARGMAX, "pool");
-    assert_true(mp >= 0 && am > mp);
+    assert_int_equal(p->nodes[pg]->n_in, 4);
+    assert_ptr_equal(p->nodes[pg]->in[3], p->nodes[am]->out);
+    free(f);
+    /* Without conv_pool, pool_keep: the max pooling writes the argmax. */
+    setenv("NNCC_NO_FUSE", "conv_pool", 1);
+    f = OK(nncc_fuse(p));
+    unsetenv("NNCC_NO_FUSE");
     assert_string_equal(f[mp].rule, "pool_keep");
     assert_ptr_equal(f[mp].result, p->nodes[mp]->out);
     assert_ptr_equal(f[mp].result2, p->nodes[am]->out);
     assert_true(f[am].absorbed);
-    assert_int_equal(p->nodes[pg]->n_in, 4);
-    assert_ptr_equal(p->nodes[pg]->in[3], p->nodes[am]->out);
+    assert_null(f[conv].pool);
     free(f);
     /* Rules can be turned off by name: without pool_wgrad, only dact. */
     setenv("NNCC_NO_FUSE", "bias_act,pool_wgrad", 1);
