@@ -115,6 +115,8 @@ void cg_parallel_if(struct cw *w, const char *cond);
 /* The GEMM core (codegen/prelude/gemm.c as text, embedded by CMake): written
  * once at the top of a unit whose kernels call nn_gemm. */
 extern const char nncc_prelude_gemm_text[];
+/* codegen/prelude/math.c (nn_expf), as text: written into units that call it. */
+extern const char nncc_prelude_math_text[];
 bool cg_needs_gemm(enum ir_op op);
 
 /* One entry point of a generated translation unit.

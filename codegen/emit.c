@@ -261,6 +261,12 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
             gemm |= cg_needs_gemm(entries[i].p->nodes[k]->op);
     if (gemm)
         cw_raw(&tu, "%s\n", nncc_prelude_gemm_text);
+    /* The entries go to a buffer of their own first: the math prelude is
+     * written only into units whose kernels call it, which is simplest to
+     * see from their text.  It comes after the GEMM prelude so that under
+     * GCC it has the kernels' optimize pragma (GCC does not inline across
+     * a difference in floating-point options, and then cannot vectorize). */
+    struct cw entries_tu = {0};
     enum nncc_status st = NNCC_OK;
     for (int i = 0; i < n_entries && !st; i++) {
         if (nncc_dump_wanted("emit")) {
@@ -268,10 +274,16 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
                     entries[i].name);
             ir_print(entries[i].p, stderr);
         }
-        st = emit_entry(&entries[i], &tu);
+        st = emit_entry(&entries[i], &entries_tu);
     }
-    if (!st && tu.oom)
+    if (!st && entries_tu.s) {
+        if (strstr(entries_tu.s, "nn_expf("))
+            cw_raw(&tu, "%s\n", nncc_prelude_math_text);
+        cw_raw(&tu, "%s", entries_tu.s);
+    }
+    if (!st && (tu.oom || entries_tu.oom))
         st = nncc_fail(NNCC_ERR_NOMEM, "out of memory (codegen)");
+    cw_free(&entries_tu);
     if (st) {
         cw_free(&tu);
         return st;

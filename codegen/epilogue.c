@@ -55,12 +55,16 @@ void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, c
         cw_line(w, "    yr[c_] = %s;", f->has_act ? ir_activation_expr(f->act) : "v");
         cw_line(w, "}");
     }
-    if (f->softmax) { /* as codegen/reduce.c's softmax kernel */
-        cw_line(w, "float mx = yr[0], sum = 0.0f;");
-        cw_line(w, "for (long c_ = 1; c_ < %lldL; c_++)", N);
-        cw_line(w, "    mx = yr[c_] > mx ? yr[c_] : mx;");
+    if (f->softmax) { /* exactly as codegen/reduce.c's softmax kernel */
+        cw_line(w, "float mx = -INFINITY, sum = 0.0f;");
         cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
-        cw_line(w, "    sum += yr[c_] = exp(yr[c_] - mx);");
+        cw_line(w, "    mx = yr[c_] > mx ? yr[c_] : mx;");
+        cg_simd(w);
+        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
+        cw_line(w, "    yr[c_] = nn_expf(yr[c_] - mx);");
+        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
+        cw_line(w, "    sum += yr[c_];");
+        cg_simd(w);
         cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
         cw_line(w, "    yr[c_] /= sum;");
     }

@@ -6,10 +6,44 @@
  * Rows are every position but the last axis; the loss and metrics are
  * means over rows (Keras' sum_over_batch_size).  On the stable path input 0
  * holds logits and the gradient is the fused softmax/sigmoid − y.
+ *
+ * The softmax losses' e^{z − max} are floats from nn_expf
+ * (codegen/prelude/math.c, within an ulp), computed in a loop of their own
+ * that vectorizes, then summed in double in a fixed order: libm's double
+ * exp, one opaque call per element, took most of a small model's step.
+ * The largest term is exactly 1, so p − y keeps its precision near p = 1.
+ * The sigmoid losses keep double exp: their p − y has no such anchor.
  */
 #include "codegen.h"
 
 #define EPS "1e-7"
+/* Rows up to this width keep their exponentials in a stack array. */
+#define EXP_ROW 4096
+
+/* Emits `sum += e^(z[c] − mx)` over the row, c in order (mx, sum: double),
+ * the exponentials into e[] (float) when the row is at most EXP_ROW wide.
+ * The max before it starts at -inf rather than z[0], as in
+ * codegen/reduce.c's softmax, so that this loop vectorizes. */
+static void sum_exp(struct cw *w, long long C)
+{
+    cw_line(w, "const float mxf = (float)mx; /* exact: mx is one of the z */");
+    if (C <= EXP_ROW) {
+        cw_line(w, "float e[%lld];", C);
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    e[c] = nn_expf(z[c] - mxf);");
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    sum += e[c];");
+    } else {
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    sum += nn_expf(z[c] - mxf);");
+    }
+}
+
+/* The row's e^(z[c] − mx) after sum_exp. */
+static const char *exp_of(long long C)
+{
+    return C <= EXP_ROW ? "e[c]" : "nn_expf(z[c] - mxf)";
+}
 
 static void dims(const struct ir_node *n, long long *rows, long long *C)
 {
@@ -49,11 +83,11 @@ static void row_loss(struct cw *w, const struct ir_attrs *a, long long C)
         break;
     case NNCC_CATEGORICAL_CROSSENTROPY:
         if (a->logits) {
-            cw_line(w, "double mx = z[0], sum = 0, ty = 0;");
-            cw_line(w, "for (long c = 1; c < %lldL; c++)", C);
+            cw_line(w, "double mx = -INFINITY, sum = 0, ty = 0;");
+            cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
             cw_line(w, "    mx = z[c] > mx ? z[c] : mx;");
+            sum_exp(w, C);
             cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
-            cw_line(w, "    sum += exp(z[c] - mx);");
             cw_line(w, "    l -= (double)t[c] * z[c];");
             cw_line(w, "    ty += t[c];");
             cw_line(w, "}");
@@ -69,11 +103,10 @@ static void row_loss(struct cw *w, const struct ir_attrs *a, long long C)
     case NNCC_SPARSE_CATEGORICAL_CROSSENTROPY:
         cw_line(w, "const long k = (long)t[0];");
         if (a->logits) {
-            cw_line(w, "double mx = z[0], sum = 0;");
-            cw_line(w, "for (long c = 1; c < %lldL; c++)", C);
-            cw_line(w, "    mx = z[c] > mx ? z[c] : mx;");
+            cw_line(w, "double mx = -INFINITY, sum = 0;");
             cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-            cw_line(w, "    sum += exp(z[c] - mx);");
+            cw_line(w, "    mx = z[c] > mx ? z[c] : mx;");
+            sum_exp(w, C);
             cw_line(w, "l = mx + log(sum) - z[k];");
         } else {
             cw_line(w, "double s = 0;");
@@ -168,20 +201,14 @@ void emit_loss_grad(struct cg *cg, const struct ir_node *n)
         break;
     case NNCC_CATEGORICAL_CROSSENTROPY:
         if (a->logits) {
-            /* Each exp once: kept for the second pass when the row is short. */
-            bool keep = C <= 4096;
-            cw_line(w, "double mx = z[0], sum = 0, ty = 0;");
-            if (keep)
-                cw_line(w, "double e[%lld];", C);
-            cw_line(w, "for (long c = 1; c < %lldL; c++)", C);
-            cw_line(w, "    mx = z[c] > mx ? z[c] : mx;");
-            cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
-            cw_line(w, keep ? "    sum += e[c] = exp(z[c] - mx);" : "    sum += exp(z[c] - mx);");
-            cw_line(w, "    ty += t[c];");
-            cw_line(w, "}");
+            cw_line(w, "double mx = -INFINITY, sum = 0, ty = 0;");
             cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-            cw_line(w, keep ? "    g[c] = (float)((e[c] / sum * ty - t[c]) / R);"
-                            : "    g[c] = (float)((exp(z[c] - mx) / sum * ty - t[c]) / R);");
+            cw_line(w, "    mx = z[c] > mx ? z[c] : mx;");
+            sum_exp(w, C);
+            cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+            cw_line(w, "    ty += t[c];");
+            cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+            cw_line(w, "    g[c] = (float)((%s / sum * ty - t[c]) / R);", exp_of(C));
         } else {
             cw_line(w, "double S = 0, common = 0;");
             cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
@@ -201,13 +228,12 @@ void emit_loss_grad(struct cg *cg, const struct ir_node *n)
     case NNCC_SPARSE_CATEGORICAL_CROSSENTROPY:
         cw_line(w, "const long k = (long)t[0];");
         if (a->logits) {
-            cw_line(w, "double mx = z[0], sum = 0;");
-            cw_line(w, "for (long c = 1; c < %lldL; c++)", C);
+            cw_line(w, "double mx = -INFINITY, sum = 0;");
+            cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
             cw_line(w, "    mx = z[c] > mx ? z[c] : mx;");
+            sum_exp(w, C);
             cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-            cw_line(w, "    sum += exp(z[c] - mx);");
-            cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-            cw_line(w, "    g[c] = (float)((exp(z[c] - mx) / sum - (c == k)) / R);");
+            cw_line(w, "    g[c] = (float)((%s / sum - (c == k)) / R);", exp_of(C));
         } else {
             cw_line(w, "double s = 0;");
             cw_line(w, "for (long c = 0; c < %lldL; c++)", C);

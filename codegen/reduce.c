@@ -1,5 +1,11 @@
 /*
  * reduce.c — softmax over the last axis: e^{x − max} / Σ, one row at a time.
+ *
+ * The exponentials are computed by nn_expf (codegen/prelude/math.c) in a
+ * loop of their own, which vectorizes; the sum is a separate serial loop,
+ * so each row is summed in one fixed order (the same on any number of
+ * threads, and the same as the softmax fused into a dense epilogue,
+ * codegen/epilogue.c, which must compute identical floats).
  */
 #include "codegen.h"
 
@@ -13,17 +19,31 @@ void emit_softmax(struct cg *cg, const struct ir_node *n)
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
-    cw_line(w, "    for (long r = 0; r < (long)n * %lldL; r++) {", rows);
-    cw_line(w, "        const float *restrict xr = x + r * %lldL;", C);
-    cw_line(w, "        float *restrict yr = y + r * %lldL;", C);
-    cw_line(w, "        float mx = xr[0], sum = 0.0f;");
-    cw_line(w, "        for (long c = 1; c < %lldL; c++)", C);
-    cw_line(w, "            mx = xr[c] > mx ? xr[c] : mx;");
-    cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "            sum += yr[c] = exp(xr[c] - mx);");
-    cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "            yr[c] /= sum;");
-    cw_line(w, "    }");
+    w->indent++;
+    char work[64];
+    snprintf(work, sizeof work, "(long)n * %lldL", rows * C * 16);
+    cg_parallel(w, work);
+    cw_line(w, "for (long r = 0; r < (long)n * %lldL; r++) {", rows);
+    w->indent++;
+    cw_line(w, "const float *restrict xr = x + r * %lldL;", C);
+    cw_line(w, "float *restrict yr = y + r * %lldL;", C);
+    /* mx starts at -inf, not at xr[0]: a load of xr[0] before the loops
+     * lets clang 14's load PRE carry xr[c] across the exp loop's
+     * iterations, which then does not vectorize. */
+    cw_line(w, "float mx = -INFINITY, sum = 0.0f;");
+    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "    mx = xr[c] > mx ? xr[c] : mx;");
+    cg_simd(w);
+    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "    yr[c] = nn_expf(xr[c] - mx);");
+    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "    sum += yr[c];");
+    cg_simd(w);
+    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+    cw_line(w, "    yr[c] /= sum;");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
     cw_line(w, "}");
     cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]), cg_buf(cg, n->out));
 }
