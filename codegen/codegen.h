@@ -65,6 +65,10 @@ void cg_gemm_open(struct cg *cg, const struct ir_node *n, const char *a, const c
 void cg_gemm_close(struct cg *cg, const struct ir_node *n, long long packed);
 /* Scratch floats for a k x n B packed whole, for any vector width. */
 long long cg_packed_floats(long long k, long long n);
+/* One softmax row: y[c] = e^{x[c] − max} / Σ (y may be x), the exps in a
+ * vectorizable loop, the sum in one fixed order; the fused epilogue and
+ * the softmax kernel share it, so they give the same floats. */
+void cg_softmax_row(struct cw *w, const char *x, const char *y, long long N);
 /* ptr[i] *= act'(y[i]) for i < count. */
 void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,
                       const char *count);

@@ -55,21 +55,28 @@ void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, c
         cw_line(w, "    yr[c_] = %s;", f->has_act ? ir_activation_expr(f->act) : "v");
         cw_line(w, "}");
     }
-    if (f->softmax) { /* exactly as codegen/reduce.c's softmax kernel */
-        cw_line(w, "float mx = -INFINITY, sum = 0.0f;");
-        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
-        cw_line(w, "    mx = yr[c_] > mx ? yr[c_] : mx;");
-        cg_simd(w);
-        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
-        cw_line(w, "    yr[c_] = nn_expf(yr[c_] - mx);");
-        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
-        cw_line(w, "    sum += yr[c_];");
-        cg_simd(w);
-        cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
-        cw_line(w, "    yr[c_] /= sum;");
-    }
+    if (f->softmax) /* exactly as codegen/reduce.c's softmax kernel */
+        cg_softmax_row(w, "yr", "yr", N);
     w->indent--;
     cw_line(w, "}");
+}
+
+void cg_softmax_row(struct cw *w, const char *x, const char *y, long long N)
+{
+    /* mx starts at -inf, not at x[0]: a load of x[0] before the loops lets
+     * clang 14's load PRE carry x[c] across the exp loop's iterations,
+     * which then does not vectorize. */
+    cw_line(w, "float mx = -INFINITY, sum = 0.0f;");
+    cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
+    cw_line(w, "    mx = %s[c_] > mx ? %s[c_] : mx;", x, x);
+    cg_simd(w);
+    cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
+    cw_line(w, "    %s[c_] = nn_expf(%s[c_] - mx);", y, x);
+    cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N); /* one fixed order */
+    cw_line(w, "    sum += %s[c_];", y);
+    cg_simd(w);
+    cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++)", N);
+    cw_line(w, "    %s[c_] /= sum;", y);
 }
 
 void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,

@@ -27,20 +27,7 @@ void emit_softmax(struct cg *cg, const struct ir_node *n)
     w->indent++;
     cw_line(w, "const float *restrict xr = x + r * %lldL;", C);
     cw_line(w, "float *restrict yr = y + r * %lldL;", C);
-    /* mx starts at -inf, not at xr[0]: a load of xr[0] before the loops
-     * lets clang 14's load PRE carry xr[c] across the exp loop's
-     * iterations, which then does not vectorize. */
-    cw_line(w, "float mx = -INFINITY, sum = 0.0f;");
-    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "    mx = xr[c] > mx ? xr[c] : mx;");
-    cg_simd(w);
-    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "    yr[c] = nn_expf(xr[c] - mx);");
-    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "    sum += yr[c];");
-    cg_simd(w);
-    cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "    yr[c] /= sum;");
+    cg_softmax_row(w, "xr", "yr", C);
     w->indent--;
     cw_line(w, "}");
     w->indent--;
