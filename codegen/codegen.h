@@ -115,6 +115,11 @@ void cg_simd(struct cw *w);
 void cg_parallel_simd(struct cw *w, const char *work);
 /* The same with the whole if() condition given. */
 void cg_parallel_if(struct cw *w, const char *cond);
+/* `loop` (a for header ending in "{") over `body` (written at w's indent
+ * + 1), closed, on several threads when `cond` holds at run time, else
+ * plainly: an OpenMP region whose if() is false still costs about a
+ * microsecond in libomp, which batch-1 inference would pay per kernel. */
+void cg_parallel_or_serial(struct cw *w, const char *cond, const char *loop, struct cw *body);
 
 /* The GEMM core (codegen/prelude/gemm.c as text, embedded by CMake): written
  * once at the top of a unit whose kernels call nn_gemm. */

@@ -11,7 +11,14 @@
  * with K = KH·KW·C.  Columns are never built for a whole batch: each thread
  * fills a tile (on its stack; rows from the node's schedule, passes/tile.c)
  * and multiplies it while it is in cache.  A 1x1 stride-1 unpadded
- * convolution is a plain GEMM on x.
+ * convolution is a plain GEMM on x.  A forward with at most 32 taps (a
+ * first layer) builds no columns: each output line's receptive fields are
+ * read in place (nn_taps_rows), the same floats as through columns.
+ *
+ * Fusion (passes/fuse.c) adds two kernels here: conv_pool (the forward
+ * max-pools each band of its output in cache and never stores it) and
+ * pool_wgrad (a pooling gradient computes the first convolution's filter
+ * and bias gradients per image, from a direct small-filter kernel).
  *
  * Threads: the forward splits rows, the input gradient images (their
  * scatter-adds never meet), the filter gradient eight fixed runs of rows
@@ -96,12 +103,129 @@ static void emit_im2col(struct cw *w, const struct conv *c)
     cw_line(w, "}");
 }
 
+/* Receptive fields of at most this many taps are multiplied directly
+ * (emit_conv2d_direct): with so few taps a GEMM over columns spends its
+ * time writing and re-reading them (a 3x3 convolution of a one-channel
+ * image ran at ~20 GFLOP/s through im2col, k = 9). */
+#define CONV_DIRECT_K 32
+
+/* The forward without columns or packing, for a small K and a dilation of
+ * 1 across (a kernel row's KW taps adjacent in x).  Parallel over output
+ * lines (image, oh).  A pixel's taps are KH runs of KW*C floats in x, the
+ * runs dh*W*C apart and neighbouring pixels sw*C apart, so a line's
+ * interior pixels (whose fields lie inside the image) go to nn_taps_rows
+ * as one strided matrix read in place; a pixel whose field hangs over the
+ * padding gets its taps copied, zeros included, into tap[] first.  Taps
+ * are summed from zero in the columns' (KH, KW, C) order, padding zeros
+ * included, so every output is the very float the im2col path gives; the
+ * epilogue then runs on each block of lines, in L1, as it does there. */
+/* Which pixels of an output line have their whole field inside the image
+ * (lo <= ow < hi), and whether any pixel's field hangs over the padding. */
+struct direct_span {
+    long long lo, hi;
+    bool border;
+};
+
+static struct direct_span direct_span(const struct conv *c)
+{
+    struct direct_span d = {.lo = (c->pl + c->sw - 1) / c->sw};
+    if (c->W - c->KW + c->pl >= 0)
+        d.hi = (c->W - c->KW + c->pl) / c->sw + 1;
+    d.hi = d.hi > c->OW ? c->OW : d.hi;
+    d.hi = d.hi < d.lo ? d.lo : d.hi;
+    bool rows_out = c->pt > 0 || (c->OH - 1) * c->sh - c->pt + (c->KH - 1) * c->dh > c->H - 1;
+    d.border = rows_out || d.lo > 0 || d.hi < c->OW;
+    return d;
+}
+
+/* Output line l (image b = l / OH, row oh) of a small-K convolution into
+ * yl (OW·F floats): interior pixels straight from x through nn_taps_rows,
+ * border pixels through tap[] (declared by the caller when there are any). */
+static void emit_direct_line(struct cw *w, const struct conv *c)
+{
+    struct direct_span d = direct_span(c);
+    long long lo = d.lo, hi = d.hi, KWC = c->KW * c->C;
+    bool border = d.border;
+    cw_line(w, "const long b = l / %lldL, oh = l %% %lldL, ih0 = oh * %d - %d;", c->OH, c->OH,
+            c->sh, c->pt);
+    cw_line(w, "const int inside = ih0 >= 0 && ih0 + %lldL <= %lldL;", (c->KH - 1) * c->dh,
+            c->H - 1);
+    if (hi > lo) {
+        cw_line(w, "if (inside)");
+        cw_line(w, "    nn_taps_rows(%lldL, %lldL, %lldL, %lldL, %lldL, x + ((b * %lldL + ih0) * "
+                "%lldL + %lldL) * %lldL, w, %lldL, %lldL, yl + %lldL, %lldL, 0);",
+                hi - lo, (long long)c->sw * c->C, c->KH, KWC, c->dh * c->W * c->C, c->H, c->W,
+                lo * c->sw - c->pl, c->C, c->F, c->F, lo * c->F, c->F);
+    }
+    if (border) {
+        cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", c->OW);
+        w->indent++;
+        cw_line(w, "if (inside && ow >= %lldL && ow < %lldL)", lo, hi);
+        cw_line(w, "    continue;");
+        cw_line(w, "const long iw0 = ow * %d - %d;", c->sw, c->pl);
+        cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
+        cw_line(w, "    const long ih = ih0 + kh * %d;", c->dh);
+        cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", c->KW);
+        cw_line(w, "        const long iw = iw0 + kw;");
+        cw_line(w, "        float *d = tap + (kh * %lldL + kw) * %lldL;", c->KW, c->C);
+        cw_line(w, "        if (ih < 0 || ih >= %lldL || iw < 0 || iw >= %lldL)", c->H, c->W);
+        cw_line(w, "            memset(d, 0, sizeof(float) * %lldL);", c->C);
+        cw_line(w, "        else");
+        cw_line(w, "            memcpy(d, x + ((b * %lldL + ih) * %lldL + iw) * %lldL, "
+                "sizeof(float) * %lldL);", c->H, c->W, c->C, c->C);
+        cw_line(w, "    }");
+        cw_line(w, "}");
+        cw_line(w, "nn_taps_rows(1, 0, %lldL, %lldL, %lldL, tap, w, %lldL, %lldL, yl + ow * %lldL, "
+                "%lldL, 0);", c->KH, KWC, KWC, c->F, c->F, c->F, c->F);
+        w->indent--;
+        cw_line(w, "}");
+    }
+}
+
+static void emit_conv2d_direct(struct cg *cg, const struct ir_node *n, const struct conv *c)
+{
+    struct cw *out = &cg->defs, body = {.indent = cg->defs.indent + 1}, *w = out;
+    const struct ir_tile *t = cg_tile(cg, n);
+    long long OWF = c->OW * c->F;
+    bool border = direct_span(c).border;
+    /* Lines per block: their outputs (about 24 KiB) stay in L1 for the epilogue. */
+    long long cap = 6144 / (OWF > 0 ? OWF : 1);
+    cap = cap < 1 ? 1 : cap;
+    cw_line(w, "const long lines = (long)n * %lldL;", c->OH);
+    cw_line(w, "const long rb = nn_row_block(lines, %lldL), nb = (lines + rb - 1) / rb;", cap);
+    char work[128];
+    snprintf(work, sizeof work, "nb > 1 && lines * %lldL > %lldL", c->OW * c->K * c->F,
+             (long long)t->min_work);
+    w = &body;
+    cw_line(w, "const long l0 = blk * rb, nl = nn_min(rb, lines - l0);");
+    if (border)
+        cw_line(w, "float tap[%lldL];", c->K);
+    cw_line(w, "for (long l = l0; l < l0 + nl; l++) {");
+    w->indent++;
+    cw_line(w, "float *yl = y + l * %lldL;", OWF);
+    emit_direct_line(w, c);
+    w->indent--;
+    cw_line(w, "}");
+    char at[64], count[64];
+    snprintf(at, sizeof at, "(y + l0 * %lldL)", OWF);
+    snprintf(count, sizeof count, "nl * %lldL", c->OW);
+    cg_epilogue_rows(w, cg_fused(cg, n), at, count, c->F);
+    cg_parallel_or_serial(out, work, "for (long blk = 0; blk < nb; blk++) {", &body);
+    cw_free(&body);
+}
+
 void emit_conv2d(struct cg *cg, const struct ir_node *n)
 {
     struct conv c = conv_dims(n, n->in[0], n->out, n->in[1]);
     struct cw *w = &cg->defs;
     const struct ir_tile *t = cg_tile(cg, n);
     comment(cg, n, "convolution", &c);
+    if (!t->pointwise && c.K <= CONV_DIRECT_K && c.dw == 1) {
+        cg_gemm_open(cg, n, "x", "w", "y", 0);
+        emit_conv2d_direct(cg, n, &c);
+        cg_gemm_close(cg, n, 0);
+        return;
+    }
     cg_gemm_open(cg, n, "x", "w", "y", cg_packed_floats(c.K, c.F));
     /* The weights are packed once, before the threads start. */
     cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, %lldL, 1, wp);", c.K, c.F, c.F);
@@ -113,9 +237,8 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
                 (long long)t->tile_rows);
     char work[128];
     snprintf(work, sizeof work, "nb > 1 && rows * %lldL > %lldL", c.K * c.F, (long long)t->min_work);
-    cg_parallel_if(w, work);
-    cw_line(w, "for (long blk = 0; blk < nb; blk++) {");
-    w->indent++;
+    struct cw *out = w, body = {.indent = w->indent + 1};
+    w = &body;
     cw_line(w, "const long r0 = blk * rb, m = nn_min(rb, rows - r0);");
     if (t->pointwise) {
         cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, x + r0 * %lldL, %lldL, 1, wp, y + r0 * %lldL, "
@@ -129,8 +252,8 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     char at[64];
     snprintf(at, sizeof at, "(y + r0 * %lldL)", c.F);
     cg_epilogue_rows(w, cg_fused(cg, n), at, "m", c.F);
-    w->indent--;
-    cw_line(w, "}");
+    cg_parallel_or_serial(out, work, "for (long blk = 0; blk < nb; blk++) {", &body);
+    cw_free(&body);
     cg_gemm_close(cg, n, cg_packed_floats(c.K, c.F));
 }
 
@@ -476,16 +599,20 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
     if (bpt < 1)
         bpt = 1;
     long long groups = (POH + bpt - 1) / bpt;
+    /* As emit_conv2d decides: a small K reads its taps in place. */
+    bool direct = !t->pointwise && c.K <= CONV_DIRECT_K && c.dw == 1;
+    long long packed = direct ? 0 : cg_packed_floats(c.K, c.F);
     struct cw *w = &cg->defs;
     comment(cg, n, "convolution, then max pooling of each band of its output", &c);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,",
             cg->prefix, cg_id(cg, n));
     cw_raw(w, "               float *restrict py%s", f->result2 ? ", float *restrict am" : "");
     cg_epilogue_params(w, f);
-    cw_raw(w, ", float *restrict wp)\n");
+    cw_raw(w, "%s)\n", packed ? ", float *restrict wp" : "");
     cw_line(w, "{");
     w->indent++;
-    cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, %lldL, 1, wp);", c.K, c.F, c.F);
+    if (packed)
+        cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, %lldL, 1, wp);", c.K, c.F, c.F);
     char work[128];
     snprintf(work, sizeof work, "(long)n * %lldL > %lldL", groups * bpt * band * c.K * c.F,
              (long long)t->min_work);
@@ -496,10 +623,24 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
     cw_line(w, "const long nb = nn_min(%lldL, %lldL - g0);", bpt, POH);
     cw_line(w, "const long r0 = (img * %lldL + g0 * %lldL) * %lldL, m = nb * %lldL;", c.OH, PH, c.OW,
             band);
-    cw_line(w, "float col[%lldL], yt[%lldL];", bpt * band * c.K, bpt * band * c.F);
-    emit_im2col(w, &c);
-    cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, col, %lldL, 1, wp, yt, %lldL, 0);", c.F, c.K, c.K,
-            c.F);
+    if (direct) {
+        cw_line(w, "float yt[%lldL];", bpt * band * c.F);
+        if (direct_span(&c).border)
+            cw_line(w, "float tap[%lldL];", c.K);
+        cw_line(w, "(void)r0;");
+        cw_line(w, "for (long l = img * %lldL + g0 * %lldL; l < img * %lldL + (g0 + nb) * %lldL; l++) {",
+                c.OH, PH, c.OH, PH);
+        w->indent++;
+        cw_line(w, "float *yl = yt + (l - img * %lldL - g0 * %lldL) * %lldL;", c.OH, PH, c.OW * c.F);
+        emit_direct_line(w, &c);
+        w->indent--;
+        cw_line(w, "}");
+    } else {
+        cw_line(w, "float col[%lldL], yt[%lldL];", bpt * band * c.K, bpt * band * c.F);
+        emit_im2col(w, &c);
+        cw_line(w, "nn_gemm_packed(m, %lldL, %lldL, col, %lldL, 1, wp, yt, %lldL, 0);", c.F, c.K,
+                c.K, c.F);
+    }
     cg_epilogue_rows(w, f, "yt", "m", c.F);
     cw_line(w, "for (long pb = 0; pb < nb; pb++)");
     cw_line(w, "    for (long pw = 0; pw < %lldL; pw++) {", POW);
@@ -545,5 +686,7 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
     if (f->result2)
         cw_raw(&cg->body, ", %s", cg_buf(cg, f->result2));
     cg_epilogue_args(&cg->body, cg, f);
-    cw_raw(&cg->body, ", %s);\n", cg_scratch(cg, cg_packed_floats(c.K, c.F)));
+    if (packed)
+        cw_raw(&cg->body, ", %s", cg_scratch(cg, packed));
+    cw_raw(&cg->body, ");\n");
 }

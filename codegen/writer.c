@@ -130,6 +130,22 @@ void cg_parallel_simd(struct cw *w, const char *work)
     cw_raw(w, "#endif\n");
 }
 
+void cg_parallel_or_serial(struct cw *w, const char *cond, const char *loop, struct cw *body)
+{
+    w->oom |= body->oom;
+    cw_raw(w, "#ifdef _OPENMP\n");
+    cw_line(w, "if (%s) {", cond);
+    cw_raw(w, "#pragma omp parallel for schedule(static)\n");
+    cw_line(w, "%s", loop);
+    cw_raw(w, "%s", body->s ? body->s : "");
+    cw_line(w, "}");
+    cw_line(w, "} else");
+    cw_raw(w, "#endif\n");
+    cw_line(w, "%s", loop);
+    cw_raw(w, "%s", body->s ? body->s : "");
+    cw_line(w, "}");
+}
+
 void cg_parallel(struct cw *w, const char *work)
 {
     cw_raw(w, "#ifdef _OPENMP\n");

@@ -21,6 +21,12 @@
  * works.  Single-threaded: callers split rows (or the output's
  * rows) over threads, so the summation order of every element, and thus the
  * result, does not depend on the thread count.  Stack use: about 200 KiB.
+ *
+ * For few rows (a batch-1 dense layer) nn_gemm_direct reads B in place,
+ * unpacked, and nn_taps_rows does the same for rows given as runs of taps
+ * (a convolution's receptive fields read straight from the image); both
+ * sum every element exactly as nn_gemm does, so which path a row takes
+ * never changes a result.
  */
 #include <string.h>
 #ifdef _OPENMP
@@ -50,6 +56,8 @@
 
 /* Not every unit calls every function. */
 #define NN_FN static __attribute__((unused))
+/* Inlined into each caller, to be specialized to its constant shapes. */
+#define NN_FN_INLINE static inline __attribute__((unused, always_inline))
 
 typedef float nn_vf __attribute__((vector_size(NN_VW * sizeof(float))));
 
@@ -246,4 +254,149 @@ NN_FN void nn_gemm(long m, long n, long k, const float *a, long sai, long sak,
                    const float *b, long sbk, long sbj, float *c, long ldc, int accumulate)
 {
     nn_gemm_run(m, n, k, a, sai, sak, b, sbk, sbj, NULL, c, ldc, accumulate);
+}
+
+/* ---- Few rows: no packing ----------------------------------------------
+ * With few rows of A (a batch-1 dense layer is a GEMV), packing B costs
+ * more than the product: it reads and writes all of B to read it once
+ * more, and a 6-row tile computes 6 rows for 1.  The kernels below read B
+ * in place (row-major: row t at b + t*sbk, columns contiguous) and take up
+ * to four rows of A at a time, each row given as `nseg` segments of
+ * `seglen` contiguous floats, segment s at a + s*sa: a plain row is one
+ * segment, a convolution's receptive field is KH segments of KW*C floats
+ * read straight from the image (no im2col).  Tap t = s*seglen + q meets B's
+ * row t.  Every element is summed as nn_micro sums it: from zero, over t in
+ * order, one multiply-add (FMA where the target has it) per tap, then
+ * stored or added to C; so with the same k blocks the results are the very
+ * same floats as nn_gemm's, whatever path a row takes. */
+
+/* c = v, or c += v when accumulating. */
+NN_FN_INLINE void nn_put(float *c, nn_vf v, int accumulate)
+{
+    nn_store(c, accumulate ? nn_load(c) + v : v);
+}
+
+/* One row times 8 vectors of columns: a lone row (a GEMV) needs 8
+ * independent sums in flight to hide the multiply-add's latency. */
+NN_FN_INLINE void nn_taps_1x8(long nseg, long seglen, const float *restrict a0, long sa0,
+                              const float *restrict b, long sbk, float *restrict c0, int accumulate)
+{
+    nn_vf x0 = {0}, x1 = {0}, x2 = {0}, x3 = {0}, x4 = {0}, x5 = {0}, x6 = {0}, x7 = {0};
+    for (long s = 0; s < nseg; s++, a0 += sa0)
+        for (long q = 0; q < seglen; q++, b += sbk) {
+            const nn_vf ai = a0[q] - (nn_vf){0};
+            x0 += ai * nn_load(b); x1 += ai * nn_load(b + NN_VW);
+            x2 += ai * nn_load(b + 2 * NN_VW); x3 += ai * nn_load(b + 3 * NN_VW);
+            x4 += ai * nn_load(b + 4 * NN_VW); x5 += ai * nn_load(b + 5 * NN_VW);
+            x6 += ai * nn_load(b + 6 * NN_VW); x7 += ai * nn_load(b + 7 * NN_VW);
+        }
+    nn_put(c0, x0, accumulate), nn_put(c0 + NN_VW, x1, accumulate);
+    nn_put(c0 + 2 * NN_VW, x2, accumulate), nn_put(c0 + 3 * NN_VW, x3, accumulate);
+    nn_put(c0 + 4 * NN_VW, x4, accumulate), nn_put(c0 + 5 * NN_VW, x5, accumulate);
+    nn_put(c0 + 6 * NN_VW, x6, accumulate), nn_put(c0 + 7 * NN_VW, x7, accumulate);
+}
+
+/* nc <= 2*NN_VW floats of v0, v1 (two vectors) to c (or added to it). */
+NN_FN_INLINE void nn_put2(float *c, nn_vf v0, nn_vf v1, long nc, int accumulate)
+{
+    if (nc == 2 * NN_VW) {
+        nn_put(c, v0, accumulate), nn_put(c + NN_VW, v1, accumulate);
+        return;
+    }
+    float t[2 * NN_VW];
+    nn_store(t, v0), nn_store(t + NN_VW, v1);
+    for (long j = 0; j < nc; j++)
+        c[j] = accumulate ? c[j] + t[j] : t[j];
+}
+
+/* Four rows (row i at ai, segment stride sai; ci NULL: a repeated row, not
+ * stored) times nc <= 2*NN_VW columns in two vectors, whose lanes past nc
+ * are not stored.  Eight sums in flight however narrow the output (a
+ * 10-way classifier, a 16-filter convolution).  The loads are whole
+ * vectors, reading into B's next row, while that stays inside B (tap t's
+ * vectors do while t*sbk + 2*NN_VW <= (taps - 1)*sbk + nc); the last few
+ * taps are read from a zero-padded copy. */
+NN_FN_INLINE void nn_taps_4x2(long nseg, long seglen, const float *restrict a0, long sa0,
+                              const float *restrict a1, long sa1, const float *restrict a2,
+                              long sa2, const float *restrict a3, long sa3,
+                              const float *restrict b, long sbk, long nc, float *restrict c0,
+                              float *restrict c1, float *restrict c2, float *restrict c3,
+                              int accumulate)
+{
+    const long taps = nseg * seglen, past = (taps - 1) * sbk + nc - 2 * NN_VW;
+    const long tfull = nc == 2 * NN_VW ? taps : past < 0 ? 0 : nn_min(taps, past / sbk + 1);
+    float tail[(2 * NN_VW + 2) * 2 * NN_VW];
+    for (long t = tfull; t < taps; t++) {
+        float *d = tail + (t - tfull) * 2 * NN_VW;
+        for (long j = 0; j < 2 * NN_VW; j++)
+            d[j] = j < nc ? b[t * sbk + j] : 0.0f;
+    }
+    nn_vf x0 = {0}, x1 = {0}, y0 = {0}, y1 = {0}, z0 = {0}, z1 = {0}, u0 = {0}, u1 = {0};
+    for (long s = 0, t = 0; s < nseg; s++, a0 += sa0, a1 += sa1, a2 += sa2, a3 += sa3)
+        for (long q = 0; q < seglen; q++, t++, b += sbk) {
+            const float *bt = t < tfull ? b : tail + (t - tfull) * 2 * NN_VW;
+            const nn_vf b0 = nn_load(bt), b1 = nn_load(bt + NN_VW);
+            nn_vf ai = a0[q] - (nn_vf){0};
+            x0 += ai * b0; x1 += ai * b1;
+            ai = a1[q] - (nn_vf){0};
+            y0 += ai * b0; y1 += ai * b1;
+            ai = a2[q] - (nn_vf){0};
+            z0 += ai * b0; z1 += ai * b1;
+            ai = a3[q] - (nn_vf){0};
+            u0 += ai * b0; u1 += ai * b1;
+        }
+    nn_put2(c0, x0, x1, nc, accumulate);
+    if (c1)
+        nn_put2(c1, y0, y1, nc, accumulate);
+    if (c2)
+        nn_put2(c2, z0, z1, nc, accumulate);
+    if (c3)
+        nn_put2(c3, u0, u1, nc, accumulate);
+}
+
+/* Rows i < m of A (row i's taps nseg segments of seglen floats, segment
+ * s at a + i*sr + s*sa) times B (nseg*seglen x n, row t at b + t*sbk):
+ * C row i (at c + i*ldc) = or += the products, all n columns.  Four rows
+ * at a time; a lone row in 8-vector steps first. */
+NN_FN_INLINE void nn_taps_rows(long m, long sr, long nseg, long seglen, long sa, const float *a,
+                               const float *b, long sbk, long n, float *c, long ldc,
+                               int accumulate)
+{
+    for (long i = 0; i < m; i += 4) {
+        /* Missing rows repeat row i and are not stored. */
+        const long rows = nn_min(4, m - i);
+        const float *a0 = a + i * sr, *a1 = rows > 1 ? a0 + sr : a0;
+        const float *a2 = rows > 2 ? a0 + 2 * sr : a0, *a3 = rows > 3 ? a0 + 3 * sr : a0;
+        float *c0 = c + i * ldc;
+        long j = 0;
+        if (rows == 1)
+            for (; j + 8 * NN_VW <= n; j += 8 * NN_VW)
+                nn_taps_1x8(nseg, seglen, a0, sa, b + j, sbk, c0 + j, accumulate);
+        for (; j < n; j += 2 * NN_VW)
+            nn_taps_4x2(nseg, seglen, a0, sa, a1, sa, a2, sa, a3, sa, b + j, sbk,
+                        nn_min(2 * NN_VW, n - j), c0 + j, rows > 1 ? c0 + ldc + j : NULL,
+                        rows > 2 ? c0 + 2 * ldc + j : NULL, rows > 3 ? c0 + 3 * ldc + j : NULL,
+                        accumulate);
+    }
+}
+
+/* Rows up to which nn_gemm_direct beats packing B (measured on 784x128,
+ * 1600x10, 128x10 and 288x64 Bs): callers choose by the product's rows. */
+#define NN_DIRECT_M 4
+
+/* C = A*B (accumulate 0) or C += A*B (accumulate 1) as nn_gemm, the same
+ * floats, without packing: A's rows contiguous (A(i, p) = a[i*sai + p]),
+ * B row-major (B(p, j) = b[p*sbk + j]). */
+NN_FN void nn_gemm_direct(long m, long n, long k, const float *a, long sai, const float *b,
+                          long sbk, float *c, long ldc, int accumulate)
+{
+    if (k <= 0) {
+        if (!accumulate)
+            nn_zero_rows(m, n, c, ldc);
+        return;
+    }
+    const long kb = nn_kblock(k);
+    for (long pc = 0; pc < k; pc += kb)
+        nn_taps_rows(m, sai, 1, nn_min(kb, k - pc), 0, a + pc, b + pc * sbk, sbk, n, c, ldc,
+                     accumulate || pc > 0);
 }
