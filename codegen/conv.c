@@ -103,12 +103,6 @@ static void emit_im2col(struct cw *w, const struct conv *c)
     cw_line(w, "}");
 }
 
-/* Receptive fields of at most this many taps are multiplied directly
- * (emit_conv2d_direct): with so few taps a GEMM over columns spends its
- * time writing and re-reading them (a 3x3 convolution of a one-channel
- * image ran at ~20 GFLOP/s through im2col, k = 9). */
-#define CONV_DIRECT_K 32
-
 /* The forward without columns or packing, for a small K and a dilation of
  * 1 across (a kernel row's KW taps adjacent in x).  Parallel over output
  * lines (image, oh).  A pixel's taps are KH runs of KW*C floats in x, the
@@ -220,7 +214,11 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     const struct ir_tile *t = cg_tile(cg, n);
     comment(cg, n, "convolution", &c);
-    if (!t->pointwise && c.K <= CONV_DIRECT_K && c.dw == 1) {
+    /* A schedule's direct flag (passes/tile.c): with so few taps a GEMM over
+     * columns spends its time writing and re-reading them (a 3x3
+     * convolution of a one-channel image ran at ~20 GFLOP/s through
+     * im2col, k = 9). */
+    if (t->direct) {
         cg_gemm_open(cg, n, "x", "w", "y", 0);
         emit_conv2d_direct(cg, n, &c);
         cg_gemm_close(cg, n, 0);
@@ -315,12 +313,10 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     cg_gemm_close(cg, n, cg_packed_floats(c.F, c.K));
 }
 
-/* Partial sums of the filter gradient: eight fixed runs of rows, each
- * summed apart (in parallel), then added in order, so the result does not
- * depend on the thread count.  Up to this many floats of partials;
- * bigger filters split dw's rows over threads instead. */
-#define WGRAD_PARTIAL_FLOATS (4L << 20)
-
+/* The filter gradient in eight fixed runs of rows (the schedule's
+ * IR_PAR_RUNS), each summed apart, in parallel, into partials that are
+ * then added in order, so the result does not depend on the thread count;
+ * or (pointwise, very large filters) split by rows of dw. */
 void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
 {
     struct conv c = conv_dims(n, n->in[0], n->in[1], n->out);
@@ -328,7 +324,7 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
     comment(cg, n, "filter gradient", &c);
     const struct ir_tile *t = cg_tile(cg, n);
     long long tr = t->tile_rows, KF = c.K * c.F, stride = (KF + 15) / 16 * 16;
-    bool chunks = !t->pointwise && 8 * stride <= WGRAD_PARTIAL_FLOATS;
+    bool chunks = t->parallel == IR_PAR_RUNS;
     cg_gemm_open(cg, n, "x", "dy", "dw", chunks ? 8 * stride : 0);
     cw_line(w, "const long rows = (long)n * %lldL;", c.OH * c.OW);
     char work[128];
@@ -600,7 +596,7 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
         bpt = 1;
     long long groups = (POH + bpt - 1) / bpt;
     /* As emit_conv2d decides: a small K reads its taps in place. */
-    bool direct = !t->pointwise && c.K <= CONV_DIRECT_K && c.dw == 1;
+    bool direct = t->direct;
     long long packed = direct ? 0 : cg_packed_floats(c.K, c.F);
     struct cw *w = &cg->defs;
     comment(cg, n, "convolution, then max pooling of each band of its output", &c);

@@ -98,12 +98,13 @@ struct ir_fused *nncc_fuse(const struct ir_program *p);
 void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE *out);
 
 /* The schedule tiling (passes/tile.c) gives a GEMM-family node. */
-enum ir_parallel { IR_PAR_NONE, IR_PAR_ROWS, IR_PAR_IMAGES, IR_PAR_OUT_ROWS };
+enum ir_parallel { IR_PAR_NONE, IR_PAR_ROWS, IR_PAR_IMAGES, IR_PAR_OUT_ROWS, IR_PAR_RUNS };
 struct ir_tile {
     enum ir_parallel parallel; /* the axis split over threads */
     int64_t tile_rows;         /* im2col tile rows (conv), a multiple of 6 */
     int64_t min_work;          /* multiply-adds below which one thread runs */
     bool pointwise;            /* 1x1 stride-1 unpadded conv: a plain GEMM */
+    bool direct;               /* conv forward with few taps: fields read in place, no columns */
 };
 /* One entry per program node (malloc'd; NULL with the error set). */
 struct ir_tile *nncc_tile(const struct ir_program *p);

@@ -7,8 +7,10 @@
  * emitters (codegen/gemm.c, codegen/conv.c) read it.  A schedule says
  *   - the parallel axis: output rows (dense, conv forward, input-gradient
  *     rows of dense), images (conv input gradient, whose col2im adds of one
- *     image must not race), or rows of the weight gradient (dw, so no two
- *     threads write one element and nothing is reduced across threads);
+ *     image must not race), eight fixed runs of rows summed apart and then
+ *     in order (conv filter gradient: each thread builds the columns of
+ *     its own rows only), or rows of the weight gradient (dense, and a
+ *     pointwise or very large filter: no two threads write one element);
  *   - tile_rows: rows of the per-thread im2col tile (column tiles live on
  *     the thread's stack: tile_rows · K ≤ TILE_FLOATS, a multiple of the
  *     micro-kernel's 6 rows), or of the pixel blocks the filter gradient
@@ -16,7 +18,10 @@
  *   - min_work: multiply-adds below which the kernel stays on one thread
  *     (a fork/join costs a few microseconds);
  *   - pointwise: a 1x1 stride-1 unpadded convolution, which needs no
- *     columns at all.
+ *     columns at all;
+ *   - direct: a forward convolution with at most DIRECT_K taps and no
+ *     dilation across, whose receptive fields are multiplied where they lie
+ *     in x (no columns, no packing: k is too small for a GEMM to pay).
  * Register blocking (6 rows × 2 vectors), the vector width (AVX-512, AVX2,
  * SSE/generic, chosen by the target when the unit is compiled) and the
  * cache blocking (KC, MC, NC) belong to the GEMM core, codegen/prelude/
@@ -33,6 +38,8 @@
 #define TILE_FLOATS 65536 /* 256 KiB of columns per thread */
 #define MR 6              /* the GEMM core's micro-kernel rows */
 #define MIN_WORK 200000   /* multiply-adds */
+#define DIRECT_K 32       /* taps: a 3x3 convolution of up to 3 channels */
+#define RUN_PARTIALS (4L << 20) /* floats of the eight partial filter gradients, at most */
 
 static int64_t rows_for(int64_t K, int64_t most, int64_t forced)
 {
@@ -56,6 +63,7 @@ static void conv_schedule(const struct ir_node *n, const nncc_tensor *w, struct 
     case IR_CONV2D:
         t->parallel = IR_PAR_ROWS;
         t->tile_rows = rows_for(K, 384, forced);
+        t->direct = !t->pointwise && K <= DIRECT_K && n->a.dilation[1] == 1;
         break;
     case IR_CONV2D_GRAD_INPUT: {
         int64_t pix = n->in[0]->shape.dim[1] * n->in[0]->shape.dim[2];
@@ -64,7 +72,9 @@ static void conv_schedule(const struct ir_node *n, const nncc_tensor *w, struct 
         break;
     }
     default: /* IR_CONV2D_GRAD_FILTER */
-        t->parallel = IR_PAR_OUT_ROWS;
+        t->parallel = !t->pointwise && 8 * ((K * wd[3] + 15) / 16 * 16) <= RUN_PARTIALS
+                          ? IR_PAR_RUNS
+                          : IR_PAR_OUT_ROWS;
         t->tile_rows = rows_for(K, 512, forced);
         break;
     }
@@ -109,7 +119,8 @@ struct ir_tile *nncc_tile(const struct ir_program *p)
 
 void nncc_tile_print(const struct ir_program *p, const struct ir_tile *t, FILE *out)
 {
-    static const char *const axis[] = {"-", "rows", "images", "rows of dw"};
+    static const char *const axis[] = {"-", "rows", "images", "rows of dw",
+                                       "8 runs of rows (partial sums)"};
     for (int i = 0; i < p->n_nodes; i++) {
         if (t[i].parallel == IR_PAR_NONE)
             continue;
@@ -121,6 +132,8 @@ void nncc_tile_print(const struct ir_program *p, const struct ir_tile *t, FILE *
             fprintf(out, ", tiles of %lld rows", (long long)t[i].tile_rows);
         if (t[i].pointwise)
             fprintf(out, ", pointwise (no columns)");
+        if (t[i].direct)
+            fprintf(out, ", direct (fields read in place)");
         fprintf(out, ", one thread below %lld multiply-adds\n", (long long)t[i].min_work);
     }
 }

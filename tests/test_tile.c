@@ -68,13 +68,18 @@ static void test_schedules(void **state)
     assert_false(f->pointwise);
     assert_int_equal(f->tile_rows, 384); /* K = 27: the 384-row cap, not the stack budget */
     assert_true(f->min_work > 0);
+    assert_true(f->direct); /* K = 27 taps: read in place */
+    assert_false(t[find_node(p, IR_CONV2D, "strided")].direct); /* K = 72 */
+    assert_false(t[find_node(p, IR_CONV2D, "dilated")].direct);
     assert_true(t[find_node(p, IR_CONV2D, "pointwise")].pointwise);
+    assert_false(t[find_node(p, IR_CONV2D, "pointwise")].direct);
     const struct ir_tile *gi = &t[find_node(p, IR_CONV2D_GRAD_INPUT, "strided")];
     assert_int_equal(gi->parallel, IR_PAR_IMAGES);
     assert_int_equal(gi->tile_rows % 6, 0);
     assert_true(gi->tile_rows * 72 <= 65536);
     const struct ir_tile *gf = &t[find_node(p, IR_CONV2D_GRAD_FILTER, "dilated")];
-    assert_int_equal(gf->parallel, IR_PAR_OUT_ROWS);
+    assert_int_equal(gf->parallel, IR_PAR_RUNS);
+    assert_int_equal(t[find_node(p, IR_CONV2D_GRAD_FILTER, "pointwise")].parallel, IR_PAR_OUT_ROWS);
     assert_int_equal(gf->tile_rows % 6, 0);
     assert_int_equal(t[find_node(p, IR_MATMUL, "out")].parallel, IR_PAR_ROWS);
     assert_int_equal(t[find_node(p, IR_MATMUL_TN, "out")].parallel, IR_PAR_OUT_ROWS);
