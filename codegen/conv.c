@@ -317,6 +317,23 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
  * IR_PAR_RUNS), each summed apart, in parallel, into partials that are
  * then added in order, so the result does not depend on the thread count;
  * or (pointwise, very large filters) split by rows of dw. */
+/* dst (+)= colᵀ · dy over rows from … to of the batch, in column tiles of
+ * tr rows; only columns k0 … k0+kn of the columns (rows of dw) are
+ * multiplied.  colᵀ(k, r) = col[r·K + k]: A's row stride 1, column stride K. */
+static void emit_wgrad_rows(struct cw *w, const struct conv *c, long long tr, const char *from,
+                            const char *to, const char *k0, const char *kn, const char *dst)
+{
+    cw_line(w, "float col[%lldL];", tr * c->K);
+    cw_line(w, "for (long r0 = %s; r0 < %s; r0 += %lldL) {", from, to, tr);
+    w->indent++;
+    cw_line(w, "const long m = nn_min(%lldL, %s - r0);", tr, to);
+    emit_im2col(w, c);
+    cw_line(w, "nn_gemm(%s, %lldL, m, col + %s, 1, %lldL, dy + r0 * %lldL, %lldL, 1, %s, %lldL, "
+            "r0 > %s);", kn, c->F, k0, c->K, c->F, c->F, dst, c->F, from);
+    w->indent--;
+    cw_line(w, "}");
+}
+
 void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
 {
     struct conv c = conv_dims(n, n->in[0], n->in[1], n->out);
@@ -338,16 +355,9 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
         cw_line(w, "const long ra = rows * q / 8, rz = rows * (q + 1) / 8;");
         cw_line(w, "if (ra == rz)");
         cw_line(w, "    memset(pw, 0, sizeof(float) * %lldL);", KF);
-        cw_line(w, "float col[%lldL];", tr * c.K);
-        cw_line(w, "for (long r0 = ra; r0 < rz; r0 += %lldL) {", tr);
-        w->indent++;
-        cw_line(w, "const long m = nn_min(%lldL, rz - r0);", tr);
-        emit_im2col(w, &c);
-        /* colᵀ(k, r) = col[r·K + k]: A's row stride 1, column stride K. */
-        cw_line(w, "nn_gemm(%lldL, %lldL, m, col, 1, %lldL, dy + r0 * %lldL, %lldL, 1, pw, %lldL, "
-                "r0 > ra);", c.K, c.F, c.K, c.F, c.F, c.F);
-        w->indent--;
-        cw_line(w, "}");
+        char all[32];
+        snprintf(all, sizeof all, "%lldL", c.K);
+        emit_wgrad_rows(w, &c, tr, "ra", "rz", "0", all, "pw");
         w->indent--;
         cw_line(w, "}");
         cw_line(w, "for (long i = 0; i < %lldL; i++) {", KF);
@@ -373,15 +383,9 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
     } else {
         /* Whole column rows (cheap next to the product), of which this
          * thread multiplies its columns k0 … k0+kn. */
-        cw_line(w, "float col[%lldL];", tr * c.K);
-        cw_line(w, "for (long r0 = 0; r0 < rows; r0 += %lldL) {", tr);
-        w->indent++;
-        cw_line(w, "const long m = nn_min(%lldL, rows - r0);", tr);
-        emit_im2col(w, &c);
-        cw_line(w, "nn_gemm(kn, %lldL, m, col + k0, 1, %lldL, dy + r0 * %lldL, %lldL, 1, "
-                "dw + k0 * %lldL, %lldL, r0 > 0);", c.F, c.K, c.F, c.F, c.F, c.F);
-        w->indent--;
-        cw_line(w, "}");
+        char dst[64];
+        snprintf(dst, sizeof dst, "dw + k0 * %lldL", c.F);
+        emit_wgrad_rows(w, &c, tr, "0", "rows", "k0", "kn", dst);
     }
     w->indent--;
     cw_line(w, "}");
