@@ -6,17 +6,22 @@
  * Produces one struct ir_fused per node and changes nothing in the graph
  * (nodes are shared between a model's programs): the codegen reads the
  * plan, emits the group's work in the head node's kernel, writes the
- * group's last value (`result`, and pool_wgrad's `result2`) there and
- * emits nothing for absorbed nodes, whose values are never materialized.
- * Fused kernels compute exactly what the separate kernels did, in the same
- * order per element (pool_wgrad excepted, see there); tests compare them
- * with the unfused kernels and the reference interpreter.
+ * group's last value (`result`; a second one, `result2`, for pool_wgrad's
+ * bias gradient and a kept pooling argmax) there and emits nothing for
+ * absorbed nodes, whose values are never materialized.  Fused kernels
+ * compute exactly what the separate kernels did, in the same order per
+ * element (pool_wgrad excepted, see there); tests compare them with the
+ * unfused kernels and the reference interpreter.
  *
  * A group is a chain of nodes, each the only reader of the one before
- * (pool_wgrad: the chain's value has two readers, both absorbed); values
- * inside a group are read by nothing else and are no program output.  Nodes of other groups may sit between them in program order:
- * the head's kernel writes the group's result early, and the memory
- * planner (passes/memplan.c) keeps the result alive from the head on.
+ * (pool_wgrad: the chain's value has two readers, both absorbed; conv_pool:
+ * the pooling's other readers in training are gradients that no longer
+ * read the activations); values inside a group are read by nothing else
+ * and are no program output.  Nodes of other groups may sit between them
+ * in program order: the head's kernel writes the group's results early,
+ * and the memory planner (passes/memplan.c) keeps them alive from the head
+ * on.  NNCC_NO_FUSE=1 turns every rule off, NNCC_NO_FUSE=name,… those
+ * rules (conv_pool and pool_wgrad included).
  *
  * Rules (in the order tried):
  *   bias_act      matmul|conv2d → bias_add [→ activation|softmax]:
