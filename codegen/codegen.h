@@ -115,6 +115,10 @@ void cg_simd(struct cw *w);
 void cg_parallel_simd(struct cw *w, const char *work);
 /* The same with the whole if() condition given. */
 void cg_parallel_if(struct cw *w, const char *cond);
+/* dst[i] = Σ_q part[q·stride + i] for i < count, q = 0 … 7 in order: how
+ * kernels that sum eight fixed chunks apart (any thread count) finish. */
+void cg_sum_eight(struct cw *w, long long count, const char *part, long long stride,
+                  const char *dst);
 /* `loop` (a for header ending in "{") over `body` (written at w's indent
  * + 1), closed, on several threads when `cond` holds at run time, else
  * plainly: an OpenMP region whose if() is false still costs about a

@@ -360,12 +360,7 @@ void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
         emit_wgrad_rows(w, &c, tr, "ra", "rz", "0", all, "pw");
         w->indent--;
         cw_line(w, "}");
-        cw_line(w, "for (long i = 0; i < %lldL; i++) {", KF);
-        cw_line(w, "    float s = 0.0f;");
-        cw_line(w, "    for (int q = 0; q < 8; q++)");
-        cw_line(w, "        s += wp[q * %lldL + i];", stride);
-        cw_line(w, "    dw[i] = s;");
-        cw_line(w, "}");
+        cg_sum_eight(w, KF, "wp", stride, "dw");
         cg_gemm_close(cg, n, 8 * stride);
         return;
     }
@@ -554,15 +549,12 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
-    cw_line(w, "for (long i = 0; i < %lldL; i++) {", KF + (f->result2 ? c.F : 0));
-    cw_line(w, "    float s = 0.0f;");
-    cw_line(w, "    for (int q = 0; q < 8; q++)");
-    cw_line(w, "        s += part[q * %lldL + i];", stride);
-    cw_line(w, "    if (i < %lldL)", KF);
-    cw_line(w, "        dw[i] = s;");
-    cw_line(w, "    else");
-    cw_line(w, "        db[i - %lldL] = s;", KF);
-    cw_line(w, "}");
+    cg_sum_eight(w, KF, "part", stride, "dw");
+    if (f->result2) {
+        char pb[64];
+        snprintf(pb, sizeof pb, "(part + %lldL)", KF);
+        cg_sum_eight(w, c.F, pb, stride, "db");
+    }
     w->indent--;
     cw_line(w, "}");
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s, %s, %s", cg->prefix, cg_id(cg, n),

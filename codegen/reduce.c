@@ -76,7 +76,7 @@ void emit_bias_grad(struct cg *cg, const struct ir_node *n)
     if (C <= 1024) {
         /* Eight row chunks summed apart (in parallel), then in chunk order:
          * the same result on any number of threads. */
-        cw_line(w, "float part[8][%lld];", C);
+        cw_line(w, "float part[8 * %lld];", C);
         cw_line(w, "const long rows = (long)n * %lldL, per = (rows + 7) / 8;", rows);
         char work[64];
         snprintf(work, sizeof work, "rows * %lldL", C * 4);
@@ -92,14 +92,9 @@ void emit_bias_grad(struct cg *cg, const struct ir_node *n)
         w->indent -= 2;
         cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
         cw_line(w, "            acc[c] += dy[r * %lldL + c];", C);
-        cw_line(w, "    memcpy(part[q], acc, sizeof acc);");
+        cw_line(w, "    memcpy(part + q * %lldL, acc, sizeof acc);", C);
         cw_line(w, "}");
-        cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
-        cw_line(w, "    float s = 0.0f;");
-        cw_line(w, "    for (int q = 0; q < 8; q++)");
-        cw_line(w, "        s += part[q][c];");
-        cw_line(w, "    db[c] = s;");
-        cw_line(w, "}");
+        cg_sum_eight(w, C, "part", C, "db");
     } else {
         cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
         cw_line(w, "    db[c] = 0.0f;");

@@ -130,6 +130,17 @@ void cg_parallel_simd(struct cw *w, const char *work)
     cw_raw(w, "#endif\n");
 }
 
+void cg_sum_eight(struct cw *w, long long count, const char *part, long long stride,
+                  const char *dst)
+{
+    cw_line(w, "for (long i_ = 0; i_ < %lldL; i_++) {", count);
+    cw_line(w, "    float s_ = 0.0f;");
+    cw_line(w, "    for (int q_ = 0; q_ < 8; q_++)");
+    cw_line(w, "        s_ += %s[q_ * %lldL + i_];", part, stride);
+    cw_line(w, "    %s[i_] = s_;", dst);
+    cw_line(w, "}");
+}
+
 void cg_parallel_or_serial(struct cw *w, const char *cond, const char *loop, struct cw *body)
 {
     w->oom |= body->oom;
