@@ -393,6 +393,9 @@ static struct sizes fit_and_check(nncc_model *m, uint64_t seed)
     return z;
 }
 
+/* Regression (fixed): the gradient of a tiling average pooling (cnn()'s 2x2)
+ * added into its output without zeroing it first; once the plan reused that
+ * region, stale values made the loss NaN here. */
 static void test_training_plans(void **state)
 {
     (void)state;
