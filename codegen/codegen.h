@@ -78,6 +78,12 @@ void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, c
  * as named by x and y. */
 void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
                         const char *x, const char *y);
+/* One cell of a max-pooling window (codegen/pool.c): for every channel
+ * c < C, yp[c] = the larger of yp[c] and src[c] and, with argmax, ap[c] = k
+ * where the cell wins (strictly greater: the first maximum stays); yp, and
+ * ap and k with argmax, are in scope.  The max pooling kernel and conv_pool
+ * share it, so they give the same floats and indices. */
+void cg_max_cell(struct cw *w, long long C, const char *src, bool argmax);
 /* The pool_wgrad group headed by pooling gradient n (codegen/conv.c). */
 void emit_pool_wgrad(struct cg *cg, const struct ir_node *n);
 /* The conv_pool group headed by convolution n (codegen/conv.c). */

@@ -654,18 +654,8 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
     if (f->result2)
         cw_line(w, "        const float k = (float)(kh * %lldL + kw);", PW);
     w->indent += 2;
-    cg_simd(w);
+    cg_max_cell(w, c.F, "tp", f->result2 != NULL);
     w->indent -= 2;
-    cw_line(w, "        for (long ch = 0; ch < %lldL; ch++) {", c.F);
-    /* Loads first: a conditional load becomes a masked one (slow). */
-    cw_line(w, "            const float xv = tp[ch], yo = yp[ch];");
-    cw_line(w, "            const int win = xv > yo;");
-    if (f->result2) {
-        cw_line(w, "            const float ao = ap[ch];");
-        cw_line(w, "            ap[ch] = win ? k : ao;");
-    }
-    cw_line(w, "            yp[ch] = win ? xv : yo;");
-    cw_line(w, "        }");
     cw_line(w, "    }");
     w->indent -= 2;
     cw_line(w, "    }");

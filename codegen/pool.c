@@ -12,6 +12,21 @@
 #include "codegen.h"
 #include "../passes/passes.h"
 
+void cg_max_cell(struct cw *w, long long C, const char *src, bool argmax)
+{
+    cg_simd(w);
+    cw_line(w, "for (long c_ = 0; c_ < %lldL; c_++) {", C);
+    /* Loads first: a conditional load becomes a masked one (3x slower). */
+    cw_line(w, "    const float xv = %s[c_], yo = yp[c_];", src);
+    cw_line(w, "    const int win = xv > yo;");
+    if (argmax) {
+        cw_line(w, "    const float ao = ap[c_];");
+        cw_line(w, "    ap[c_] = win ? k : ao;");
+    }
+    cw_line(w, "    yp[c_] = win ? xv : yo;");
+    cw_line(w, "}");
+}
+
 /* The pooling forward: y (want_y) and, for max pooling, the winning
  * cell of each window into `am` (pool_argmax's value: its index in the
  * window, first maximum in window order, as a float). */
@@ -67,21 +82,14 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
     if (argmax)
         cw_line(w, "        const float k = (float)((ih - h0) * %dL + (iw - w0));", a->kernel[1]);
     w->indent += 2;
-    cg_simd(w);
-    w->indent -= 2;
-    cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
-    if (argmax) {
-        /* Loads first: a conditional load becomes a masked one (3x slower). */
-        cw_line(w, "            const float xv = xp[c], yo = yp[c], ao = ap[c];");
-        cw_line(w, "            const int win = xv > yo;");
-        cw_line(w, "            ap[c] = win ? k : ao;");
-        cw_line(w, "            yp[c] = win ? xv : yo;");
-    } else if (max) {
-        cw_line(w, "            yp[c] = xp[c] > yp[c] ? xp[c] : yp[c];");
+    if (max) {
+        cg_max_cell(w, C, "xp", argmax);
     } else {
-        cw_line(w, "            yp[c] += xp[c];");
+        cg_simd(w);
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    yp[c] += xp[c];");
     }
-    cw_line(w, "        }");
+    w->indent -= 2;
     cw_line(w, "    }");
     if (!max) {
         cw_line(w, "const float inv = 1.0f / (float)((h1 - hs) * (w1 - ws));");
