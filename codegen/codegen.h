@@ -74,10 +74,10 @@ void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, c
                       const char *count);
 
 /* One image's pooling gradient (codegen/pool.c) into `dxb`, with a fused
- * activation gradient; in scope: b, dy, yv and the pool's input and output
- * as named by x and y. */
+ * activation gradient; in scope: b, dy, am (max pooling), yv, and the
+ * pooling's output as named by y. */
 void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
-                        const char *x, const char *y);
+                        const char *y);
 /* One cell of a max-pooling window (codegen/pool.c): for every channel
  * c < C, yp[c] = the larger of yp[c] and src[c] and, with argmax, ap[c] = k
  * where the cell wins (strictly greater: the first maximum stays); yp, and

@@ -510,7 +510,7 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
             cg->prefix, cg_id(cg, n));
     cw_raw(w, "               const float *restrict py, const float *restrict x, float *restrict dw,\n"
               "               float *restrict db");
-    if (n->n_in == 4)
+    if (n->a.pool_max)
         cw_raw(w, ", const float *restrict am");
     cg_epilogue_params(w, f);
     cw_raw(w, ", float *restrict part)\n");
@@ -530,7 +530,7 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
         cw_line(w, "float dxb[%lldL];", P * c.F);
     else
         cw_line(w, "float dxb[%lldL], col[%lldL];", P * c.F, P * c.K);
-    cg_pool_grad_image(w, n, f, "px", "py");
+    cg_pool_grad_image(w, n, f, "py");
     cw_line(w, "for (long r = 0; r < %lldL; r++)", P);
     w->indent++;
     cg_simd(w);
@@ -560,7 +560,7 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s, %s, %s", cg->prefix, cg_id(cg, n),
            cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, wn->in[0]),
            cg_buf(cg, wn->out), f->result2 ? cg_buf(cg, f->result2) : "NULL");
-    if (n->n_in == 4)
+    if (n->a.pool_max)
         cw_raw(&cg->body, ", %s", cg_buf(cg, n->in[3]));
     cg_epilogue_args(&cg->body, cg, f);
     cw_raw(&cg->body, ", %s);\n", cg_scratch(cg, 8 * stride));

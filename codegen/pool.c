@@ -174,25 +174,24 @@ static const char *deriv_in(enum nncc_activation act, const char *var, char *buf
     return buf;
 }
 
-/* Pooling gradients, inputs (dy, x, y): max sends dy to the window's first
- * cell equal to the maximum (TF's choice); average spreads dy/count over
- * the window's real cells.  Images are independent: spread over threads. */
+/* Pooling gradients, inputs (dy, x, y[, argmax]): max sends dy to the
+ * window's cell pool_argmax names (its first maximum, TF's choice); average
+ * spreads dy/count over the window's real cells.  Images are independent:
+ * spread over threads. */
 
 /* One image's pooling gradient into dxb (H·W·C floats), the fused
- * activation gradient applied; in scope: b, dy, `x` and `y` (the pool's
- * input and output) and, with dact, yv. */
+ * activation gradient applied; in scope: b, dy, am (max), `y` (the
+ * pooling's output) and, with dact, yv. */
 void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
-                        const char *x, const char *y)
+                        const char *y)
 {
-    bool kept = n->n_in == 4; /* in[3]: pool_argmax's value, read as `am` */
+    bool max = n->a.pool_max; /* in[3]: pool_argmax's value, read as `am` */
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
     /* Unpadded windows with stride = size cover each cell at most once. */
     bool tiles = a->stride[0] == a->kernel[0] && a->stride[1] == a->kernel[1] && a->pad[0] == 0 &&
                  a->pad[2] == 0;
-    if (!kept)
-        cw_line(w, "const float *restrict xb = %s + b * %lldL;", x, H * W * C);
     if (!tiles) {
         cw_line(w, "memset(dxb, 0, sizeof(float) * %lldL);", H * W * C);
     } else { /* only the cells past the last window */
@@ -212,7 +211,7 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_f
     cw_line(w, "const long h1 = h0 + %d < %lldL ? h0 + %d : %lldL;", a->kernel[0], H, a->kernel[0], H);
     cw_line(w, "const long w1 = w0 + %d < %lldL ? w0 + %d : %lldL;", a->kernel[1], W, a->kernel[1], W);
     cw_line(w, "const long o = ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, C);
-    if (kept && tiles) {
+    if (max && tiles) {
         /* Windows tile the input: every cell they cover is written once.
          * A fused act' of the pooling's input is read at the winning cell,
          * where it equals the window's output. */
@@ -238,7 +237,7 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_f
         cw_line(w, "            dxb[at + c] = am[o + c] == k ? g : 0.0f;");
         cw_line(w, "        }");
         cw_line(w, "    }");
-    } else if (kept) {
+    } else if (max) {
         cw_line(w, "for (long ih = hs; ih < h1; ih++)");
         cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
         cw_line(w, "        float *restrict dp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
@@ -247,44 +246,6 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_f
         cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
         cw_line(w, "            const float g = dy[o + c];");
         cw_line(w, "            dp[c] += am[o + c] == k ? g : 0.0f;");
-        cw_line(w, "        }");
-        cw_line(w, "    }");
-    } else if (a->pool_max && tiles) {
-        /* Windows tile the input: every cell they cover is written once. */
-        cw_line(w, "float taken[%lld];", C);
-        cw_line(w, "memset(taken, 0, sizeof taken);");
-        cw_line(w, "for (long ih = hs; ih < h1; ih++)");
-        cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
-        cw_line(w, "        const long at = (ih * %lldL + iw) * %lldL;", W, C);
-        cg_simd(w);
-        cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
-        cw_line(w, "            const int hit = (taken[c] == 0.0f) & (xb[at + c] == %s[o + c]);", y);
-        if (f->has_dact) {
-            char d[400];
-            cw_line(w, "            const float yy = yv[b * %lldL + at + c];", H * W * C);
-            cw_line(w, "            dxb[at + c] = hit ? dy[o + c] * (%s) : 0.0f;",
-                    deriv_in(f->dact, "yy", d, sizeof d));
-        } else {
-            cw_line(w, "            dxb[at + c] = hit ? dy[o + c] : 0.0f;");
-        }
-        cw_line(w, "            taken[c] = hit ? 1.0f : taken[c];");
-        cw_line(w, "        }");
-        cw_line(w, "    }");
-    } else if (a->pool_max) {
-        /* The gradient goes to the first maximum in window order (as
-         * TensorFlow's); `taken` marks channels whose maximum was found, so
-         * the channel loop has no early exit and vectorizes. */
-        cw_line(w, "float taken[%lld];", C);
-        cw_line(w, "memset(taken, 0, sizeof taken);");
-        cw_line(w, "for (long ih = hs; ih < h1; ih++)");
-        cw_line(w, "    for (long iw = ws; iw < w1; iw++) {");
-        cw_line(w, "        const float *restrict xp = xb + (ih * %lldL + iw) * %lldL;", W, C);
-        cw_line(w, "        float *restrict dp = dxb + (ih * %lldL + iw) * %lldL;", W, C);
-        cg_simd(w);
-        cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
-        cw_line(w, "            const int hit = taken[c] == 0.0f && xp[c] == %s[o + c];", y);
-        cw_line(w, "            dp[c] += hit ? dy[o + c] : 0.0f;");
-        cw_line(w, "            taken[c] = hit ? 1.0f : taken[c];");
         cw_line(w, "        }");
         cw_line(w, "    }");
     } else {
@@ -302,7 +263,7 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_f
     char yat[64], count[32];
     snprintf(yat, sizeof yat, "(yv + b * %lldL)", H * W * C);
     snprintf(count, sizeof count, "%lldL", H * W * C);
-    if (!(a->pool_max && tiles))
+    if (!(max && tiles))
         cg_epilogue_dact(w, f, "dxb", yat, count);
     (void)y;
 }
@@ -325,7 +286,7 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
             cg->prefix, cg_id(cg, n));
     cw_raw(w, "               const float *restrict y, float *restrict dx");
-    if (n->n_in == 4)
+    if (a->pool_max)
         cw_raw(w, ", const float *restrict am");
     cg_epilogue_params(w, f);
     cw_raw(w, ")\n");
@@ -338,14 +299,14 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "for (long b = 0; b < n; b++) {");
     w->indent++;
     cw_line(w, "float *restrict dxb = dx + b * %lldL;", H * W * C);
-    cg_pool_grad_image(w, n, f, "x", "y");
+    cg_pool_grad_image(w, n, f, "y");
     w->indent--;
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
            cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_out(cg, n));
-    if (n->n_in == 4)
+    if (a->pool_max)
         cw_raw(&cg->body, ", %s", cg_buf(cg, n->in[3]));
     cg_epilogue_args(&cg->body, cg, f);
     cw_raw(&cg->body, ");\n");

@@ -316,6 +316,19 @@ RULE(shape_like_first)
     return NNCC_OK;
 }
 
+/* POOL2D_GRAD: (dy, x, y) for average pooling, (dy, x, y, argmax) for max
+ * pooling (the winning cells, from POOL_ARGMAX); dx is shaped like x. */
+RULE(shape_pool2d_grad)
+{
+    DECL;
+    int want = n->a.pool_max ? 4 : 3;
+    if (n->n_in != want)
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: a %s pooling gradient takes %d inputs, got %d",
+                         LABEL(n), n->a.pool_max ? "max" : "average", want, n->n_in);
+    *out = n->in[1]->shape;
+    return NNCC_OK;
+}
+
 RULE(shape_like_second)
 {
     *out = n->in[1]->shape;

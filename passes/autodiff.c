@@ -153,9 +153,9 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
          * gradient need not search the windows of x again. */
         a.pool_max = n->op == IR_MAXPOOL2D;
         nncc_tensor *in[4] = {dy, x[0], y, NULL};
-        if (a.pool_max && n->a.kernel[0] * n->a.kernel[1] <= (1 << 24))
+        if (a.pool_max)
             in[3] = node(b, IR_POOL_ARGMAX, &x[0], 1, &n->a, n, "argmax");
-        contribute(b, x[0], node(b, IR_POOL2D_GRAD, in, in[3] ? 4 : 3, &a, n, "grad"), n);
+        contribute(b, x[0], node(b, IR_POOL2D_GRAD, in, a.pool_max ? 4 : 3, &a, n, "grad"), n);
         break;
     }
     case IR_GLOBAL_AVGPOOL2D: {

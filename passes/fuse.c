@@ -144,7 +144,7 @@ static void try_conv_pool(struct fuse_ctx *c, int i)
                 mp = q;
             else if (r->op == IR_POOL_ARGMAX && s == 0 && am < 0)
                 am = q;
-            else if (r->op == IR_POOL2D_GRAD && s == 1 && pg < 0 && r->n_in == 4)
+            else if (r->op == IR_POOL2D_GRAD && s == 1 && pg < 0)
                 pg = q;
             else if (r->op == IR_ACTIVATION_GRAD && s == 2 && ag < 0 && deriv_from_output(r->a.act))
                 ag = q;

@@ -175,9 +175,9 @@ void ref_conv2d_grad_filter(const struct ir_node *n, int batch, const double *co
                 }
 }
 
-/* Max: dy goes to the window's first maximal cell (found by comparing x
- * with y, or read from the argmax input); average: dy/count to every real
- * cell.  Inputs (dy, x, y[, argmax]). */
+/* Max: dy goes to the window's cell the argmax input names (its first
+ * maximum); average: dy/count to every real cell.  Inputs (dy, x, y), and
+ * the argmax for max pooling. */
 void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in, double *out,
                      const double *h)
 {
@@ -199,10 +199,8 @@ void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in
                                 continue;
                             int64_t xi = ((b * H + ih) * W + iw) * C + c;
                             cells++;
-                            if (n->n_in == 4) /* the window's cell pool_argmax kept */
-                                arg = (ih - h0) * a->kernel[1] + (iw - w0) == (int64_t)in[3][o]
-                                          ? xi : arg;
-                            else if (arg < 0 && in[1][xi] == in[2][o])
+                            if (a->pool_max && /* the window's cell pool_argmax kept */
+                                (ih - h0) * a->kernel[1] + (iw - w0) == (int64_t)in[3][o])
                                 arg = xi;
                         }
                     if (a->pool_max) {

@@ -136,6 +136,29 @@ static void test_verifier_catches_bad_shape(void **state)
     nncc_model_free(m);
 }
 
+/* A max pooling gradient reads the pooling's argmax: without it (three
+ * inputs, as an average pooling's) the node is refused. */
+static void test_max_pool_grad_needs_argmax(void **state)
+{
+    (void)state;
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4, 4, 2));
+    struct ir_attrs a = {.kernel = {2, 2}, .stride = {2, 2}, .padding = NNCC_VALID};
+    nncc_tensor *y = ir_add_node(g, IR_MAXPOOL2D, &x, 1, &a, NULL, "pool");
+    nncc_tensor *am = ir_add_node(g, IR_POOL_ARGMAX, &x, 1, &a, NULL, "pool/argmax");
+    assert_non_null(y);
+    assert_non_null(am);
+    a.pool_max = true;
+    nncc_tensor *in[4] = {y, x, y, am};
+    assert_null(ir_add_node(g, IR_POOL2D_GRAD, in, 3, &a, NULL, "pool/grad3"));
+    assert_int_equal(nncc_last_status(), NNCC_ERR_GRAPH);
+    assert_non_null(strstr(nncc_last_error(), "takes 4 inputs, got 3"));
+    nncc_tensor *dx = ir_add_node(g, IR_POOL2D_GRAD, in, 4, &a, NULL, "pool/grad");
+    assert_non_null(dx);
+    assert_true(ir_shape_eq(dx->shape, x->shape));
+    nncc_graph_free(g);
+}
+
 static void test_verifier_catches_bad_order(void **state)
 {
     (void)state;
@@ -219,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_program_prunes),
         cmocka_unit_test(test_same_padding_split),
         cmocka_unit_test(test_verifier_catches_bad_shape),
+        cmocka_unit_test(test_max_pool_grad_needs_argmax),
         cmocka_unit_test(test_verifier_catches_bad_order),
         cmocka_unit_test(test_text_dump),
         cmocka_unit_test(test_dot_escapes_names),
