@@ -43,8 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "cli/cli.h"
-#include "runtime/jit.h"
-#include "runtime/train.h"
+#include "runtime/jit/jit.h"
+#include "runtime/train/train.h"
 
 const char usage_bench[] =
     "usage: nncc bench FILE.c [--entry NAME] [--batch N] [--threads N] [--train|--infer]\n"

@@ -33,7 +33,7 @@
 #include "include/nncc.h"
 #include "frontend/frontend.h"
 #include "codegen/aot.h"
-#include "runtime/jit.h"
+#include "runtime/jit/jit.h"
 #include "cli/cli.h"
 
 extern char **environ;

@@ -32,8 +32,8 @@
 #include "include/nncc.h"
 #include "frontend/frontend.h"
 #include "passes/passes.h"
-#include "runtime/jit.h"
-#include "runtime/safetensors.h"
+#include "runtime/jit/jit.h"
+#include "runtime/io/safetensors.h"
 #include "cli/cli.h"
 
 /* Flags a program built by `nncc run` needs to link with this library

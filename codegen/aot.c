@@ -25,8 +25,8 @@
 #include <string.h>
 #include "aot.h"
 #include "codegen.h"
-#include "../passes/passes.h"
-#include "../runtime/train.h"
+#include "passes/passes.h"
+#include "runtime/train/train.h"
 
 #define AOT_ALIGN_FLOATS 16 /* 64 bytes */
 #define AOT_STACK_BYTES (640L * 1024) /* GEMM packing buffers, per thread (see prelude) */

@@ -11,7 +11,7 @@
 #ifndef NNCC_CODEGEN_AOT_H
 #define NNCC_CODEGEN_AOT_H
 
-#include "../frontend/frontend.h"
+#include "frontend/frontend.h"
 
 struct nncc_aot_opts {
     const char *name;      /* a C identifier (nncc_aot_ident): prefix of every exported name */

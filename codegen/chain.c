@@ -7,12 +7,12 @@
  *
  * Every step is the float expression its own kernel (codegen/eltwise.c)
  * evaluates, in the same order, so fused and unfused code give the same
- * bits (tests/test_fuse.c compares them).  Elements are independent:
+ * bits (tests/passes/test_fuse.c compares them).  Elements are independent:
  * large chains are split over threads.
  */
 #include <string.h>
 #include "codegen.h"
-#include "../passes/passes.h"
+#include "passes/passes.h"
 
 /* Kernel parameter names: the head's inputs h0…, then each follower's
  * inputs after its first (the chain value) as f<k>_<s>. */

@@ -12,7 +12,7 @@
 #ifndef NNCC_CODEGEN_H
 #define NNCC_CODEGEN_H
 
-#include "../ir/ir.h"
+#include "ir/ir.h"
 
 /* Bumped whenever the generated entry points change. */
 #define NNCC_ABI_VERSION 2

@@ -26,7 +26,7 @@
  * every value is summed in the same order whatever the thread count.
  */
 #include "codegen.h"
-#include "../passes/passes.h"
+#include "passes/passes.h"
 
 struct conv {
     long long H, W, C, OH, OW, F, KH, KW, K;

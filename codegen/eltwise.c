@@ -8,8 +8,8 @@
  */
 #include <string.h>
 #include "codegen.h"
-#include "../passes/passes.h"
-#include "../ir/dropout_rng.h"
+#include "passes/passes.h"
+#include "ir/dropout_rng.h"
 
 void emit_bias_add(struct cg *cg, const struct ir_node *n)
 {

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "codegen.h"
-#include "../passes/passes.h"
-#include "../ir/dropout_rng.h"
+#include "passes/passes.h"
+#include "ir/dropout_rng.h"
 
 int cg_id(const struct cg *cg, const struct ir_node *n) { return cg->local[n->id]; }
 

@@ -9,7 +9,7 @@
  * GEMM-family kernels, which carry these epilogues' operands.
  */
 #include "codegen.h"
-#include "../passes/passes.h"
+#include "passes/passes.h"
 
 static const struct ir_fused no_fusion;
 

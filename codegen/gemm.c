@@ -16,7 +16,7 @@
  * (passes/tile.c).
  */
 #include "codegen.h"
-#include "../passes/passes.h"
+#include "passes/passes.h"
 
 
 

@@ -1,6 +1,6 @@
 /*
  * loss.c — the loss, its gradient and the metrics, as Keras 2.15 computes
- * them (see runtime/interp_train.c for the formulas; this file emits the
+ * them (see runtime/oracle/interp_train.c for the formulas; this file emits the
  * same arithmetic, with double accumulators for the batch sums).
  *
  * Rows are every position but the last axis; the loss and metrics are

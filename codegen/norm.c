@@ -1,5 +1,5 @@
 /*
- * norm.c — batch normalization in training (see runtime/interp_norm.c for
+ * norm.c — batch normalization in training (see runtime/oracle/interp_norm.c for
  * the formulas).  Per-channel sums are accumulated in double; channel c of
  * element i is (i / inner) % C, inner being the size after the channel axis.
  */

@@ -10,7 +10,7 @@
 #include <ctype.h>
 #include <string.h>
 #include "codegen.h"
-#include "../passes/passes.h"
+#include "passes/passes.h"
 
 void cg_max_cell(struct cw *w, long long C, const char *src, bool argmax)
 {

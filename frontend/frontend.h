@@ -11,7 +11,7 @@
 #define NNCC_FRONTEND_H
 
 #include <limits.h>
-#include "../ir/ir.h"
+#include "ir/ir.h"
 
 enum layer_kind {
 #define LAYER(id, cls, mn, mx, lower) LAYER_##id,
@@ -134,7 +134,7 @@ struct nncc_model {
     int n_net;
     struct ir_program program;   /* the pipeline's output */
     struct nncc_exec *exec;      /* compiled inference code, made on first use */
-    struct nncc_train_state *train; /* set by compile (runtime/train.c) */
+    struct nncc_train_state *train; /* set by compile (runtime/train/train.c) */
 };
 
 /* Computes layers, depths and the network of a functional model and runs

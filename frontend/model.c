@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "frontend.h"
-#include "../passes/passes.h"
-#include "../runtime/exec.h"
-#include "../runtime/train.h"
+#include "passes/passes.h"
+#include "runtime/jit/exec.h"
+#include "runtime/train/train.h"
 
 /* ---- Graphs ------------------------------------------------------------ */
 

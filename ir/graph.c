@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ir.h"
-#include "../runtime/init.h"
-#include "../runtime/rng.h"
+#include "init.h"
+#include "rng.h"
 
 /* ---- Arena ------------------------------------------------------------- */
 

@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "passes.h"
-#include "../runtime/rng.h"
+#include "ir/rng.h"
 
 struct builder {
     nncc_graph *g;

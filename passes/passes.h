@@ -9,13 +9,13 @@
 #ifndef NNCC_PASSES_H
 #define NNCC_PASSES_H
 
-#include "../ir/ir.h"
+#include "ir/ir.h"
 
 enum nncc_status nncc_pipeline_run(struct ir_program *p, const char *model_name);
 
 enum nncc_status pass_shapes(struct ir_program *p);
 
-/* What training needs to know (runtime/train.c fills it in). */
+/* What training needs to know (runtime/train/train.c fills it in). */
 struct nncc_train_spec {
     enum nncc_loss loss;
     bool from_logits;

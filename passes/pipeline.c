@@ -9,7 +9,7 @@
  * The other passes run on programs this list never sees, because those
  * programs are built later: autodiff (passes/autodiff.c) makes the training
  * and evaluation steps when fit or evaluate first needs them
- * (runtime/train.c); fusion (passes/fuse.c), tiling (passes/tile.c) and
+ * (runtime/train/train.c); fusion (passes/fuse.c), tiling (passes/tile.c) and
  * memory planning (passes/memplan.c, which needs the fusion groups) run on
  * each final program, inference or step, right before code generation:
  * the code generator (codegen/emit.c) calls them for every entry it emits.

@@ -3,7 +3,7 @@
  * (`nncc compile --emit exe`).  Not part of libnncc: cmake/embed.cmake turns
  * this file and deploy_inflate.c, deploy_read.c, deploy_main.c into strings
  * that `nncc compile` writes next to the generated NAME.c and compiles with
- * it; tests/test_deploy.c and tests/fuzz/fuzz_deploy.c compile them directly.
+ * it; tests/codegen/test_deploy.c and tests/fuzz/fuzz_deploy.c compile them directly.
  * They must stay ASCII, portable C11 and warning-free under -Wall -Wextra,
  * and depend on nothing but the C library.
  *

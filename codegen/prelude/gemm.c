@@ -2,7 +2,7 @@
  * prelude/gemm.c - the GEMM core that generated matmuls and convolutions
  * call.  It is not part of libnncc: cmake/embed.cmake turns this file into a
  * string, and codegen/emit.c writes it at the top of every generated unit
- * that needs it (tests/test_gemm.c also compiles it directly).  It must
+ * that needs it (tests/codegen/test_gemm.c also compiles it directly).  It must
  * stay ASCII and warning-free under -Wall -Wextra with GCC and Clang.
  *
  * nn_gemm computes C (mxn) = or += A (mxk) * B (kxn) for operands given by

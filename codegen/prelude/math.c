@@ -7,13 +7,13 @@
  * and GCC turn into 8-wide AVX2 code.  Like prelude/gemm.c this is not
  * part of libnncc: cmake/embed.cmake turns it into a string and
  * codegen/emit.c writes it into every generated unit that uses it
- * (tests/test_math.c compiles it directly and checks its accuracy).  It
+ * (tests/codegen/test_math.c compiles it directly and checks its accuracy).  It
  * must stay ASCII, C11 and warning-free under -Wall -Wextra with GCC and
  * Clang, and needs nothing from libm.
  *
  * nn_expf(x): less than 1 ulp from the exact e^x over the whole float
  * range (0.988 at most over every float, with and without FMA; so the
- * correctly rounded value or its neighbour; tests/test_math.c checks it),
+ * correctly rounded value or its neighbour; tests/codegen/test_math.c checks it),
  * +inf above ~88.72, 0 or a denormal below ~-87.3, NaN for NaN, 0 for
  * -inf, +inf for +inf.  Method:
  * x = n ln2 + r with n = round(x / ln2) and |r| <= ln2/2 (Cody and

@@ -1,5 +1,5 @@
 /*
- * fuzz_csv.c — libFuzzer harness for the CSV reader (runtime/data_csv.c).
+ * fuzz_csv.c — libFuzzer harness for the CSV reader (runtime/io/data_csv.c).
  *
  * Each input is written to a temporary file and loaded with nncc_load_csv_()
  * under several options: the defaults, header, and the delimiters ';', tab

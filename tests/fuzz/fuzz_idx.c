@@ -1,5 +1,5 @@
 /*
- * fuzz_idx.c — libFuzzer harness for the IDX reader (runtime/data_idx.c).
+ * fuzz_idx.c — libFuzzer harness for the IDX reader (runtime/io/data_idx.c).
  *
  * Each input is written to a temporary file and loaded with
  * nncc_load_idx_file() as it is and as a gzip-compressed copy (zlib gzwrite),

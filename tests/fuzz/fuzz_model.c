@@ -1,6 +1,6 @@
 /*
  * fuzz_model.c — libFuzzer harness for the model loader (nncc_load:
- * runtime/model_io.c, runtime/safetensors.c, frontend/serialize.c) and
+ * runtime/io/model_io.c, runtime/io/safetensors.c, frontend/serialize.c) and
  * the weights-only loader.
  *
  * Each input is written to a temporary file and loaded with nncc_load().

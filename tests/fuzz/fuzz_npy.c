@@ -1,5 +1,5 @@
 /*
- * fuzz_npy.c — libFuzzer harness for the .npy reader (runtime/data_npy.c).
+ * fuzz_npy.c — libFuzzer harness for the .npy reader (runtime/io/data_npy.c).
  *
  * Each input is written to a temporary file and loaded with nncc_load_npy().
  * Invariants, for any input: a loaded array has size == product of its shape

@@ -2,7 +2,7 @@
 """Writes tests/expected/summary_<name>.txt: model.summary() of real Keras 2.15.
 
 Each model here is rebuilt layer for layer, in the same creation order, by
-tests/test_summary.c through the nncc C API (and four of them are the files
+tests/frontend/test_summary.c through the nncc C API (and four of them are the files
 in examples/), which compares nncc_summary()'s output byte for byte with
 these files.  Keep the two in step.
 

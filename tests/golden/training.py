@@ -8,7 +8,7 @@ the gradient of the compiled loss w.r.t. every trainable weight for the full
 data set as one batch (tf.GradientTape, mean over the batch as Keras takes
 it), the weights after three train_on_batch steps on that batch, and a
 2-epoch fit History (shuffle=False, batch_size 8 with a partial last batch,
-validation_split 0.25) followed by evaluate().  tests/test_golden.c rebuilds
+validation_split 0.25) followed by evaluate().  tests/runtime/test_golden.c rebuilds
 every model through the nncc C API, layer for layer and in the same creation
 order (so automatic names agree), and compares.  Keep the two in step.
 
@@ -37,7 +37,7 @@ FIT_EPOCHS = 2
 VALIDATION_SPLIT = 0.25
 STEPS = 3
 
-# ---- Models (mirrored in tests/test_golden.c) -------------------------------
+# ---- Models (mirrored in tests/runtime/test_golden.c) -------------------------------
 
 
 def mlp_softmax():

@@ -1,0 +1,722 @@
+/*
+ * jit.c — the JIT toolchain: one C translation unit in, a loaded shared
+ * object out.
+ *
+ * nncc_jit_init() picks the compiler ($NNCC_CC, else clang, else cc) and proves
+ * it runs by reading the first line of `CC --version`, which also identifies it
+ * in the cache key; it then creates the cache folder ($XDG_CACHE_HOME/nncc,
+ * else $HOME/.cache/nncc).  nncc_jit_compile() names the output by the SHA-256
+ * of (source, flags, compiler version, public header), so an existing
+ * <key>.so is a hit and no compiler runs; on a miss it writes <key>.c and runs
+ * the compiler into a temporary file that is renamed into place only on
+ * success.  Every file in the cache is written to a unique temporary name and
+ * renamed, so the cache never holds a partial file and several processes
+ * compiling the same source at once all succeed (the last rename wins, with
+ * identical content).  The public header is written once per header version
+ * to <cache>/include/<sha256 of header>/nncc.h and passed with -I, so code is
+ * always compiled against the header of the library that loads it.
+ *
+ * Child processes are started with posix_spawnp() and an argv array, never a
+ * shell, so paths and flags need no quoting.  Errors go through nncc_fail();
+ * all state lives in struct nncc_jit or on the stack.
+ */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* posix_spawn, mkstemp, clock_gettime, strdup */
+#endif
+
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <ctype.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ir/error.h"
+#include "runtime/jit/jit.h"
+#include "ir/sha256.h"
+
+extern char **environ; /* passed to posix_spawnp(): the child inherits our environment */
+
+#define JIT_PATH_CAP 1400          /* any path built under the cache folder fits */
+#define JIT_OUTPUT_CAP (1u << 20)  /* compiler output kept; the rest is drained and dropped */
+#define JIT_MSG_DIAG_CAP 8000      /* diagnostics quoted in nncc_last_error() */
+
+/* ---- Small helpers ----------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool is_regular_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* mkdir -p with mode 0755.  Returns 0 or an errno value. */
+static int mkdir_p(const char *path)
+{
+    char buf[JIT_PATH_CAP];
+    size_t n = strlen(path);
+    if (n == 0) return ENOENT;
+    if (n >= sizeof buf) return ENAMETOOLONG;
+    memcpy(buf, path, n + 1);
+
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char saved = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+            /* An existing folder can still fail with EACCES on some systems. */
+            int err = errno;
+            struct stat st;
+            if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return err;
+        }
+        buf[i] = saved;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0) return errno;
+    return S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+}
+
+/* Writes data to path atomically: a unique temporary file in the same folder
+ * (so rename() cannot cross file systems), then rename().  Readers see either
+ * no file or the whole file. */
+static enum nncc_status write_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[JIT_PATH_CAP];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= sizeof tmp)
+        return nncc_fail(NNCC_ERR_IO, "path too long: '%s'", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) return nncc_fail(NNCC_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    fchmod(fd, 0644); /* mkstemp makes 0600; match what a normal umask gives */
+
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int err = n < 0 ? errno : EIO;
+            close(fd);
+            unlink(tmp);
+            return nncc_fail(NNCC_ERR_IO, "cannot write '%s': %s", tmp, strerror(err));
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    if (close(fd) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return nncc_fail(NNCC_ERR_IO, "cannot write '%s': %s", tmp, strerror(err));
+    }
+    if (rename(tmp, path) != 0) {
+        int err = errno;
+        unlink(tmp);
+        return nncc_fail(NNCC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path,
+                         strerror(err));
+    }
+    return NNCC_OK;
+}
+
+/* ---- Running a child process ------------------------------------------- */
+
+/* What a finished child process did. */
+struct run_out {
+    char *text;   /* its stdout and stderr interleaved, NUL-terminated (malloc'd) */
+    size_t len;   /* bytes in text */
+    int wstatus;  /* as from waitpid() */
+};
+
+/* Appends to a growing NUL-terminated buffer; false when out of memory. */
+static bool out_append(struct run_out *out, size_t *cap, const char *p, size_t n)
+{
+    if (out->len + n + 1 > *cap) {
+        size_t want = *cap ? *cap : 4096;
+        while (want < out->len + n + 1) want *= 2;
+        char *grown = realloc(out->text, want);
+        if (!grown) return false;
+        out->text = grown;
+        *cap = want;
+    }
+    memcpy(out->text + out->len, p, n);
+    out->len += n;
+    out->text[out->len] = '\0';
+    return true;
+}
+
+/* Runs argv (argv[0] looked up on PATH; no shell) with stdin from /dev/null
+ * and stdout and stderr into one pipe, and waits for it.  Returns 0, or an
+ * errno value when it could not be started or its output not kept (out->text
+ * is then NULL).  Output beyond JIT_OUTPUT_CAP is read but dropped, so a
+ * chatty compiler can never block on a full pipe. */
+static int run_capture(char *const argv[], struct run_out *out)
+{
+    memset(out, 0, sizeof *out);
+    int fd[2];
+    if (pipe(fd) != 0) return errno;
+    /* Close-on-exec, so that children spawned concurrently by other threads do
+     * not inherit the write end and keep our read from ever seeing EOF.  The
+     * dup2()ed copies in our own child do not carry the flag. */
+    fcntl(fd[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fd[1], F_SETFD, FD_CLOEXEC);
+
+    posix_spawn_file_actions_t fa;
+    pid_t pid = 0;
+    int err = posix_spawn_file_actions_init(&fa);
+    if (err == 0) {
+        err = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        if (err == 0) err = posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
+        if (err == 0) err = posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
+        if (err == 0) err = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    close(fd[1]);
+    if (err != 0) {
+        close(fd[0]);
+        return err;
+    }
+
+    size_t cap = 0;
+    bool nomem = false, dropped = false;
+    for (;;) {
+        char chunk[4096];
+        ssize_t n = read(fd[0], chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        size_t keep = (size_t)n;
+        if (out->len + keep > JIT_OUTPUT_CAP) {
+            keep = JIT_OUTPUT_CAP - out->len;
+            dropped = true;
+        }
+        if (!nomem && keep > 0 && !out_append(out, &cap, chunk, keep)) nomem = true;
+    }
+    close(fd[0]);
+
+    while (waitpid(pid, &out->wstatus, 0) < 0) {
+        if (errno != EINTR) {
+            err = errno; /* e.g. ECHILD when SIGCHLD is ignored: the status is lost */
+            break;
+        }
+    }
+    if (!nomem && dropped) {
+        static const char note[] = "\n[nncc: output truncated]\n";
+        nomem = !out_append(out, &cap, note, sizeof note - 1);
+    }
+    if (nomem) err = ENOMEM;
+    if (err != 0) {
+        free(out->text);
+        out->text = NULL;
+        out->len = 0;
+    }
+    return err;
+}
+
+/* "exit 1" or "signal 11": how a child ended, for messages. */
+static void describe_wstatus(int wstatus, char *buf, size_t size)
+{
+    if (WIFEXITED(wstatus))
+        snprintf(buf, size, "exit %d", WEXITSTATUS(wstatus));
+    else if (WIFSIGNALED(wstatus))
+        snprintf(buf, size, "signal %d", WTERMSIG(wstatus));
+    else
+        snprintf(buf, size, "status %d", wstatus);
+}
+
+/* ---- nncc_jit_init ----------------------------------------------------- */
+
+/* Runs `cc --version` and keeps its first non-empty line in `version`.
+ * Returns true when it ran and exited 0; otherwise says why in `why`. */
+/* Finds compiler `cc` (a path, or a name looked up in $PATH) and writes
+ * its identity for the cache key into `version`: the resolved file with its
+ * size, modification time and inode.  Running `cc --version` would say the
+ * same at the cost of starting the compiler (about 60 ms for clang) on every
+ * cache hit; any upgrade replaces the file and so changes the key. */
+static bool probe_compiler(const char *cc, char *version, size_t vsize, char *why,
+                           size_t wsize)
+{
+    char found[JIT_PATH_CAP] = "";
+    if (strchr(cc, '/')) {
+        snprintf(found, sizeof found, "%s", cc);
+    } else {
+        const char *path = getenv("PATH");
+        for (const char *d = path ? path : "/usr/bin:/bin"; *d;) {
+            size_t n = strcspn(d, ":");
+            char cand[JIT_PATH_CAP];
+            if ((size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)n, n ? d : ".", cc) <
+                    sizeof cand &&
+                access(cand, X_OK) == 0) {
+                snprintf(found, sizeof found, "%s", cand);
+                break;
+            }
+            d += n + (d[n] == ':');
+        }
+    }
+    char real[JIT_PATH_CAP];
+    struct stat st;
+    if (!found[0] || !realpath(found, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode) ||
+        access(real, X_OK) != 0) {
+        snprintf(why, wsize, "%s", found[0] ? strerror(errno ? errno : EACCES)
+                                            : "not found in $PATH");
+        return false;
+    }
+    /* The numbers first: a path too long for the key is cut, not they. */
+    int w = snprintf(version, vsize, "size %lld mtime %lld.%09ld inode %llu %s",
+                     (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                     (long)st.st_mtim.tv_nsec, (unsigned long long)st.st_ino, real);
+    return w > 0;
+}
+
+enum nncc_status nncc_jit_init(struct nncc_jit *jit)
+{
+    if (!jit) return nncc_fail(NNCC_ERR_ARG, "nncc_jit_init: jit is NULL");
+    memset(jit, 0, sizeof *jit);
+
+    const char *verbose = getenv("NNCC_VERBOSE");
+    jit->verbose = verbose && verbose[0] && strcmp(verbose, "0") != 0;
+
+    /* The compiler.  An explicit $NNCC_CC is used alone: falling back to
+     * another compiler would silently ignore what the user asked for. */
+    char why[512];
+    const char *env_cc = getenv("NNCC_CC");
+    if (env_cc && env_cc[0]) {
+        if (strlen(env_cc) >= sizeof jit->cc)
+            return nncc_fail(NNCC_ERR_ARG, "NNCC_CC is too long (%zu characters, at most %zu)",
+                             strlen(env_cc), sizeof jit->cc - 1);
+        if (!probe_compiler(env_cc, jit->cc_version, sizeof jit->cc_version, why, sizeof why))
+            return nncc_fail(NNCC_ERR_COMPILE, "no C compiler found: tried $NNCC_CC=%s (%s)",
+                             env_cc, why);
+        snprintf(jit->cc, sizeof jit->cc, "%s", env_cc);
+    } else {
+        char why_cc[512];
+        if (probe_compiler("clang", jit->cc_version, sizeof jit->cc_version, why, sizeof why))
+            snprintf(jit->cc, sizeof jit->cc, "clang");
+        else if (probe_compiler("cc", jit->cc_version, sizeof jit->cc_version, why_cc,
+                                sizeof why_cc))
+            snprintf(jit->cc, sizeof jit->cc, "cc");
+        else
+            return nncc_fail(NNCC_ERR_COMPILE,
+                             "no C compiler found: tried clang (%s), cc (%s); "
+                             "set NNCC_CC to a C compiler",
+                             why, why_cc);
+    }
+
+    /* The cache folder. */
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    const char *home = getenv("HOME");
+    int n;
+    if (xdg && xdg[0])
+        n = snprintf(jit->cache_dir, sizeof jit->cache_dir, "%s/nncc", xdg);
+    else if (home && home[0])
+        n = snprintf(jit->cache_dir, sizeof jit->cache_dir, "%s/.cache/nncc", home);
+    else
+        return nncc_fail(NNCC_ERR_IO,
+                         "cannot find a cache folder: neither XDG_CACHE_HOME nor HOME is set");
+    if (n < 0 || (size_t)n >= sizeof jit->cache_dir)
+        return nncc_fail(NNCC_ERR_IO, "cannot create cache folder: path too long (%d bytes)",
+                         n);
+    int err = mkdir_p(jit->cache_dir);
+    if (err != 0)
+        return nncc_fail(NNCC_ERR_IO, "cannot create cache folder '%s': %s", jit->cache_dir,
+                         strerror(err));
+    return NNCC_OK;
+}
+
+/* ---- nncc_jit_compile -------------------------------------------------- */
+
+/* Makes sure <cache>/include/<sha256 of header>/nncc.h exists; its folder
+ * goes into incdir.  Versioned by content, so several nncc builds sharing
+ * one cache never overwrite each other's header. */
+static enum nncc_status ensure_header(const struct nncc_jit *jit, char *incdir, size_t size)
+{
+    char hex[NNCC_SHA256_HEX_SIZE];
+    nncc_sha256_str(nncc_header_text, nncc_header_len, hex);
+    if ((size_t)snprintf(incdir, size, "%s/include/%s", jit->cache_dir, hex) >= size)
+        return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
+    char path[JIT_PATH_CAP];
+    if ((size_t)snprintf(path, sizeof path, "%s/nncc.h", incdir) >= sizeof path)
+        return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", incdir);
+    if (is_regular_file(path)) return NNCC_OK;
+
+    int err = mkdir_p(incdir);
+    if (err != 0)
+        return nncc_fail(NNCC_ERR_IO, "cannot create cache folder '%s': %s", incdir,
+                         strerror(err));
+    return write_atomic(path, nncc_header_text, nncc_header_len);
+}
+
+/* The cache key: everything that can change the compiled object.  NUL bytes
+ * separate the parts so that moving text from one part to the next changes
+ * the key. */
+/* With -march=native the object is only good for this processor: its model
+ * and feature flags join the key, so a cache shared between machines (an
+ * NFS home) never hands one machine another's code. */
+static void hash_cpu(struct nncc_sha256 *s)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[8192];
+    bool model = false, flags = false;
+    while ((!model || !flags) && fgets(line, sizeof line, f)) {
+        bool m = !model && strncmp(line, "model name", 10) == 0;
+        bool fl = !flags && strncmp(line, "flags", 5) == 0;
+        if (m || fl)
+            nncc_sha256_update(s, line, strlen(line));
+        model |= m;
+        flags |= fl;
+    }
+    fclose(f);
+}
+
+static void cache_key(const struct nncc_jit *jit, const char *source, size_t len,
+                      const char *flags, const char *link, bool exe,
+                      char key[NNCC_SHA256_HEX_SIZE])
+{
+    struct nncc_sha256 s;
+    unsigned char digest[NNCC_SHA256_SIZE];
+    nncc_sha256_init(&s);
+    nncc_sha256_update(&s, source, len);
+    nncc_sha256_update(&s, "", 1);
+    nncc_sha256_update(&s, flags, strlen(flags));
+    nncc_sha256_update(&s, "", 1);
+    nncc_sha256_update(&s, exe ? "exe" : "so", exe ? 4 : 3);
+    nncc_sha256_update(&s, link, strlen(link));
+    nncc_sha256_update(&s, "", 1);
+    nncc_sha256_update(&s, jit->cc_version, strlen(jit->cc_version));
+    nncc_sha256_update(&s, "", 1);
+    nncc_sha256_update(&s, nncc_header_text, nncc_header_len);
+    if (strstr(flags, "native"))
+        hash_cpu(&s);
+    nncc_sha256_final(&s, digest);
+    nncc_sha256_hex(digest, key);
+}
+
+/* Counts the whitespace-separated words of s. */
+static size_t count_words(const char *s)
+{
+    size_t n = 0;
+    for (const char *p = s; *p;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        n++;
+        while (*p && !isspace((unsigned char)*p)) p++;
+    }
+    return n;
+}
+
+/* Splits s in place on whitespace, appending the words to argv. */
+static void split_words(char *s, char **argv, size_t *argc)
+{
+    for (char *p = s; *p;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        argv[(*argc)++] = p;
+        while (*p && !isspace((unsigned char)*p)) p++;
+        if (*p) *p++ = '\0';
+    }
+}
+
+static int run_compiler(const struct nncc_jit *jit, const char *flags, const char *link,
+                        bool exe, const char *incdir, const char *out_path,
+                        const char *src_path, struct run_out *out)
+{
+    char *words = strdup(flags);
+    char *link_words = strdup(link);
+    size_t n_words = count_words(flags) + count_words(link);
+    size_t inc_len = strlen(incdir) + 3;
+    char *inc = malloc(inc_len);
+    char **argv = calloc(n_words + 8, sizeof *argv);
+    if (!words || !link_words || !inc || !argv) {
+        free(words);
+        free(link_words);
+        free(inc);
+        free(argv);
+        return ENOMEM;
+    }
+    snprintf(inc, inc_len, "-I%s", incdir);
+
+    size_t argc = 0;
+    argv[argc++] = (char *)jit->cc;
+    split_words(words, argv, &argc);
+    if (!exe) {
+        argv[argc++] = "-shared";
+        argv[argc++] = "-fPIC";
+    }
+    argv[argc++] = inc;
+    argv[argc++] = "-o";
+    argv[argc++] = (char *)out_path;
+    argv[argc++] = (char *)src_path;
+    split_words(link_words, argv, &argc); /* libraries come after the source */
+    argv[argc] = NULL;
+
+    int err = run_capture(argv, out);
+    free(words);
+    free(link_words);
+    free(inc);
+    free(argv);
+    return err;
+}
+
+static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t len,
+                                const char *flags, const char *link, bool exe,
+                                struct nncc_jit_result *res)
+{
+    if (!res) return nncc_fail(NNCC_ERR_ARG, "nncc_jit_compile: res is NULL");
+    memset(res, 0, sizeof *res);
+    if (!jit || !jit->cc[0] || (!source && len > 0))
+        return nncc_fail(NNCC_ERR_ARG, "nncc_jit_compile: %s",
+                         !jit || !jit->cc[0] ? "toolchain not initialised" : "source is NULL");
+    if (!source) source = "";
+    if (!flags) flags = "";
+    if (!link) link = "";
+    const char *ext = exe ? "exe" : "so";
+
+    char incdir[JIT_PATH_CAP];
+    enum nncc_status st = ensure_header(jit, incdir, sizeof incdir);
+    if (st != NNCC_OK) return st;
+
+    char key[NNCC_SHA256_HEX_SIZE];
+    cache_key(jit, source, len, flags, link, exe, key);
+    if ((size_t)snprintf(res->so_path, sizeof res->so_path, "%s/%s.%s", jit->cache_dir, key, ext) >=
+        sizeof res->so_path)
+        return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
+
+    if (is_regular_file(res->so_path)) {
+        res->cache_hit = true;
+        if (jit->verbose) fprintf(stderr, "nncc: jit: cache hit %.12s.%s\n", key, ext);
+        return NNCC_OK;
+    }
+
+    /* The source stays in the cache next to its object: diagnostics name it,
+     * and it is there to read when a compiled kernel misbehaves.  An existing
+     * one is complete (renamed into place) and identical (same key). */
+    char c_path[JIT_PATH_CAP], tmp_so[JIT_PATH_CAP];
+    if ((size_t)snprintf(c_path, sizeof c_path, "%s/%s.c", jit->cache_dir, key) >= sizeof c_path ||
+        (size_t)snprintf(tmp_so, sizeof tmp_so, "%s/%s.%s.tmp.XXXXXX", jit->cache_dir, key, ext) >=
+            sizeof tmp_so) {
+        st = nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
+        goto fail;
+    }
+    if (!is_regular_file(c_path)) {
+        st = write_atomic(c_path, source, len);
+        if (st != NNCC_OK) goto fail;
+    }
+
+    /* mkstemp() gives a name unique across processes and threads; the
+     * compiler replaces the empty file. */
+    int fd = mkstemp(tmp_so);
+    if (fd < 0) {
+        st = nncc_fail(NNCC_ERR_IO, "cannot create '%s': %s", tmp_so, strerror(errno));
+        goto fail;
+    }
+    close(fd);
+
+    struct run_out out;
+    double t0 = now_s();
+    int err = run_compiler(jit, flags, link, exe, incdir, tmp_so, c_path, &out);
+    double elapsed = now_s() - t0;
+    if (err != 0) {
+        unlink(tmp_so);
+        st = nncc_fail(NNCC_ERR_COMPILE, "cannot run C compiler '%s': %s", jit->cc,
+                       strerror(err));
+        goto fail;
+    }
+    res->diagnostics = out.text; /* warnings on success, errors on failure */
+    if (res->diagnostics && out.len == 0) {
+        free(res->diagnostics);
+        res->diagnostics = NULL;
+    }
+
+    if (!WIFEXITED(out.wstatus) || WEXITSTATUS(out.wstatus) != 0) {
+        unlink(tmp_so);
+        char how[64];
+        describe_wstatus(out.wstatus, how, sizeof how);
+        const char *diag = res->diagnostics ? res->diagnostics : "(no output)\n";
+        size_t shown = strlen(diag);
+        int cut = shown > JIT_MSG_DIAG_CAP ? JIT_MSG_DIAG_CAP : (int)shown;
+        st = nncc_fail(NNCC_ERR_COMPILE, "C compiler '%s' failed (%s):\n%.*s%s", jit->cc, how,
+                       cut, diag,
+                       (size_t)cut < shown ? "\n[... more in the full diagnostics]\n" : "");
+        goto fail;
+    }
+
+    if (rename(tmp_so, res->so_path) != 0) {
+        int e = errno;
+        unlink(tmp_so);
+        st = nncc_fail(NNCC_ERR_IO, "cannot rename '%s' to '%s': %s", tmp_so, res->so_path,
+                       strerror(e));
+        goto fail;
+    }
+    res->compile_s = elapsed;
+    if (jit->verbose)
+        fprintf(stderr, "nncc: jit: compiled %.12s.%s in %.3f s\n", key, ext, elapsed);
+    return NNCC_OK;
+
+fail:
+    res->so_path[0] = '\0'; /* nothing to load */
+    return st;
+}
+
+enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size_t len,
+                                  const char *flags, struct nncc_jit_result *res)
+{
+    return compile(jit, source, len, flags, NULL, false, res);
+}
+
+enum nncc_status nncc_jit_compile_exe(struct nncc_jit *jit, const char *source, size_t len,
+                                      const char *flags, const char *link,
+                                      struct nncc_jit_result *res)
+{
+    return compile(jit, source, len, flags, link, true, res);
+}
+
+/* ---- Loading ----------------------------------------------------------- */
+
+enum nncc_status nncc_jit_preprocess(struct nncc_jit *jit, const char *path,
+                                     const char *const *args, int n_args, char **text,
+                                     size_t *len, char **diagnostics)
+{
+    *text = NULL;
+    *len = 0;
+    if (diagnostics)
+        *diagnostics = NULL;
+    char incdir[JIT_PATH_CAP], inc[JIT_PATH_CAP + 3], tmp[JIT_PATH_CAP];
+    enum nncc_status st = ensure_header(jit, incdir, sizeof incdir);
+    if (st != NNCC_OK)
+        return st;
+    snprintf(inc, sizeof inc, "-I%s", incdir);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/pre.tmp.XXXXXX", jit->cache_dir) >= sizeof tmp)
+        return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return nncc_fail(NNCC_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    close(fd);
+    char **argv = calloc((size_t)n_args + 8, sizeof *argv);
+    if (!argv) {
+        unlink(tmp);
+        return nncc_fail(NNCC_ERR_NOMEM, "out of memory");
+    }
+    size_t argc = 0;
+    argv[argc++] = jit->cc;
+    argv[argc++] = "-E";
+    argv[argc++] = inc; /* nncc's own header first: a stray nncc.h cannot shadow it */
+    for (int i = 0; i < n_args; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc++] = "-o";
+    argv[argc++] = tmp;
+    argv[argc++] = (char *)path;
+    struct run_out out;
+    int err = run_capture(argv, &out);
+    free(argv);
+    if (err != 0) {
+        unlink(tmp);
+        return nncc_fail(NNCC_ERR_COMPILE, "cannot run C compiler '%s': %s", jit->cc,
+                         strerror(err));
+    }
+    if (!WIFEXITED(out.wstatus) || WEXITSTATUS(out.wstatus) != 0) {
+        unlink(tmp);
+        st = nncc_fail(NNCC_ERR_COMPILE, "C compiler '%s' failed on '%s':\n%.*s", jit->cc, path,
+                       JIT_MSG_DIAG_CAP, out.text ? out.text : "");
+        if (diagnostics)
+            *diagnostics = out.text;
+        else
+            free(out.text);
+        return st;
+    }
+    free(out.text);
+    *text = nncc_read_file(tmp, len);
+    unlink(tmp);
+    return *text ? NNCC_OK : nncc_last_status();
+}
+
+void *nncc_jit_load(const char *so_path)
+{
+    if (!so_path) return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_jit_load: path is NULL");
+    void *handle = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char *why = dlerror();
+        return NNCC_FAIL_NULL(NNCC_ERR_COMPILE, "cannot load '%s': %s", so_path,
+                              why ? why : "unknown dlopen error");
+    }
+    return handle;
+}
+
+void *nncc_jit_symbol(void *handle, const char *name, const char *so_path)
+{
+    if (!handle || !name)
+        return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_jit_symbol: %s is NULL",
+                              !handle ? "handle" : "name");
+    /* A symbol may legitimately be NULL; dlerror() is what tells failure. */
+    dlerror();
+    void *sym = dlsym(handle, name);
+    if (dlerror() != NULL || !sym)
+        return NNCC_FAIL_NULL(NNCC_ERR_COMPILE, "symbol '%s' not found in '%s'", name,
+                              so_path ? so_path : "(shared object)");
+    return sym;
+}
+
+void nncc_jit_unload(void *handle)
+{
+    if (handle) dlclose(handle);
+}
+
+/* ---- Files ------------------------------------------------------------- */
+
+char *nncc_read_file(const char *path, size_t *len)
+{
+    if (len) *len = 0;
+    if (!path) return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_read_file: path is NULL");
+    FILE *f = fopen(path, "rb");
+    if (!f) return NNCC_FAIL_NULL(NNCC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+
+    /* Read in growing chunks rather than trusting a size from stat(), which
+     * pipes and /proc files do not have. */
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap > SIZE_MAX / 2) {
+                free(buf);
+                fclose(f);
+                return NNCC_FAIL_NULL(NNCC_ERR_NOMEM, "file too large: '%s'", path);
+            }
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (!buf) {
+        fclose(f);
+        return NNCC_FAIL_NULL(NNCC_ERR_NOMEM, "out of memory reading '%s'", path);
+    }
+    if (ferror(f)) {
+        int err = errno;
+        free(buf);
+        fclose(f);
+        return NNCC_FAIL_NULL(NNCC_ERR_IO, "cannot read '%s': %s", path, strerror(err));
+    }
+    fclose(f);
+    buf[n] = '\0';
+    if (len) *len = n;
+    return buf;
+}

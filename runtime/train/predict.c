@@ -1,0 +1,130 @@
+/*
+ * predict.c — nncc_predict: inference over many samples in batches.
+ *
+ * Keras semantics: inference mode, batches of batch_size (default 32) with
+ * the partial last batch kept, outputs concatenated along the samples.
+ * Batches read the caller's rows and write the result rows in place, so
+ * nothing is copied; one workspace of ws_fixed + batch_size × ws_per_sample
+ * floats (the fixed part: kernel scratch space)
+ * serves every batch.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "runtime/jit/exec.h"
+#include "runtime/oracle/interp.h"
+#include "frontend/frontend.h"
+#include "codegen/codegen.h"
+
+enum nncc_status nncc_predict_ensure_built(nncc_model *m)
+{
+    struct cg_entry ce = {.p = &m->program, .name = "nncc_forward", .prefix = "",
+                          .kind = CG_FORWARD};
+    if (!m->exec && !(m->exec = nncc_exec_build(&ce, 1, m->name)))
+        return nncc_last_status();
+    return NNCC_OK;
+}
+
+static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64_t n,
+                                    struct nncc_array **outs, struct nncc_predict_opts o)
+{
+    const struct ir_program *p = &m->program;
+    int bs = o.batch_size ? o.batch_size : 32;
+    if (bs > n)
+        bs = (int)n;
+    struct nncc_exec_entry *e = NULL;
+    float *ws = NULL;
+    if (!o.reference) {
+        if (nncc_predict_ensure_built(m) != NNCC_OK)
+            return nncc_last_status();
+        e = &m->exec->entry[0];
+        size_t floats = nncc_exec_ws_floats(e, bs);
+        if (floats && !(ws = malloc(floats * sizeof *ws)))
+            return nncc_fail(NNCC_ERR_NOMEM, "predict: out of memory (workspace of %zu floats)",
+                             floats);
+    }
+    const float **in = malloc(sizeof *in * (size_t)p->n_inputs);
+    float **out = malloc(sizeof *out * (size_t)p->n_outputs);
+    enum nncc_status st = NNCC_OK;
+    if (!in || !out)
+        st = nncc_fail(NNCC_ERR_NOMEM, "predict: out of memory");
+    for (int64_t start = 0; start < n && !st; start += bs) {
+        int chunk = (int)(n - start < bs ? n - start : bs);
+        for (int i = 0; i < p->n_inputs; i++)
+            in[i] = xs[i] + start * ir_shape_numel(p->inputs[i]->shape, 1);
+        for (int k = 0; k < p->n_outputs; k++)
+            out[k] = outs[k]->data + start * ir_shape_numel(p->outputs[k]->shape, 1);
+        if (e)
+            e->forward(chunk, (const float *const *)e->params, in, out, ws);
+        else
+            st = nncc_interp_run(p, chunk, in, out);
+    }
+    free(in);
+    free(out);
+    free(ws);
+    return st;
+}
+
+enum nncc_status nncc_predict_n_(nncc_model *m, const float *const *xs, int64_t n,
+                                 struct nncc_array **outs, struct nncc_predict_opts o)
+{
+    if (!model_check_ready(m))
+        return nncc_last_status();
+    if (!xs || !outs)
+        return nncc_fail(NNCC_ERR_ARG, "predict: inputs or outputs are NULL");
+    if (n <= 0)
+        return nncc_fail(NNCC_ERR_ARG, "predict: the number of samples must be positive, got %lld",
+                         (long long)n);
+    if (o.batch_size < 0)
+        return nncc_fail(NNCC_ERR_ARG, "predict: batch_size must be positive, got %d",
+                         o.batch_size);
+    const struct ir_program *p = &m->program;
+    for (int i = 0; i < p->n_inputs; i++)
+        if (!xs[i])
+            return nncc_fail(NNCC_ERR_ARG, "predict: input %d (\"%s\") is NULL", i,
+                             p->inputs[i]->name);
+    enum nncc_status st = NNCC_OK;
+    for (int k = 0; k < p->n_outputs; k++)
+        outs[k] = NULL;
+    for (int k = 0; k < p->n_outputs && !st; k++) {
+        struct nncc_shape s = p->outputs[k]->shape;
+        s.dim[0] = n;
+        if (!(outs[k] = nncc_array_new(s)))
+            st = nncc_last_status();
+    }
+    if (!st)
+        st = run_batches(m, xs, n, outs, o);
+    if (st)
+        for (int k = 0; k < p->n_outputs; k++) {
+            nncc_array_free(outs[k]);
+            outs[k] = NULL;
+        }
+    return st;
+}
+
+struct nncc_array *nncc_predict_(nncc_model *m, const float *x, int64_t n,
+                                 struct nncc_predict_opts o)
+{
+    if (!model_check_ready(m))
+        return NULL;
+    if (m->n_inputs != 1 || m->n_outputs != 1)
+        return NNCC_FAIL_NULL(NNCC_ERR_ARG,
+                              "predict: model \"%s\" has %d inputs and %d outputs; use "
+                              "nncc_predict_n()",
+                              m->name, m->n_inputs, m->n_outputs);
+    struct nncc_array *out = NULL;
+    if (nncc_predict_n_(m, &x, n, &out, o) != NNCC_OK)
+        return NULL;
+    return out;
+}
+
+char *nncc_model_emit_c(const nncc_model *m)
+{
+    if (!model_check_ready(m))
+        return NULL;
+    char *src = NULL;
+    size_t len;
+    int64_t ws;
+    if (nncc_codegen_forward(&m->program, m->name, &src, &len, &ws) != NNCC_OK)
+        return NULL;
+    return src;
+}

@@ -1,0 +1,401 @@
+/*
+ * test_jit.c — the JIT toolchain (runtime/jit/jit.c) and SHA-256 (ir/sha256.c).
+ *
+ * Every test that touches the cache gets a fresh, empty $XDG_CACHE_HOME made
+ * with mkdtemp() and removed afterwards, so tests neither see each other's
+ * objects nor the user's real cache.  The real compiler is used ($NNCC_CC if
+ * set, else clang or cc), which keeps the whole file at about a second.
+ */
+#if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv, fork */
+#endif
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/jit/jit.h"
+#include "ir/sha256.h"
+
+/* ---- Fixture: a private cache folder ----------------------------------- */
+
+struct fixture {
+    char dir[512];        /* the temporary $XDG_CACHE_HOME */
+    struct nncc_jit jit;  /* initialised against it */
+};
+
+static void rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) != NULL) {
+                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+                char child[1024];
+                snprintf(child, sizeof child, "%s/%s", path, e->d_name);
+                rm_rf(child);
+            }
+            closedir(d);
+        }
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof *fx);
+    if (!fx) return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fx->dir, sizeof fx->dir, "%s/nncc-test-jit-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    if (!mkdtemp(fx->dir) || setenv("XDG_CACHE_HOME", fx->dir, 1) != 0) {
+        free(fx);
+        return -1;
+    }
+    if (nncc_jit_init(&fx->jit) != NNCC_OK) {
+        fprintf(stderr, "nncc_jit_init: %s\n", nncc_last_error());
+        rm_rf(fx->dir);
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    rm_rf(fx->dir);
+    free(fx);
+    return 0;
+}
+
+/* Entries of the cache folder whose name contains `part`. */
+static int count_entries(const char *dir, const char *part)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) n += strstr(e->d_name, part) != NULL;
+    closedir(d);
+    return n;
+}
+
+/* Looks up `int name(void)` and calls it (memcpy: ISO C has no cast from
+ * object to function pointer). */
+static int call_int_fn(void *handle, const char *name, const char *so_path)
+{
+    void *sym = nncc_jit_symbol(handle, name, so_path);
+    assert_non_null(sym);
+    int (*fn)(void);
+    memcpy(&fn, &sym, sizeof fn);
+    return fn();
+}
+
+static const char answer_src[] = "int answer(void) { return 42; }\n";
+
+/* ---- SHA-256 ----------------------------------------------------------- */
+
+static void test_sha256_vectors(void **state)
+{
+    (void)state;
+    char hex[NNCC_SHA256_HEX_SIZE];
+    nncc_sha256_str("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    nncc_sha256_str("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    /* 56 bytes: the padding needs a second block. */
+    const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    nncc_sha256_str(two, strlen(two), hex);
+    assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+
+    /* One million 'a' fed in odd-sized pieces exercises the partial-block path. */
+    char chunk[997];
+    memset(chunk, 'a', sizeof chunk);
+    struct nncc_sha256 s;
+    unsigned char digest[NNCC_SHA256_SIZE];
+    nncc_sha256_init(&s);
+    size_t left = 1000000;
+    while (left > 0) {
+        size_t n = left < sizeof chunk ? left : sizeof chunk;
+        nncc_sha256_update(&s, chunk, n);
+        left -= n;
+    }
+    nncc_sha256_final(&s, digest);
+    nncc_sha256_hex(digest, hex);
+    assert_string_equal(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+/* ---- Compile, load, cache ---------------------------------------------- */
+
+static void test_compile_load_and_cache_hit(void **state)
+{
+    struct fixture *fx = *state;
+    struct nncc_jit_result res;
+    assert_int_equal(nncc_jit_compile(&fx->jit, answer_src, strlen(answer_src), "-O1", &res),
+                     NNCC_OK);
+    assert_false(res.cache_hit);
+    assert_true(res.compile_s > 0);
+    assert_non_null(strstr(res.so_path, fx->jit.cache_dir));
+    free(res.diagnostics);
+
+    void *h = nncc_jit_load(res.so_path);
+    assert_non_null(h);
+    assert_int_equal(call_int_fn(h, "answer", res.so_path), 42);
+    nncc_jit_unload(h);
+
+    /* Same source and flags: no compiler run, same object. */
+    struct nncc_jit_result again;
+    assert_int_equal(nncc_jit_compile(&fx->jit, answer_src, strlen(answer_src), "-O1", &again),
+                     NNCC_OK);
+    assert_true(again.cache_hit);
+    assert_true(again.compile_s == 0.0);
+    assert_null(again.diagnostics);
+    assert_string_equal(again.so_path, res.so_path);
+
+    /* Other flags: another key. */
+    struct nncc_jit_result other;
+    assert_int_equal(nncc_jit_compile(&fx->jit, answer_src, strlen(answer_src), " -O0  ", &other),
+                     NNCC_OK);
+    assert_false(other.cache_hit);
+    assert_string_not_equal(other.so_path, res.so_path);
+    free(other.diagnostics);
+
+    /* The source is kept next to its object, byte for byte. */
+    char c_path[1300];
+    size_t n = strlen(res.so_path);
+    snprintf(c_path, sizeof c_path, "%.*s.c", (int)(n - 3), res.so_path);
+    size_t len;
+    char *text = nncc_read_file(c_path, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(answer_src));
+    assert_string_equal(text, answer_src);
+    free(text);
+
+    assert_int_equal(count_entries(fx->jit.cache_dir, ".tmp."), 0);
+}
+
+static void test_syntax_error(void **state)
+{
+    struct fixture *fx = *state;
+    static const char bad[] = "int broken(void) { return 42 }\n";
+    struct nncc_jit_result res;
+    assert_int_equal(nncc_jit_compile(&fx->jit, bad, strlen(bad), NULL, &res), NNCC_ERR_COMPILE);
+    assert_non_null(res.diagnostics);
+    assert_non_null(strstr(res.diagnostics, "error"));
+    assert_string_equal(res.so_path, "");
+    assert_int_equal(nncc_last_status(), NNCC_ERR_COMPILE);
+    assert_non_null(strstr(nncc_last_error(), "C compiler '"));
+    assert_non_null(strstr(nncc_last_error(), "failed (exit "));
+    assert_non_null(strstr(nncc_last_error(), "error"));
+    free(res.diagnostics);
+
+    /* No object, final or temporary, is left behind. */
+    assert_int_equal(count_entries(fx->jit.cache_dir, ".so"), 0);
+}
+
+static void test_missing_symbol(void **state)
+{
+    struct fixture *fx = *state;
+    struct nncc_jit_result res;
+    assert_int_equal(nncc_jit_compile(&fx->jit, answer_src, strlen(answer_src), NULL, &res),
+                     NNCC_OK);
+    free(res.diagnostics);
+    void *h = nncc_jit_load(res.so_path);
+    assert_non_null(h);
+    assert_null(nncc_jit_symbol(h, "model", res.so_path));
+    assert_int_equal(nncc_last_status(), NNCC_ERR_COMPILE);
+    char want[1400];
+    snprintf(want, sizeof want, "symbol 'model' not found in '%s'", res.so_path);
+    assert_string_equal(nncc_last_error(), want);
+    nncc_jit_unload(h);
+
+    assert_null(nncc_jit_load("/nonexistent/nncc-test.so"));
+    assert_non_null(strstr(nncc_last_error(), "cannot load '/nonexistent/nncc-test.so'"));
+}
+
+/* Four processes compile the same new source into the same empty cache at
+ * the same moment (released together by closing a pipe); all must succeed. */
+static void test_concurrent_compile(void **state)
+{
+    struct fixture *fx = *state;
+    static const char src[] = "int concurrent(void) { return 7 * 6 + 1; }\n";
+    enum { N_CHILDREN = 4 };
+    int gate[2];
+    assert_int_equal(pipe(gate), 0);
+    pid_t pids[N_CHILDREN];
+    for (int i = 0; i < N_CHILDREN; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            close(gate[1]);
+            char c;
+            while (read(gate[0], &c, 1) > 0) {} /* EOF: go */
+            struct nncc_jit jit;
+            struct nncc_jit_result res;
+            int ok = nncc_jit_init(&jit) == NNCC_OK &&
+                     nncc_jit_compile(&jit, src, strlen(src), "-O1", &res) == NNCC_OK;
+            if (!ok) fprintf(stderr, "child %d: %s\n", i, nncc_last_error());
+            _exit(ok ? 0 : 1); /* never return into cmocka from a child */
+        }
+    }
+    close(gate[0]);
+    close(gate[1]);
+    for (int i = 0; i < N_CHILDREN; i++) {
+        int status;
+        assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+
+    struct nncc_jit_result res;
+    assert_int_equal(nncc_jit_compile(&fx->jit, src, strlen(src), "-O1", &res), NNCC_OK);
+    assert_true(res.cache_hit);
+    void *h = nncc_jit_load(res.so_path);
+    assert_non_null(h);
+    assert_int_equal(call_int_fn(h, "concurrent", res.so_path), 43);
+    nncc_jit_unload(h);
+    assert_int_equal(count_entries(fx->jit.cache_dir, ".tmp."), 0);
+}
+
+/* Generated code includes nncc.h; it must come from the embedded copy. */
+static void test_embedded_header(void **state)
+{
+    struct fixture *fx = *state;
+    static const char src[] = "#include \"nncc.h\"\n"
+                              "int shape_code(void) {\n"
+                              "    struct nncc_shape s = NNCC_SHAPE(28, 28, 1);\n"
+                              "    return s.rank * 100 + (int)s.dim[1];\n"
+                              "}\n";
+    struct nncc_jit_result res;
+    enum nncc_status st = nncc_jit_compile(&fx->jit, src, strlen(src), NULL, &res);
+    if (st != NNCC_OK) fprintf(stderr, "%s\n", nncc_last_error());
+    assert_int_equal(st, NNCC_OK);
+    free(res.diagnostics);
+    void *h = nncc_jit_load(res.so_path);
+    assert_non_null(h);
+    assert_int_equal(call_int_fn(h, "shape_code", res.so_path), 328);
+    nncc_jit_unload(h);
+
+    char hex[NNCC_SHA256_HEX_SIZE], path[1400];
+    nncc_sha256_str(nncc_header_text, nncc_header_len, hex);
+    snprintf(path, sizeof path, "%s/include/%s/nncc.h", fx->jit.cache_dir, hex);
+    size_t len;
+    char *text = nncc_read_file(path, &len);
+    assert_non_null(text);
+    assert_int_equal(len, nncc_header_len);
+    assert_memory_equal(text, nncc_header_text, len);
+    free(text);
+}
+
+/* ---- Configuration and errors ------------------------------------------ */
+
+/* A malloc'd copy of an environment variable (NULL when unset), for
+ * restore_env(). */
+static char *save_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strdup(v) : NULL;
+}
+
+/* Puts back (and frees) what save_env() saved. */
+static void restore_env(const char *name, char *saved)
+{
+    if (saved) setenv(name, saved, 1);
+    else unsetenv(name);
+    free(saved);
+}
+
+static void test_bad_compiler(void **state)
+{
+    (void)state;
+    char *saved = save_env("NNCC_CC");
+    setenv("NNCC_CC", "/nonexistent/nncc-no-such-cc", 1);
+    struct nncc_jit jit;
+    enum nncc_status st = nncc_jit_init(&jit);
+    restore_env("NNCC_CC", saved);
+    assert_int_equal(st, NNCC_ERR_COMPILE);
+    assert_non_null(strstr(nncc_last_error(), "no C compiler found"));
+    assert_non_null(strstr(nncc_last_error(), "$NNCC_CC=/nonexistent/nncc-no-such-cc"));
+}
+
+static void test_verbose_flag(void **state)
+{
+    (void)state;
+    char *saved = save_env("NNCC_VERBOSE");
+    static const struct { const char *value; bool verbose; } cases[] = {
+        {NULL, false}, {"", false}, {"0", false}, {"1", true}, {"yes", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].value) setenv("NNCC_VERBOSE", cases[i].value, 1);
+        else unsetenv("NNCC_VERBOSE");
+        struct nncc_jit jit;
+        assert_int_equal(nncc_jit_init(&jit), NNCC_OK);
+        assert_int_equal(jit.verbose, cases[i].verbose);
+    }
+    restore_env("NNCC_VERBOSE", saved);
+}
+
+static void test_cache_folder_error(void **state)
+{
+    struct fixture *fx = *state;
+    /* A regular file where the cache folder's parent should be. */
+    char file[600];
+    snprintf(file, sizeof file, "%s/not-a-folder", fx->dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    char *saved = save_env("XDG_CACHE_HOME");
+    setenv("XDG_CACHE_HOME", file, 1);
+    struct nncc_jit jit;
+    enum nncc_status st = nncc_jit_init(&jit);
+    restore_env("XDG_CACHE_HOME", saved);
+    assert_int_equal(st, NNCC_ERR_IO);
+    char want[700];
+    snprintf(want, sizeof want, "cannot create cache folder '%s/nncc': ", file);
+    assert_non_null(strstr(nncc_last_error(), want));
+}
+
+static void test_read_file_missing(void **state)
+{
+    (void)state;
+    size_t len = 123;
+    assert_null(nncc_read_file("/nonexistent/nncc-file", &len));
+    assert_int_equal(len, 0);
+    assert_int_equal(nncc_last_status(), NNCC_ERR_IO);
+    assert_string_equal(nncc_last_error(),
+                        "cannot open '/nonexistent/nncc-file': No such file or directory");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test_setup_teardown(test_compile_load_and_cache_hit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_symbol, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_compile, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embedded_header, setup, teardown),
+        cmocka_unit_test(test_bad_compiler),
+        cmocka_unit_test_setup_teardown(test_verbose_flag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_folder_error, setup, teardown),
+        cmocka_unit_test(test_read_file_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
