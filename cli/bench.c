@@ -217,7 +217,7 @@ static void job_run(struct job *j)
     switch (j->kind) {
     case JOB_STEP:
         if (j->h[IR_HYPER_STEP] > 0) /* a training step: the optimizer counts */
-            j->h[IR_HYPER_STEP] += 1;
+            nncc_train_hyper_next(j->h);
         j->e->step(j->n, j->e->params, j->in, j->out, j->ws, j->h);
         break;
     case JOB_FORWARD:
@@ -558,8 +558,8 @@ static int cmp_kernel_time(const void *a, const void *b)
 static enum nncc_status profile_step(nncc_model *m, struct job *base, int calls, struct results *r)
 {
     struct nncc_train_state *t = m->train;
-    struct cg_entry e = {.p = &t->train, .name = "nncc_train_step", .prefix = "t",
-                         .kind = CG_STEP, .profile = true};
+    struct cg_entry e = {.plan = &t->train, .name = "nncc_train_step", .prefix = "t",
+                         .profile = true};
     struct nncc_exec *x = nncc_exec_build(&e, 1, m->name);
     if (!x)
         return nncc_last_status();
@@ -585,7 +585,7 @@ static enum nncc_status profile_step(nncc_model *m, struct job *base, int calls,
         return nncc_fail(NNCC_ERR_NOMEM, "bench: out of memory");
     }
     for (int k = 0; k < *count; k++) {
-        all[k].node = t->train.nodes[node[k]];
+        all[k].node = t->train.program.nodes[node[k]];
         all[k].s = secs[k] / calls;
         all[k].flops = node_flops(all[k].node) * j.n;
     }
@@ -650,24 +650,13 @@ static void print_json(const struct bench_opts *o, const char *name, const struc
     printf("}\n");
 }
 
-/* Bytes of p's planned value arenas for a batch of n, and with one region
+/* Bytes of a plan's value arenas for a batch of n, and with one region
  * per value (no reuse). */
-static enum nncc_status arena_bytes(const struct ir_program *p, int n, size_t *planned,
-                                    size_t *unplanned)
+static void arena_bytes(const struct ir_plan *plan, int n, size_t *planned, size_t *unplanned)
 {
-    struct ir_memplan plan;
-    struct ir_fused *fused = nncc_fuse(p);
-    if (!fused)
-        return nncc_last_status();
-    enum nncc_status st = nncc_memplan(p, fused, &plan);
-    free(fused);
-    if (st != NNCC_OK)
-        return st;
-    *planned = sizeof(float) * (size_t)(plan.fixed_size + (int64_t)n * plan.per_sample_size);
-    *unplanned = sizeof(float) *
-                 (size_t)(plan.unplanned_fixed + (int64_t)n * plan.unplanned_per_sample);
-    nncc_memplan_free(&plan);
-    return NNCC_OK;
+    const struct ir_memplan *m = &plan->mem;
+    *planned = sizeof(float) * (size_t)(m->fixed_size + (int64_t)n * m->per_sample_size);
+    *unplanned = sizeof(float) * (size_t)(m->unplanned_fixed + (int64_t)n * m->unplanned_per_sample);
 }
 
 static enum nncc_status measure(nncc_model *m, const struct bench_opts *o, struct results *r)
@@ -706,11 +695,8 @@ static enum nncc_status measure(nncc_model *m, const struct bench_opts *o, struc
                 lp[k] = &logs[k];
             const float *in[2] = {x, y};
             struct job j = {.kind = JOB_STEP, .e = en, .n = o->batch, .in = in, .out = lp, .ws = ws};
-            if (e == 0) {
-                j.h[IR_HYPER_LR] = t->learning_rate;
-                j.h[IR_HYPER_STEP] = (double)(t->iterations + 1);
-                j.h[IR_HYPER_SEED] = 12345;
-            }
+            if (e == 0)
+                nncc_train_hyper(t, j.h);
             double s = time_job(&j, o->iters, 0.02);
             if (s < 0) {
                 st = nncc_fail(NNCC_ERR_NOMEM, "bench: out of memory");
@@ -723,11 +709,9 @@ static enum nncc_status measure(nncc_model *m, const struct bench_opts *o, struc
                     goto done;
             }
         }
-        r->train_flops = program_flops(&t->train);
-        r->eval_flops = program_flops(&t->eval);
-        st = arena_bytes(&t->train, o->batch, &r->arena_train, &r->arena_train_unplanned);
-        if (st != NNCC_OK)
-            goto done;
+        r->train_flops = program_flops(&t->train.program);
+        r->eval_flops = program_flops(&t->eval.program);
+        arena_bytes(&t->train, o->batch, &r->arena_train, &r->arena_train_unplanned);
     }
     if (o->infer) {
         struct nncc_exec_entry *en = &m->exec->entry[0];

@@ -34,6 +34,7 @@
 #include "frontend/frontend.h"
 #include "codegen/aot.h"
 #include "runtime/jit/jit.h"
+#include "runtime/train/train.h"
 #include "cli/cli.h"
 
 extern char **environ;
@@ -356,6 +357,60 @@ static int build(const struct copts *o, const char *cc, const char *dir, const c
     return place(obj_path, target);
 }
 
+
+/* What codegen/aot.c needs of model m: its inference forward and, with
+ * --train, its training step, lowered by the pipeline (plans[0] and
+ * plans[1..2]), its weights in layer order (am->weights, malloc'd) and
+ * its optimizer state. */
+static enum nncc_status aot_model(nncc_model *m, bool train, struct ir_plan plans[3],
+                                  struct nncc_aot_model *am)
+{
+    memset(am, 0, sizeof *am);
+    am->name = m->name;
+    int cap = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        cap += m->layers[i]->n_weights;
+    if (!(am->weights = malloc(sizeof *am->weights * (size_t)(cap + 1))))
+        return nncc_fail(NNCC_ERR_NOMEM, "compile: out of memory");
+    for (int i = 0; i < m->n_layers; i++)
+        for (int k = 0; k < m->layers[i]->n_weights; k++)
+            am->weights[am->n_weights++] = m->layers[i]->weights[k];
+    struct nncc_lower_opts lo = {.model_name = m->name};
+    enum nncc_status st = nncc_lower(&m->program, &lo, plans);
+    if (st)
+        return st;
+    am->forward = &plans[0];
+    if (!train)
+        return NNCC_OK;
+    struct nncc_train_state *t = m->train;
+    if (!t)
+        return nncc_fail(NNCC_ERR_ARG,
+                         "compile --train: model \"%s\" is not compiled: save it after "
+                         "nncc_compile() (nncc_save), or call nncc_compile() in the entry",
+                         m->name);
+    struct nncc_shape out = m->outputs[0]->shape, target = out;
+    if (t->opts.loss == NNCC_SPARSE_CATEGORICAL_CROSSENTROPY)
+        target.rank = out.rank - 1; /* one class index per row */
+    if (target.rank < 1)
+        target = out;
+    struct nncc_train_spec spec = nncc_train_spec_of(m, target);
+    lo.train = &spec;
+    if ((st = nncc_lower(&m->program, &lo, plans + 1)) != NNCC_OK)
+        return st;
+    am->train = &plans[1];
+    am->slots = t->slots;
+    am->n_slots = t->n_params * t->n_slots;
+    am->target = target;
+    am->optimizer = t->opts.optimizer.kind;
+    am->loss = t->opts.loss;
+    am->n_metrics = t->n_metrics;
+    for (int k = 0; k < t->n_metrics; k++)
+        am->metric_names[k] = t->metric_names[k];
+    am->learning_rate = t->learning_rate;
+    am->iterations = t->iterations;
+    return NNCC_OK;
+}
+
 int cmd_compile(int argc, char **argv)
 {
     struct copts o = {0};
@@ -424,8 +479,16 @@ int cmd_compile(int argc, char **argv)
     char header[300];
     snprintf(header, sizeof header, "%s.h", o.emit == EMIT_EXE ? name : base);
     struct nncc_aot_opts ao = {.name = name, .batch = o.batch, .external_weights = o.external,
-                               .train = o.train, .origin = o.a.file, .header = header};
-    if (nncc_aot_generate(m, &ao, &g) != NNCC_OK) {
+                               .origin = o.a.file, .header = header};
+    struct ir_plan plans[3] = {0};
+    struct nncc_aot_model am;
+    enum nncc_status gst = aot_model(m, o.train, plans, &am);
+    if (!gst)
+        gst = nncc_aot_generate(&am, &ao, &g);
+    free(am.weights);
+    for (int k = 0; k < 3; k++)
+        ir_plan_free(&plans[k]);
+    if (gst != NNCC_OK) {
         fprintf(stderr, "nncc compile: %s: %s\n", o.a.file, nncc_last_error());
         goto done;
     }

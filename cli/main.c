@@ -290,18 +290,15 @@ static int cmd_run(int argc, char **argv)
  * prints exactly Keras' table. */
 static enum nncc_status print_planned_workspace(const nncc_model *m)
 {
-    struct ir_memplan plan;
-    struct ir_fused *fused = nncc_fuse(&m->program);
-    if (!fused)
-        return nncc_last_status();
-    enum nncc_status st = nncc_memplan(&m->program, fused, &plan);
-    free(fused);
-    if (st != NNCC_OK)
-        return st;
-    printf("Planned workspace (inference, batch 1): %lld bytes\n",
-           (long long)(plan.fixed_size + plan.per_sample_size) * (long long)sizeof(float));
-    nncc_memplan_free(&plan);
-    return NNCC_OK;
+    struct nncc_lower_opts lo = {.model_name = m->name};
+    struct ir_plan plan[2];
+    enum nncc_status st = nncc_lower(&m->program, &lo, plan);
+    if (!st)
+        printf("Planned workspace (inference, batch 1): %lld bytes\n",
+               (long long)(plan[0].mem.fixed_size + plan[0].mem.per_sample_size) *
+                   (long long)sizeof(float));
+    ir_plan_free(&plan[0]);
+    return st;
 }
 
 /* nncc summary FILE.safetensors: a model saved by nncc_save. */

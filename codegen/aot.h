@@ -11,13 +11,12 @@
 #ifndef NNCC_CODEGEN_AOT_H
 #define NNCC_CODEGEN_AOT_H
 
-#include "frontend/frontend.h"
+#include "ir/plan.h"
 
 struct nncc_aot_opts {
     const char *name;      /* a C identifier (nncc_aot_ident): prefix of every exported name */
     int batch;             /* NAME_BATCH: rows per call in the standalone program (> 0) */
     bool external_weights; /* the weights go to NAME.bin, which the caller passes in */
-    bool train;            /* also the training step (the model must be compiled) */
     const char *origin;    /* what the model came from, for the header's comment */
     const char *header;    /* the header's file name, as NAME.c includes it (default NAME.h;
                               letters, digits, '_', '-', '.' only) */
@@ -32,9 +31,29 @@ struct nncc_aot {
     int n_inputs, n_outputs;
 };
 
+/* What the generator needs of a model, lowered by the caller (nncc_lower):
+ * codegen sees plans and values, not layers or training state. */
+struct nncc_aot_model {
+    const char *name;              /* the model's name */
+    const struct ir_plan *forward; /* the inference forward */
+    nncc_tensor **weights;         /* every weight, in NAME.bin's order */
+    int n_weights;
+    /* --train: the training step, and what its ABI documents. */
+    const struct ir_plan *train;   /* NULL: inference only */
+    nncc_tensor **slots;           /* optimizer state, after the weights in NAME.bin */
+    int n_slots;
+    struct nncc_shape target;      /* y, batch included */
+    enum nncc_optimizer_kind optimizer;
+    enum nncc_loss loss;
+    int n_metrics;                 /* logs: the loss, then these metrics */
+    const char *metric_names[4];
+    float learning_rate;           /* at export */
+    int64_t iterations;            /* optimizer steps taken before export */
+};
+
 /* Generates the sources; on failure everything is freed and the error set
  * (NNCC_ERR_ARG for a model that cannot be deployed as asked). */
-enum nncc_status nncc_aot_generate(nncc_model *m, const struct nncc_aot_opts *o,
+enum nncc_status nncc_aot_generate(const struct nncc_aot_model *m, const struct nncc_aot_opts *o,
                                    struct nncc_aot *out);
 void nncc_aot_free(struct nncc_aot *a);
 

@@ -11,22 +11,21 @@
  * large chains are split over threads.
  */
 #include <string.h>
-#include "codegen.h"
-#include "passes/passes.h"
+#include "codegen/codegen.h"
 
 /* Kernel parameter names: the head's inputs h0…, then each follower's
  * inputs after its first (the chain value) as f<k>_<s>. */
-static void params(struct cw *w, const struct ir_node *n, const struct ir_fused *f)
+static void params(struct cw *w, const struct ir_node *n, const struct ir_group *f)
 {
     for (int s = 0; s < n->n_in; s++)
         cw_raw(w, ", const float *restrict h%d", s);
-    for (int k = 0; k < f->n_chain; k++)
-        for (int s = 1; s < f->chain[k]->n_in; s++)
+    for (int k = 0; k < f->chain.n; k++)
+        for (int s = 1; s < f->chain.node[k]->n_in; s++)
             cw_raw(w, ", const float *restrict f%d_%d", k, s);
 }
 
 static void args(struct cw *w, const struct cg *cg, const struct ir_node *n,
-                 const struct ir_fused *f)
+                 const struct ir_group *f)
 {
     for (int s = 0; s < n->n_in; s++) {
         /* An activation gradient whose z was fused away reads y for it. */
@@ -35,9 +34,9 @@ static void args(struct cw *w, const struct cg *cg, const struct ir_node *n,
             t = n->in[2];
         cw_raw(w, ", %s", cg_buf(cg, t));
     }
-    for (int k = 0; k < f->n_chain; k++) {
-        const struct ir_node *r = f->chain[k];
-        const struct ir_fused *rf = cg_fused(cg, r);
+    for (int k = 0; k < f->chain.n; k++) {
+        const struct ir_node *r = f->chain.node[k];
+        const struct ir_group *rf = cg_group(cg, r);
         for (int s = 1; s < r->n_in; s++)
             cw_raw(w, ", %s", cg_buf(cg, s == 1 && rf->grad_from_y ? r->in[2] : r->in[s]));
     }
@@ -45,14 +44,14 @@ static void args(struct cw *w, const struct cg *cg, const struct ir_node *n,
 
 void emit_chain(struct cg *cg, const struct ir_node *n)
 {
-    const struct ir_fused *f = cg_fused(cg, n);
+    const struct ir_group *f = cg_group(cg, n);
     const nncc_tensor *res = f->result;
     struct cw *w = &cg->defs;
     char what[400], xs[100];
     int len = snprintf(what, sizeof what, "%s", ir_op(n->op)->name);
-    for (int k = 0; k < f->n_chain && len > 0 && (size_t)len < sizeof what; k++)
+    for (int k = 0; k < f->chain.n && len > 0 && (size_t)len < sizeof what; k++)
         len += snprintf(what + len, sizeof what - (size_t)len, " -> %s %s",
-                        ir_op(f->chain[k]->op)->name, nncc_activation_name(f->chain[k]->a.act));
+                        ir_op(f->chain.node[k]->op)->name, nncc_activation_name(f->chain.node[k]->a.act));
     snprintf(what + (len > 0 && (size_t)len < sizeof what ? len : 0),
              sizeof what - (len > 0 && (size_t)len < sizeof what ? (size_t)len : 0),
              " on %s, one loop", cg_shape(n->out->shape, xs, sizeof xs));
@@ -108,8 +107,8 @@ void emit_chain(struct cg *cg, const struct ir_node *n)
                 ir_activation_deriv(a->act));
         break;
     }
-    for (int k = 0; k < f->n_chain; k++) {
-        const struct ir_node *r = f->chain[k];
+    for (int k = 0; k < f->chain.n; k++) {
+        const struct ir_node *r = f->chain.node[k];
         if (r->op == IR_ACTIVATION)
             cw_line(w, "{ const float v = t; t = %s; }", ir_activation_expr(r->a.act));
         else

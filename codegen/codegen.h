@@ -12,7 +12,7 @@
 #ifndef NNCC_CODEGEN_H
 #define NNCC_CODEGEN_H
 
-#include "ir/ir.h"
+#include "ir/plan.h"
 
 /* Bumped whenever the generated entry points change. */
 #define NNCC_ABI_VERSION 2
@@ -38,24 +38,23 @@ struct cg {
     int *local;         /* node id → its index in the program (names in C) */
     char scratch[96];   /* where kernel scratch space starts (after all values) */
     int64_t scratch_max; /* the most any kernel asked for */
-    const struct ir_fused *fused; /* per program node (passes/fuse.c), or NULL */
-    const struct ir_tile *tile;   /* per program node (passes/tile.c) */
+    const struct ir_plan *plan;   /* groups and tiles per program node */
 };
-struct ir_tile;
-/* The node's schedule (passes/tile.c). */
+/* The node's schedule (ir/plan.h, made by passes/tile.c). */
 const struct ir_tile *cg_tile(const struct cg *cg, const struct ir_node *n);
 
 /* ---- Fusion epilogues (codegen/epilogue.c) ---- */
-struct ir_fused;
-/* The node's fusion plan (an empty one when it has none). */
-const struct ir_fused *cg_fused(const struct cg *cg, const struct ir_node *n);
+/* The node's fusion group (ir/plan.h); an empty one when the plan has none. */
+const struct ir_group *cg_group(const struct cg *cg, const struct ir_node *n);
+/* Its epilogue (an empty one unless the group has one). */
+const struct ir_epilogue *cg_epilogue(const struct cg *cg, const struct ir_node *n);
 /* Where a node's kernel writes: its group's result when it heads one. */
 const char *cg_out(const struct cg *cg, const struct ir_node *n);
 /* The extra kernel parameters ("bias", "yv") the plan needs, and their arguments. */
-void cg_epilogue_params(struct cw *w, const struct ir_fused *f);
-void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_fused *f);
+void cg_epilogue_params(struct cw *w, const struct ir_epilogue *f);
+void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_epilogue *f);
 /* bias + activation (or softmax) on `rows` rows of N floats from `ptr`. */
-void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, const char *rows,
+void cg_epilogue_rows(struct cw *w, const struct ir_epilogue *f, const char *ptr, const char *rows,
                       long long N);
 /* A GEMM-family kernel: `static void kN(int n, const float *a, const float
  * *b, float *c[, epilogue operands][, float *wp])` and its call; wp is
@@ -70,13 +69,13 @@ long long cg_packed_floats(long long k, long long n);
  * the softmax kernel share it, so they give the same floats. */
 void cg_softmax_row(struct cw *w, const char *x, const char *y, long long N);
 /* ptr[i] *= act'(y[i]) for i < count. */
-void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,
+void cg_epilogue_dact(struct cw *w, const struct ir_epilogue *f, const char *ptr, const char *yptr,
                       const char *count);
 
 /* One image's pooling gradient (codegen/pool.c) into `dxb`, with a fused
  * activation gradient; in scope: b, dy, am (max pooling), yv, and the
  * pooling's output as named by y. */
-void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
+void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_epilogue *f,
                         const char *y);
 /* One cell of a max-pooling window (codegen/pool.c): for every channel
  * c < C, yp[c] = the larger of yp[c] and src[c] and, with argmax, ap[c] = k
@@ -138,21 +137,19 @@ extern const char nncc_prelude_gemm_text[];
 extern const char nncc_prelude_math_text[];
 bool cg_needs_gemm(enum ir_op op);
 
-/* One entry point of a generated translation unit.
- *   CG_FORWARD: void NAME(int n, const float *const *p, const float *const *in,
- *                         float *const *out, float *ws);
- *   CG_STEP:    void NAME(int n, float *const *p, const float *const *in,
- *                         float *const *out, float *ws, const double *h);
+/* One entry point of a generated translation unit, from a finished plan
+ * (passes/pipeline.c's nncc_lower):
+ *   inference forward: void NAME(int n, const float *const *p, const float *const *in,
+ *                                float *const *out, float *ws);
+ *   a step (plan->step): void NAME(int n, float *const *p, const float *const *in,
+ *                                  float *const *out, float *ws, const double *h);
  * p: parameter (and optimizer slot) values in program order; in: the
  * program's inputs; out: its outputs; ws: n·ws_per_sample + ws_fixed floats;
  * h: step hyper-parameters (see IR_HYPER_*). */
-enum cg_kind { CG_FORWARD, CG_STEP };
-
 struct cg_entry {
-    const struct ir_program *p;
+    const struct ir_plan *plan;
     const char *name;      /* the function's name */
     const char *prefix;    /* distinguishes its kernels from other entries' */
-    enum cg_kind kind;
     bool profile;          /* time every kernel call (see below) */
     int64_t ws_fixed;      /* out: workspace floats independent of n */
     int64_t ws_per_sample; /* out: workspace floats per sample */
@@ -170,7 +167,7 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
                               char **source, size_t *len);
 
 /* The inference forward alone, as entry "nncc_forward". */
-enum nncc_status nncc_codegen_forward(const struct ir_program *p, const char *model_name,
+enum nncc_status nncc_codegen_forward(const struct ir_plan *plan, const char *model_name,
                                       char **source, size_t *len, int64_t *ws_per_sample);
 
 #endif

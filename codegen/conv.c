@@ -25,8 +25,7 @@
  * into partial sums (dw's rows for a pointwise or very large filter); so
  * every value is summed in the same order whatever the thread count.
  */
-#include "codegen.h"
-#include "passes/passes.h"
+#include "codegen/codegen.h"
 
 struct conv {
     long long H, W, C, OH, OW, F, KH, KW, K;
@@ -203,7 +202,7 @@ static void emit_conv2d_direct(struct cg *cg, const struct ir_node *n, const str
     char at[64], count[64];
     snprintf(at, sizeof at, "(y + l0 * %lldL)", OWF);
     snprintf(count, sizeof count, "nl * %lldL", c->OW);
-    cg_epilogue_rows(w, cg_fused(cg, n), at, count, c->F);
+    cg_epilogue_rows(w, cg_epilogue(cg, n), at, count, c->F);
     cg_parallel_or_serial(out, work, "for (long blk = 0; blk < nb; blk++) {", &body);
     cw_free(&body);
 }
@@ -249,7 +248,7 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     }
     char at[64];
     snprintf(at, sizeof at, "(y + r0 * %lldL)", c.F);
-    cg_epilogue_rows(w, cg_fused(cg, n), at, "m", c.F);
+    cg_epilogue_rows(w, cg_epilogue(cg, n), at, "m", c.F);
     cg_parallel_or_serial(out, work, "for (long blk = 0; blk < nb; blk++) {", &body);
     cw_free(&body);
     cg_gemm_close(cg, n, cg_packed_floats(c.K, c.F));
@@ -307,7 +306,7 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     char yat[64], count[32];
     snprintf(yat, sizeof yat, "(yv + b * %lldL)", c.H * c.W * c.C);
     snprintf(count, sizeof count, "%lldL", c.H * c.W * c.C);
-    cg_epilogue_dact(w, cg_fused(cg, n), "dxb", yat, count);
+    cg_epilogue_dact(w, cg_epilogue(cg, n), "dxb", yat, count);
     w->indent--;
     cw_line(w, "}");
     cg_gemm_close(cg, n, cg_packed_floats(c.F, c.K));
@@ -491,8 +490,10 @@ static void emit_direct_wgrad(struct cw *w, const struct conv *c)
  * added in order, so the result does not depend on the thread count. */
 void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
 {
-    const struct ir_fused *f = cg_fused(cg, n);
-    const struct ir_node *wn = f->wgrad;
+    const struct ir_group *g = cg_group(cg, n);
+    const struct ir_epilogue *f = &g->pool_wgrad.epi;
+    const struct ir_node *wn = g->pool_wgrad.wgrad;
+    const nncc_tensor *bias_grad = g->pool_wgrad.bias_grad;
     struct conv c = conv_dims(wn, wn->in[0], wn->in[1], wn->out);
     long long P = c.OH * c.OW, KF = c.K * c.F, stride = (KF + c.F + 15) / 16 * 16;
     struct cw *w = &cg->defs;
@@ -550,7 +551,7 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
     w->indent--;
     cw_line(w, "}");
     cg_sum_eight(w, KF, "part", stride, "dw");
-    if (f->result2) {
+    if (bias_grad) {
         char pb[64];
         snprintf(pb, sizeof pb, "(part + %lldL)", KF);
         cg_sum_eight(w, c.F, pb, stride, "db");
@@ -559,7 +560,7 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s, %s, %s, %s", cg->prefix, cg_id(cg, n),
            cg_buf(cg, n->in[0]), cg_buf(cg, n->in[1]), cg_buf(cg, n->in[2]), cg_buf(cg, wn->in[0]),
-           cg_buf(cg, wn->out), f->result2 ? cg_buf(cg, f->result2) : "NULL");
+           cg_buf(cg, wn->out), bias_grad ? cg_buf(cg, bias_grad) : "NULL");
     if (n->a.pool_max)
         cw_raw(&cg->body, ", %s", cg_buf(cg, n->in[3]));
     cg_epilogue_args(&cg->body, cg, f);
@@ -575,8 +576,10 @@ void emit_pool_wgrad(struct cg *cg, const struct ir_node *n)
  * image so a single image still uses two threads. */
 void emit_conv_pool(struct cg *cg, const struct ir_node *n)
 {
-    const struct ir_fused *f = cg_fused(cg, n);
-    const struct ir_node *pn = f->pool;
+    const struct ir_group *g = cg_group(cg, n);
+    const struct ir_node *pn = g->conv_pool.pool;
+    const nncc_tensor *argmax = g->conv_pool.argmax;
+    const struct ir_epilogue *f = &g->conv_pool.epi;
     struct conv c = conv_dims(n, n->in[0], n->in[1], n->in[1]);
     c.OH = n->out->shape.dim[1], c.OW = n->out->shape.dim[2], c.F = n->out->shape.dim[3];
     const struct ir_tile *t = cg_tile(cg, n);
@@ -598,7 +601,7 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
     comment(cg, n, "convolution, then max pooling of each band of its output", &c);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict w,",
             cg->prefix, cg_id(cg, n));
-    cw_raw(w, "               float *restrict py%s", f->result2 ? ", float *restrict am" : "");
+    cw_raw(w, "               float *restrict py%s", argmax ? ", float *restrict am" : "");
     cg_epilogue_params(w, f);
     cw_raw(w, "%s)\n", packed ? ", float *restrict wp" : "");
     cw_line(w, "{");
@@ -639,22 +642,22 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
     w->indent += 2;
     cw_line(w, "const long o = ((img * %lldL + g0 + pb) * %lldL + pw) * %lldL;", POH, POW, c.F);
     cw_line(w, "float *restrict yp = py + o;");
-    if (f->result2)
+    if (argmax)
         cw_line(w, "float *restrict ap = am + o;");
     cg_simd(w);
     cw_line(w, "for (long ch = 0; ch < %lldL; ch++) {", c.F);
     cw_line(w, "    yp[ch] = -INFINITY;");
-    if (f->result2)
+    if (argmax)
         cw_line(w, "    ap[ch] = 0.0f;");
     cw_line(w, "}");
     cw_line(w, "for (long kh = 0; kh < %lldL; kh++)", PH);
     cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", PW);
     cw_line(w, "        const float *restrict tp = yt + ((pb * %lldL + kh) * %lldL + pw * %lldL + kw) * "
             "%lldL;", PH, c.OW, PW, c.F);
-    if (f->result2)
+    if (argmax)
         cw_line(w, "        const float k = (float)(kh * %lldL + kw);", PW);
     w->indent += 2;
-    cg_max_cell(w, c.F, "tp", f->result2 != NULL);
+    cg_max_cell(w, c.F, "tp", argmax != NULL);
     w->indent -= 2;
     cw_line(w, "    }");
     w->indent -= 2;
@@ -664,9 +667,9 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n)
     w->indent--;
     cw_line(w, "}");
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-           cg_buf(cg, n->in[1]), cg_buf(cg, f->result));
-    if (f->result2)
-        cw_raw(&cg->body, ", %s", cg_buf(cg, f->result2));
+           cg_buf(cg, n->in[1]), cg_buf(cg, g->result));
+    if (argmax)
+        cw_raw(&cg->body, ", %s", cg_buf(cg, argmax));
     cg_epilogue_args(&cg->body, cg, f);
     if (packed)
         cw_raw(&cg->body, ", %s", cg_scratch(cg, packed));

@@ -7,8 +7,7 @@
  * interpreter compiles in double.
  */
 #include <string.h>
-#include "codegen.h"
-#include "passes/passes.h"
+#include "codegen/codegen.h"
 #include "ir/dropout_rng.h"
 
 void emit_bias_add(struct cg *cg, const struct ir_node *n)
@@ -173,7 +172,7 @@ void emit_activation_grad(struct cg *cg, const struct ir_node *n)
     cw_line(w, "}");
     /* When fusion removed the activation's input, f' is computed from y
      * (passes/fuse.c allows that only where it is exact). */
-    const nncc_tensor *x = cg_fused(cg, n)->grad_from_y ? n->in[2] : n->in[1];
+    const nncc_tensor *x = cg_group(cg, n)->grad_from_y ? n->in[2] : n->in[1];
     cw_line(&cg->body, "%sk%d(n, %s, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
             cg_buf(cg, x), cg_buf(cg, n->in[2]), cg_buf(cg, n->out));
 }

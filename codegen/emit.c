@@ -4,9 +4,9 @@
  * Buffers: inputs are in[k], parameters and optimizer slots p[k] (program
  * order), view ops (reshape, inference dropout) reuse their input's memory,
  * a node whose value is a program output writes straight into out[k], and
- * every other value gets a workspace region from the memory plan
- * (passes/memplan.c, run here on each entry's final program), which reuses
- * regions by liveness.  Values without a batch dimension (weight
+ * every other value gets a workspace region from the plan's memory plan
+ * (ir/plan.h, made by passes/memplan.c), which reuses regions by liveness.
+ * Codegen runs no pass: each entry comes with a finished plan.  Values without a batch dimension (weight
  * gradients, the loss) live in the fixed arena at the front, `ws + offset`;
  * batched values in the batched arena after it, at `ws + fixed + n ×
  * offset` with offsets and sizes in floats per sample.  So a step needs
@@ -15,15 +15,14 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "codegen.h"
-#include "passes/passes.h"
+#include "codegen/codegen.h"
 #include "ir/dropout_rng.h"
 
 int cg_id(const struct cg *cg, const struct ir_node *n) { return cg->local[n->id]; }
 
 const struct ir_tile *cg_tile(const struct cg *cg, const struct ir_node *n)
 {
-    return &cg->tile[cg_id(cg, n)];
+    return &cg->plan->tiles[cg_id(cg, n)];
 }
 
 const char *cg_scratch(struct cg *cg, int64_t floats)
@@ -44,6 +43,20 @@ void emit_leaf(struct cg *cg, const struct ir_node *n)
     (void)cg, (void)n; /* inputs, parameters and views need no kernel */
 }
 
+/* codegen's per-op table, from ir/ops.def's emitter column: an op whose
+ * emitter is missing fails to link, and the table has a row per op. */
+typedef void (*cg_emit_fn)(struct cg *cg, const struct ir_node *n);
+#define OP(id, name, arity, view, reduces, shape, ref, emit) \
+    void emit(struct cg *cg, const struct ir_node *n);
+#include "ir/ops.def"
+#undef OP
+static const cg_emit_fn emitters[] = {
+#define OP(id, name, arity, view, reduces, shape, ref, emit) [IR_##id] = emit,
+#include "ir/ops.def"
+#undef OP
+};
+_Static_assert(sizeof emitters / sizeof emitters[0] == IR_OP_COUNT, "an emitter per op");
+
 static int output_slot(const struct ir_program *p, const nncc_tensor *t)
 {
     for (int k = 0; k < p->n_outputs; k++)
@@ -55,8 +68,10 @@ static int output_slot(const struct ir_program *p, const nncc_tensor *t)
 /* Emits one entry's kernels and function into tu. */
 static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
 {
-    const struct ir_program *p = e->p;
-    struct cg cg = {.p = p, .body = {.indent = 1}, .prefix = e->prefix};
+    const struct ir_plan *pl = e->plan;
+    const struct ir_program *p = &pl->program;
+    struct cg cg = {.p = p, .plan = pl, .body = {.indent = 1}, .prefix = e->prefix};
+    NNCC_ASSERT(pl->groups && pl->tiles && pl->mem.n == p->n_nodes); /* a finished plan */
     cg.buf = calloc((size_t)p->g->n_nodes + 1, sizeof *cg.buf);
     cg.local = calloc((size_t)p->g->n_nodes + 1, sizeof *cg.local);
     if (!cg.buf || !cg.local) {
@@ -66,38 +81,9 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     }
     for (int i = 0; i < p->n_nodes; i++)
         cg.local[p->nodes[i]->id] = i;
-    struct ir_fused *fused = nncc_fuse(p);
-    if (!fused) {
-        free(cg.buf);
-        free(cg.local);
-        return nncc_last_status();
-    }
-    cg.fused = fused;
-    struct ir_tile *tile = nncc_tile(p);
-    if (!tile) {
-        free(fused);
-        free(cg.buf);
-        free(cg.local);
-        return nncc_last_status();
-    }
-    cg.tile = tile;
-    if (nncc_dump_wanted("tile")) {
-        fprintf(stderr, "; %s: schedules\n", e->name);
-        nncc_tile_print(p, tile, stderr);
-    }
-    if (nncc_dump_wanted("fuse")) {
-        fprintf(stderr, "; %s: fusion groups\n", e->name);
-        nncc_fuse_print(p, fused, stderr);
-    }
-    struct ir_memplan plan;
-    enum nncc_status st = nncc_memplan(p, fused, &plan);
-    if (st) {
-        free(fused);
-        free(tile);
-        free(cg.buf);
-        free(cg.local);
-        return st;
-    }
+    const struct ir_group *fused = pl->groups;
+    const struct ir_memplan plan = pl->mem;
+    enum nncc_status st = NNCC_OK;
     int64_t fixed = plan.fixed_size, per_sample = plan.per_sample_size;
     int n_params = 0;
     for (int i = 0; i < p->n_nodes && !st; i++) {
@@ -142,12 +128,19 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         if (e->profile)
             cw_line(&cg.body, "{ const double t0_ = nn_prof_now();");
         size_t opened = cg.body.len;
-        if (fused[i].n_chain) /* an element-wise chain's one loop */
+        switch (fused[i].kind) {
+        case IR_GROUP_MEMBER: /* its head's kernel computed it */
+            break;
+        case IR_GROUP_CHAIN: /* an element-wise chain's one loop */
             emit_chain(&cg, p->nodes[i]);
-        else if (fused[i].pool) /* a convolution with its max pooling */
+            break;
+        case IR_GROUP_CONV_POOL: /* a convolution with its max pooling */
             emit_conv_pool(&cg, p->nodes[i]);
-        else if (!fused[i].absorbed) /* else its head's kernel computed it */
-            ir_op(p->nodes[i]->op)->emit(&cg, p->nodes[i]);
+            break;
+        default: /* the op's emitter reads the group's operands */
+            emitters[p->nodes[i]->op](&cg, p->nodes[i]);
+            break;
+        }
         if (!e->profile)
             continue;
         if (cg.body.len == opened) { /* no kernel: drop the timer */
@@ -183,7 +176,7 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         cw_raw(tu, "-1};\n");
     }
     free(prof_node);
-    const char *sig = e->kind == CG_FORWARD
+    const char *sig = !pl->step
                           ? "(int n, const float *const *p, const float *const *in,\n"
                             "        float *const *out, float *ws)"
                           : "(int n, float *const *p, const float *const *in,\n"
@@ -192,7 +185,7 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
     cw_line(tu, "void %s%s", e->name, sig);
     cw_line(tu, "{");
     cw_line(tu, "    (void)p, (void)in, (void)ws;");
-    if (e->kind == CG_STEP)
+    if (pl->step)
         cw_line(tu, "    (void)h;");
     cw_raw(tu, "%s", cg.body.s ? cg.body.s : "");
     cw_line(tu, "}");
@@ -200,9 +193,6 @@ static enum nncc_status emit_entry(struct cg_entry *e, struct cw *tu)
         st = nncc_fail(NNCC_ERR_NOMEM, "out of memory (codegen)");
     e->ws_fixed = fixed;
     e->ws_per_sample = per_sample;
-    nncc_memplan_free(&plan);
-    free(fused);
-    free(tile);
     for (int i = 0; i < p->g->n_nodes; i++)
         free(cg.buf[i]);
     free(cg.buf);
@@ -250,15 +240,15 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
     cw_line(&tu, "const long nncc_abi_version = %d;", NNCC_ABI_VERSION);
     bool dropout = false;
     for (int i = 0; i < n_entries; i++)
-        for (int k = 0; k < entries[i].p->n_nodes; k++)
-            dropout |= entries[i].p->nodes[k]->op == IR_DROPOUT_TRAIN ||
-                       entries[i].p->nodes[k]->op == IR_DROPOUT_GRAD;
+        for (int k = 0; k < entries[i].plan->program.n_nodes; k++)
+            dropout |= entries[i].plan->program.nodes[k]->op == IR_DROPOUT_TRAIN ||
+                       entries[i].plan->program.nodes[k]->op == IR_DROPOUT_GRAD;
     if (dropout)
         cw_line(&tu, "%s", NNCC_XSTR(NNCC_DROPOUT_RNG_SRC));
     bool gemm = false;
     for (int i = 0; i < n_entries; i++)
-        for (int k = 0; k < entries[i].p->n_nodes; k++)
-            gemm |= cg_needs_gemm(entries[i].p->nodes[k]->op);
+        for (int k = 0; k < entries[i].plan->program.n_nodes; k++)
+            gemm |= cg_needs_gemm(entries[i].plan->program.nodes[k]->op);
     if (gemm)
         cw_raw(&tu, "%s\n", nncc_prelude_gemm_text);
     /* The entries go to a buffer of their own first: the math prelude is
@@ -269,11 +259,6 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
     struct cw entries_tu = {0};
     enum nncc_status st = NNCC_OK;
     for (int i = 0; i < n_entries && !st; i++) {
-        if (nncc_dump_wanted("emit")) {
-            fprintf(stderr, "; model \"%s\", %s, before code generation\n", model_name,
-                    entries[i].name);
-            ir_print(entries[i].p, stderr);
-        }
         st = emit_entry(&entries[i], &entries_tu);
     }
     if (!st && entries_tu.s) {
@@ -293,10 +278,10 @@ enum nncc_status nncc_codegen(struct cg_entry *entries, int n_entries, const cha
     return NNCC_OK;
 }
 
-enum nncc_status nncc_codegen_forward(const struct ir_program *p, const char *model_name,
+enum nncc_status nncc_codegen_forward(const struct ir_plan *plan, const char *model_name,
                                       char **source, size_t *len, int64_t *ws_per_sample)
 {
-    struct cg_entry e = {.p = p, .name = "nncc_forward", .prefix = "", .kind = CG_FORWARD};
+    struct cg_entry e = {.plan = plan, .name = "nncc_forward", .prefix = ""};
     enum nncc_status st = nncc_codegen(&e, 1, model_name, source, len);
     *ws_per_sample = e.ws_per_sample; /* (the fixed part is kernel scratch space) */
     return st;

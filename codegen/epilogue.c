@@ -8,23 +8,26 @@
  * the same floats in the same order.  Also the signature and call of the
  * GEMM-family kernels, which carry these epilogues' operands.
  */
-#include "codegen.h"
-#include "passes/passes.h"
+#include "codegen/codegen.h"
 
-static const struct ir_fused no_fusion;
-
-const struct ir_fused *cg_fused(const struct cg *cg, const struct ir_node *n)
+const struct ir_group *cg_group(const struct cg *cg, const struct ir_node *n)
 {
-    return cg->fused ? &cg->fused[cg_id(cg, n)] : &no_fusion;
+    static const struct ir_group none;
+    return cg->plan->groups ? &cg->plan->groups[cg_id(cg, n)] : &none;
+}
+
+const struct ir_epilogue *cg_epilogue(const struct cg *cg, const struct ir_node *n)
+{
+    return ir_group_epilogue(cg_group(cg, n));
 }
 
 const char *cg_out(const struct cg *cg, const struct ir_node *n)
 {
-    const struct ir_fused *f = cg_fused(cg, n);
-    return cg_buf(cg, f->result ? f->result : n->out);
+    const struct ir_group *g = cg_group(cg, n);
+    return cg_buf(cg, g->result ? g->result : n->out);
 }
 
-void cg_epilogue_params(struct cw *w, const struct ir_fused *f)
+void cg_epilogue_params(struct cw *w, const struct ir_epilogue *f)
 {
     if (f->bias)
         cw_raw(w, ", const float *restrict bias");
@@ -32,7 +35,7 @@ void cg_epilogue_params(struct cw *w, const struct ir_fused *f)
         cw_raw(w, ", const float *restrict yv");
 }
 
-void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_fused *f)
+void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_epilogue *f)
 {
     if (f->bias)
         cw_raw(w, ", %s", cg_buf(cg, f->bias));
@@ -40,7 +43,7 @@ void cg_epilogue_args(struct cw *w, const struct cg *cg, const struct ir_fused *
         cw_raw(w, ", %s", cg_buf(cg, f->dact_y));
 }
 
-void cg_epilogue_rows(struct cw *w, const struct ir_fused *f, const char *ptr, const char *rows,
+void cg_epilogue_rows(struct cw *w, const struct ir_epilogue *f, const char *ptr, const char *rows,
                       long long N)
 {
     if (!f->bias && !f->has_act && !f->softmax)
@@ -79,7 +82,7 @@ void cg_softmax_row(struct cw *w, const char *x, const char *y, long long N)
     cw_line(w, "    %s[c_] /= sum;", y);
 }
 
-void cg_epilogue_dact(struct cw *w, const struct ir_fused *f, const char *ptr, const char *yptr,
+void cg_epilogue_dact(struct cw *w, const struct ir_epilogue *f, const char *ptr, const char *yptr,
                       const char *count)
 {
     if (!f->has_dact)
@@ -101,7 +104,7 @@ void cg_gemm_open(struct cg *cg, const struct ir_node *n, const char *a, const c
     cw_line(w, "static void %sk%d(int n, const float *restrict %s, const float *restrict %s,",
             cg->prefix, cg_id(cg, n), a, b);
     cw_raw(w, "               float *restrict %s", c);
-    cg_epilogue_params(w, cg_fused(cg, n));
+    cg_epilogue_params(w, cg_epilogue(cg, n));
     if (packed)
         cw_raw(w, ", float *restrict wp");
     cw_raw(w, ")\n");
@@ -116,7 +119,7 @@ void cg_gemm_close(struct cg *cg, const struct ir_node *n, long long packed)
     cw_line(w, "}");
     cw_raw(&cg->body, "    %sk%d(n, %s, %s, %s", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
            cg_buf(cg, n->in[1]), cg_out(cg, n));
-    cg_epilogue_args(&cg->body, cg, cg_fused(cg, n));
+    cg_epilogue_args(&cg->body, cg, cg_epilogue(cg, n));
     if (packed)
         cw_raw(&cg->body, ", %s", cg_scratch(cg, packed));
     cw_raw(&cg->body, ");\n");

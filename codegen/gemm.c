@@ -15,8 +15,7 @@
  * below which a product stays on one thread come from the node's schedule
  * (passes/tile.c).
  */
-#include "codegen.h"
-#include "passes/passes.h"
+#include "codegen/codegen.h"
 
 
 
@@ -24,7 +23,7 @@
  * (first row) and m (rows in the block) defined; or `direct` instead of it
  * when that is given and the generated code's `direct` flag is set. */
 static void row_blocks(struct cw *w, long long rows_per_sample, long long work_per_row,
-                       const char *direct, const char *call, const struct ir_fused *f,
+                       const char *direct, const char *call, const struct ir_epilogue *f,
                        const char *out, long long N, const struct ir_tile *t)
 {
     cw_line(w, "const long rows = (long)n * %lldL;", rows_per_sample);
@@ -83,7 +82,7 @@ static void rows_times_weights(struct cg *cg, const struct ir_node *n, const cha
     } else {
         cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, %lldL, %lldL, wp);", kin, nout, sbk, sbj);
     }
-    row_blocks(w, R, kin * nout, sbj == 1 ? direct : NULL, call, cg_fused(cg, n), c, nout,
+    row_blocks(w, R, kin * nout, sbj == 1 ? direct : NULL, call, cg_epilogue(cg, n), c, nout,
                cg_tile(cg, n));
     cg_gemm_close(cg, n, cg_packed_floats(kin, nout));
 }

@@ -14,7 +14,7 @@
  * The largest term is exactly 1, so p − y keeps its precision near p = 1.
  * The sigmoid losses keep double exp: their p − y has no such anchor.
  */
-#include "codegen.h"
+#include "codegen/codegen.h"
 
 #define EPS "1e-7"
 /* Rows up to this width keep their exponentials in a stack array. */

@@ -3,7 +3,7 @@
  * the formulas).  Per-channel sums are accumulated in double; channel c of
  * element i is (i / inner) % C, inner being the size after the channel axis.
  */
-#include "codegen.h"
+#include "codegen/codegen.h"
 
 struct chan {
     long long C, inner, per_sample; /* channels, size after the axis, elements per sample */

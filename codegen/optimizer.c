@@ -8,7 +8,7 @@
  * Keras computes them from a Python float, then rounded to float.  Inputs: (param,
  * grad, slots…, [global norm]).
  */
-#include "codegen.h"
+#include "codegen/codegen.h"
 
 void emit_update(struct cg *cg, const struct ir_node *n)
 {

@@ -9,8 +9,7 @@
  */
 #include <ctype.h>
 #include <string.h>
-#include "codegen.h"
-#include "passes/passes.h"
+#include "codegen/codegen.h"
 
 void cg_max_cell(struct cw *w, long long C, const char *src, bool argmax)
 {
@@ -107,8 +106,8 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
     if (want_y)
         cw_raw(&cg->body, ", %s", cg_buf(cg, n->out));
     if (argmax) {
-        const struct ir_fused *f = cg_fused(cg, n);
-        cw_raw(&cg->body, ", %s", cg_buf(cg, want_y ? f->result2 : n->out));
+        const nncc_tensor *am = want_y ? cg_group(cg, n)->pool_keep.argmax : n->out;
+        cw_raw(&cg->body, ", %s", cg_buf(cg, am));
     }
     cw_raw(&cg->body, ");\n");
 }
@@ -117,7 +116,7 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
  * also writes its pool_argmax's value. */
 void emit_pool2d(struct cg *cg, const struct ir_node *n)
 {
-    emit_pool_fwd(cg, n, true, cg_fused(cg, n)->result2 != NULL);
+    emit_pool_fwd(cg, n, true, cg_group(cg, n)->kind == IR_GROUP_POOL_KEEP);
 }
 
 /* POOL_ARGMAX on its own (not fused into its max pooling). */
@@ -182,7 +181,7 @@ static const char *deriv_in(enum nncc_activation act, const char *var, char *buf
 /* One image's pooling gradient into dxb (H·W·C floats), the fused
  * activation gradient applied; in scope: b, dy, am (max), `y` (the
  * pooling's output) and, with dact, yv. */
-void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_fused *f,
+void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_epilogue *f,
                         const char *y)
 {
     bool max = n->a.pool_max; /* in[3]: pool_argmax's value, read as `am` */
@@ -273,11 +272,11 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
-    const struct ir_fused *f = cg_fused(cg, n);
-    if (f->wgrad) {
+    if (cg_group(cg, n)->kind == IR_GROUP_POOL_WGRAD) {
         emit_pool_wgrad(cg, n);
         return;
     }
+    const struct ir_epilogue *f = cg_epilogue(cg, n);
     struct cw *w = &cg->defs;
     char what[200], s[100];
     snprintf(what, sizeof what, "%s pooling gradient, dy %s", a->pool_max ? "max" : "average",

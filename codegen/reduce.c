@@ -7,7 +7,7 @@
  * threads, and the same as the softmax fused into a dense epilogue,
  * codegen/epilogue.c, which must compute identical floats).
  */
-#include "codegen.h"
+#include "codegen/codegen.h"
 
 void emit_softmax(struct cg *cg, const struct ir_node *n)
 {

@@ -3,7 +3,7 @@
  * (Reshape and inference dropout are views: the driver gives them their
  * input's memory and no kernel runs.)
  */
-#include "codegen.h"
+#include "codegen/codegen.h"
 
 /* y[o, off_k : off_k + row_k] = x_k[o, :] for every outer index o. */
 void emit_concat(struct cg *cg, const struct ir_node *n)

@@ -5,7 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "codegen.h"
+#include "codegen/codegen.h"
 
 static void vput(struct cw *w, bool line, const char *fmt, va_list ap)
 {

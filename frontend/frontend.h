@@ -132,9 +132,14 @@ struct nncc_model {
     int n_layers, cap_layers;
     struct model_node *net;      /* the network's nodes (relevant_nodes) */
     int n_net;
-    struct ir_program program;   /* the pipeline's output */
-    struct nncc_exec *exec;      /* compiled inference code, made on first use */
-    struct nncc_train_state *train; /* set by compile (runtime/train/train.c) */
+    struct ir_program program;   /* what the model computes; nncc_lower (passes/) compiles it */
+    /* What the runtime keeps per model (compiled inference code, the
+     * training state), opaque here: the runtime sets them with their
+     * release hook, which the frontend calls when the model changes (as in
+     * Keras, a changed model needs compile() again) or is freed. */
+    struct nncc_exec *exec;
+    struct nncc_train_state *train;
+    void (*release_runtime)(nncc_model *m);
 };
 
 /* Computes layers, depths and the network of a functional model and runs

@@ -7,18 +7,15 @@
  * a parent deeper than every child), and model.layers is ordered by
  * decreasing depth, ties broken by the order the search first met each
  * layer.  A node whose inputs cannot be computed from the model's inputs is
- * a "graph disconnected" error.  Then the pass pipeline runs on the
- * program the outputs need.
+ * a "graph disconnected" error.  The model keeps the program its outputs
+ * need; the runtime lowers it (passes/pipeline.c) when it needs code.
  *
  * A Sequential owns a graph of its own; its first layer's input_shape makes
  * the implicit input "<first layer>_input".  Until then it is unbuilt.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "frontend.h"
-#include "passes/passes.h"
-#include "runtime/jit/exec.h"
-#include "runtime/train/train.h"
+#include "frontend/frontend.h"
 
 /* ---- Graphs ------------------------------------------------------------ */
 
@@ -260,15 +257,10 @@ done:
     free(nm.seen);
     if (st)
         return st;
-    nncc_exec_free(m->exec); /* the program changes: compile again when needed */
-    m->exec = NULL;
-    nncc_train_state_free(m->train); /* as in Keras, a changed model needs compile() again */
-    m->train = NULL;
+    if (m->release_runtime) /* the program changes: compile again when needed */
+        m->release_runtime(m);
     ir_program_free(&m->program);
-    st = ir_program_init(&m->program, m->g, m->inputs, m->n_inputs, m->outputs, m->n_outputs);
-    if (!st)
-        st = nncc_pipeline_run(&m->program, m->name);
-    return st;
+    return ir_program_init(&m->program, m->g, m->inputs, m->n_inputs, m->outputs, m->n_outputs);
 }
 
 /* ---- Models ------------------------------------------------------------ */
@@ -281,8 +273,8 @@ static void model_destroy(nncc_model *m)
         for (int i = 0; i < m->n_layers; i++)
             if (m->layers[i]->pending_in == m)
                 layer_destroy(m->layers[i]); /* held by an unbuilt Sequential */
-    nncc_exec_free(m->exec);
-    nncc_train_state_free(m->train);
+    if (m->release_runtime)
+        m->release_runtime(m);
     ir_program_free(&m->program);
     free(m->layers);
     free(m->net);

@@ -53,33 +53,18 @@ enum ir_op {
 };
 
 struct ir_node;
-struct cg;
 typedef enum nncc_status (*ir_shape_rule)(struct ir_node *n, struct nncc_shape *out);
-/* Reference kernel: in[i] and out hold `batch` samples each (or one value
- * set when not batched), in double; h holds the step's hyper-parameters
- * (IR_HYPER_*; NULL at inference).  UPDATE writes its parameter and slot
- * inputs in place. */
-typedef void (*ir_ref_kernel)(const struct ir_node *n, int batch, const double *const *in,
-                              double *out, const double *h);
-/* Emitter: writes the node's kernel and its call (codegen/). */
-typedef void (*ir_emitter)(struct cg *cg, const struct ir_node *n);
 
+/* What every layer knows of an op.  The other columns of ops.def belong to
+ * the layers above, which build their own per-op tables from it: the
+ * reference kernels (runtime/oracle/) and the emitters (codegen/emit.c). */
 struct ir_op_info {
     const char *name;
     int arity; /* -1: variadic */
     bool view;    /* the output is input 0's memory */
     bool reduces; /* the output has no batch dimension */
     ir_shape_rule shape;
-    ir_ref_kernel ref;
-    ir_emitter emit;
 };
-
-#define OP(id, name, arity, view, reduces, shape, ref, emit)                             \
-    void ref(const struct ir_node *n, int batch, const double *const *in, double *out, \
-             const double *h);                                                          \
-    void emit(struct cg *cg, const struct ir_node *n);
-#include "ops.def"
-#undef OP
 
 /* An activation's formula as C text in `v` (ir/activations.def), and its
  * derivative in `v` (the input) and `y` (the output). */

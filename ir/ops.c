@@ -377,9 +377,8 @@ RULE(shape_bn_param)
 }
 
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
-#define OP(id, nm, ar, vw, rd, rule, rf, em)                                                 \
-    [IR_##id] = {.name = nm, .arity = ar, .view = vw, .reduces = rd, .shape = rule, .ref = rf, \
-                 .emit = em},
+#define OP(id, nm, ar, vw, rd, rule, rf, em) \
+    [IR_##id] = {.name = nm, .arity = ar, .view = vw, .reduces = rd, .shape = rule},
 #include "ops.def"
 #undef OP
 };

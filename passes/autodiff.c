@@ -31,7 +31,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "passes.h"
+#include "passes/passes.h"
 #include "ir/rng.h"
 
 struct builder {
@@ -219,7 +219,35 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
         }
         break;
     }
-    default: {
+    /* No default: a new op must say here whether it has a gradient
+     * (-Wswitch, an error in the -Werror builds).  These have none; they
+     * are made by autodiff itself, after the forward nodes it walks. */
+    case IR_INPUT:
+    case IR_PARAM:
+    case IR_BATCHNORM: /* in training autodiff turns it into bn_stats + bn_train */
+    case IR_MATMUL_NT:
+    case IR_MATMUL_TN:
+    case IR_BIAS_GRAD:
+    case IR_ACTIVATION_GRAD:
+    case IR_SOFTMAX_GRAD:
+    case IR_CONV2D_GRAD_INPUT:
+    case IR_CONV2D_GRAD_FILTER:
+    case IR_POOL2D_GRAD:
+    case IR_GLOBAL_POOL2D_GRAD:
+    case IR_POOL_ARGMAX:
+    case IR_DROPOUT_GRAD:
+    case IR_SUM_TO:
+    case IR_SLICE:
+    case IR_LOSS:
+    case IR_LOSS_GRAD:
+    case IR_METRIC:
+    case IR_GLOBAL_NORM:
+    case IR_UPDATE:
+    case IR_BN_STATS:
+    case IR_BN_MOVING:
+    case IR_BN_GRAD:
+    case IR_BN_PARAM_GRAD:
+    case IR_OP_COUNT: {
         char lb[200];
         b->st = nncc_fail(NNCC_ERR_ARG, "%s: training through %s is not supported yet",
                           ir_node_label(n, lb, sizeof lb), ir_op(n->op)->name);

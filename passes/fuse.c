@@ -2,13 +2,14 @@
  * fuse.c — fusion: which nodes of a program run inside another node's
  * kernel, as a table of rules.
  *
- * Requires a verified program (inference, training or evaluation step).
- * Produces one struct ir_fused per node and changes nothing in the graph
- * (nodes are shared between a model's programs): the codegen reads the
- * plan, emits the group's work in the head node's kernel, writes the
- * group's last value (`result`; a second one, `result2`, for pool_wgrad's
- * bias gradient and a kept pooling argmax) there and emits nothing for
- * absorbed nodes, whose values are never materialized.  Fused kernels
+ * Requires a verified program (inference, training or evaluation step) in
+ * a plan.  Produces the plan's groups, one struct ir_group per node
+ * (ir/plan.h: a kind per rule, with that rule's operands), and changes
+ * nothing in the graph (nodes are shared between a model's programs): the
+ * codegen emits the group's work in the head node's kernel, writes the
+ * group's last value (`result`; a second one, ir_group_second(), for
+ * pool_wgrad's bias gradient and a kept pooling argmax) there and emits
+ * nothing for members, whose values are never materialized.  Fused kernels
  * compute exactly what the separate kernels did, in the same order per
  * element (pool_wgrad excepted, see there); tests compare them with the
  * unfused kernels and the reference interpreter.
@@ -51,7 +52,7 @@
  *                 reassociation, the same on any thread count).
  *   pool_keep     maxpool2d + pool_argmax of the same x (training): the
  *                 pooling's kernel also writes which cell won each window
- *                 (result2), which the pooling gradient then reads instead
+ *                 (pool_keep.argmax), which the pooling gradient then reads instead
  *                 of searching x again.
  *   chain         add|bias_add|batchnorm|activation|activation_grad →
  *                 activation|activation_grad (up to four): one loop,
@@ -61,7 +62,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "passes.h"
+#include "passes/passes.h"
 
 /* Activations whose derivative is a function of their output alone. */
 static bool deriv_from_output(enum nncc_activation act)
@@ -82,7 +83,7 @@ static bool deriv_from_output(enum nncc_activation act)
 struct fuse_ctx {
     const struct ir_program *p;
     const char *off; /* NNCC_NO_FUSE: "1" (all rules off) or rule names, comma-separated */
-    struct ir_fused *f;
+    struct ir_group *f;
     int *uses;   /* per tensor id: reads in the program (+1 per program output) */
     int *reader; /* per tensor id: the program index of a node reading it */
 };
@@ -93,18 +94,19 @@ struct fuse_ctx {
 static int sole_reader(const struct fuse_ctx *c, int i, enum ir_op op)
 {
     const nncc_tensor *t = c->p->nodes[i]->out;
-    if (c->f[i].absorbed || c->uses[t->id] != 1)
+    if (c->f[i].kind == IR_GROUP_MEMBER || c->uses[t->id] != 1)
         return -1;
     int j = c->reader[t->id];
     const struct ir_node *r = c->p->nodes[j];
-    return r->op == op && r->in[0] == t && !c->f[j].absorbed ? j : -1;
+    return r->op == op && r->in[0] == t && c->f[j].kind != IR_GROUP_MEMBER ? j : -1;
 }
 
 /* Absorbs node j into head i's group, which now ends with j's value.  The
  * head writes that value; the memory planner makes it live from the head. */
 static void absorb(struct fuse_ctx *c, int i, int j)
 {
-    c->f[j].absorbed = true;
+    c->f[j].kind = IR_GROUP_MEMBER;
+    c->f[j].head = i;
     c->f[i].result = c->p->nodes[j]->out;
 }
 
@@ -129,9 +131,9 @@ static void try_conv_pool(struct fuse_ctx *c, int i)
     if (rule_off(c, "conv_pool"))
         return;
     const struct ir_program *p = c->p;
-    struct ir_fused *h = &c->f[i];
+    struct ir_group *h = &c->f[i];
     const nncc_tensor *v = h->result;
-    if (p->nodes[i]->op != IR_CONV2D || !v)
+    if (p->nodes[i]->op != IR_CONV2D || h->kind != IR_GROUP_BIAS_ACT || !v)
         return;
     int mp = -1, am = -1, pg = -1, ag = -1, reads = 0;
     for (int q = i + 1; q < p->n_nodes; q++) {
@@ -152,7 +154,7 @@ static void try_conv_pool(struct fuse_ctx *c, int i)
                 return;
         }
     }
-    if (mp < 0 || reads != c->uses[v->id] || c->f[mp].absorbed)
+    if (mp < 0 || reads != c->uses[v->id] || c->f[mp].kind == IR_GROUP_MEMBER)
         return;
     bool training = am >= 0 || pg >= 0 || ag >= 0;
     if (training && (rule_off(c, "pool_keep") || rule_off(c, "dact")))
@@ -163,15 +165,21 @@ static void try_conv_pool(struct fuse_ctx *c, int i)
         if (am < 0 || pg < 0 || ag < 0 || p->nodes[pg]->in[3] != p->nodes[am]->out ||
             p->nodes[ag]->in[0] != p->nodes[pg]->out || c->uses[p->nodes[pg]->out->id] != 1)
             return;
-        if (!rule_pool_keep(c, mp) || c->f[mp].result2 != p->nodes[am]->out)
+        if (!rule_pool_keep(c, mp) || c->f[mp].pool_keep.argmax != p->nodes[am]->out)
             return;
     }
-    struct ir_fused *pf = &c->f[mp];
-    h->pool = p->nodes[mp];
+    /* The pooling (and the argmax it kept) join the convolution's group. */
+    struct ir_epilogue epi = h->epi;
+    const nncc_tensor *argmax = c->f[mp].kind == IR_GROUP_POOL_KEEP ? c->f[mp].pool_keep.argmax : NULL;
+    h->kind = IR_GROUP_CONV_POOL;
+    h->conv_pool.epi = epi;
+    h->conv_pool.pool = p->nodes[mp];
+    h->conv_pool.argmax = argmax;
     h->result = p->nodes[mp]->out;
-    h->result2 = pf->result2;
-    memset(pf, 0, sizeof *pf);
-    pf->absorbed = true;
+    for (int q = mp + 1; q < p->n_nodes; q++)
+        if (c->f[q].kind == IR_GROUP_MEMBER && c->f[q].head == mp)
+            c->f[q].head = i;
+    c->f[mp] = (struct ir_group){.kind = IR_GROUP_MEMBER, .head = i};
 }
 
 static bool rule_bias_act(struct fuse_ctx *c, int i)
@@ -183,9 +191,9 @@ static bool rule_bias_act(struct fuse_ctx *c, int i)
     int j = sole_reader(c, i, IR_BIAS_ADD);
     if (j < 0)
         return false;
-    struct ir_fused *h = &c->f[i];
-    h->rule = "bias_act";
-    h->bias = p->nodes[j]->in[1];
+    struct ir_group *h = &c->f[i];
+    h->kind = IR_GROUP_BIAS_ACT;
+    h->epi.bias = p->nodes[j]->in[1];
     absorb(c, i, j);
     /* The activation: z's readers other than it may only be its gradients,
      * which must then be computable from y. */
@@ -205,18 +213,18 @@ static bool rule_bias_act(struct fuse_ctx *c, int i)
         }
     }
     int outputs = c->uses[z->id] - (k >= 0) - grads - others;
-    if (k < 0 || others > 0 || outputs > 0 || c->f[k].absorbed)
+    if (k < 0 || others > 0 || outputs > 0 || c->f[k].kind == IR_GROUP_MEMBER)
         return true;
     const struct ir_node *act = p->nodes[k];
     if (act->op == IR_SOFTMAX) {
         if (grads > 0)
             return true;
-        h->softmax = true;
+        h->epi.softmax = true;
     } else {
         if (grads > 0 && !deriv_from_output(act->a.act))
             return true;
-        h->has_act = true;
-        h->act = act->a.act;
+        h->epi.has_act = true;
+        h->epi.act = act->a.act;
         for (int q = k + 1; q < p->n_nodes; q++)
             if (p->nodes[q]->op == IR_ACTIVATION_GRAD && p->nodes[q]->in[1] == z)
                 c->f[q].grad_from_y = true;
@@ -237,7 +245,7 @@ static void try_pool_wgrad(struct fuse_ctx *c, int i)
     if (rule_off(c, "pool_wgrad"))
         return;
     const struct ir_program *p = c->p;
-    const struct ir_fused *h = &c->f[i];
+    struct ir_group *h = &c->f[i];
     const nncc_tensor *v = h->result ? h->result : p->nodes[i]->out;
     if (c->uses[v->id] > 2)
         return;
@@ -255,7 +263,8 @@ static void try_pool_wgrad(struct fuse_ctx *c, int i)
                 return;
         }
     }
-    if (wg < 0 || c->f[wg].absorbed || (bg >= 0 && c->f[bg].absorbed) ||
+    if (wg < 0 || c->f[wg].kind == IR_GROUP_MEMBER ||
+        (bg >= 0 && c->f[bg].kind == IR_GROUP_MEMBER) ||
         c->uses[v->id] != 1 + (bg >= 0))
         return;
     const struct ir_node *w = p->nodes[wg];
@@ -264,14 +273,15 @@ static void try_pool_wgrad(struct fuse_ctx *c, int i)
     int64_t cols = image / v->shape.dim[3] * (filter / v->shape.dim[3]);
     if (filter > 4096 || image + cols > 65536)
         return;
-    struct ir_fused *hh = &c->f[i];
-    hh->rule = h->has_dact ? "dact+pool_wgrad" : "pool_wgrad";
-    hh->wgrad = w;
-    c->f[wg].absorbed = true;
-    hh->result = w->out;
+    struct ir_epilogue epi = *ir_group_epilogue(h); /* a dact applied first */
+    h->kind = IR_GROUP_POOL_WGRAD;
+    h->pool_wgrad.epi = epi;
+    h->pool_wgrad.wgrad = w;
+    c->f[wg] = (struct ir_group){.kind = IR_GROUP_MEMBER, .head = i};
+    h->result = w->out;
     if (bg >= 0) {
-        c->f[bg].absorbed = true;
-        hh->result2 = p->nodes[bg]->out;
+        c->f[bg] = (struct ir_group){.kind = IR_GROUP_MEMBER, .head = i};
+        h->pool_wgrad.bias_grad = p->nodes[bg]->out;
     }
 }
 
@@ -284,11 +294,11 @@ static bool rule_dact(struct fuse_ctx *c, int i)
     int j = sole_reader(c, i, IR_ACTIVATION_GRAD);
     if (j < 0 || !deriv_from_output(p->nodes[j]->a.act))
         return false;
-    struct ir_fused *h = &c->f[i];
-    h->rule = "dact";
-    h->has_dact = true;
-    h->dact = p->nodes[j]->a.act;
-    h->dact_y = p->nodes[j]->in[2];
+    struct ir_group *h = &c->f[i];
+    h->kind = IR_GROUP_DACT;
+    h->epi.has_dact = true;
+    h->epi.dact = p->nodes[j]->a.act;
+    h->epi.dact_y = p->nodes[j]->in[2];
     absorb(c, i, j);
     if (head->op == IR_POOL2D_GRAD)
         try_pool_wgrad(c, i);
@@ -305,16 +315,16 @@ static bool rule_pool_keep(struct fuse_ctx *c, int i)
         return false;
     for (int k = i + 1; k < p->n_nodes; k++) {
         const struct ir_node *r = p->nodes[k];
-        if (r->op != IR_POOL_ARGMAX || r->in[0] != head->in[0] || c->f[k].absorbed ||
+        if (r->op != IR_POOL_ARGMAX || r->in[0] != head->in[0] || c->f[k].kind == IR_GROUP_MEMBER ||
             memcmp(r->a.kernel, head->a.kernel, sizeof r->a.kernel) != 0 ||
             memcmp(r->a.stride, head->a.stride, sizeof r->a.stride) != 0 ||
             memcmp(r->a.pad, head->a.pad, sizeof r->a.pad) != 0)
             continue;
-        struct ir_fused *h = &c->f[i];
-        h->rule = "pool_keep";
-        c->f[k].absorbed = true;
+        struct ir_group *h = &c->f[i];
+        h->kind = IR_GROUP_POOL_KEEP;
+        c->f[k] = (struct ir_group){.kind = IR_GROUP_MEMBER, .head = i};
         h->result = head->out;
-        h->result2 = r->out;
+        h->pool_keep.argmax = r->out;
         return true;
     }
     return false;
@@ -325,7 +335,7 @@ static bool rule_pool_wgrad(struct fuse_ctx *c, int i)
     if (c->p->nodes[i]->op != IR_POOL2D_GRAD)
         return false;
     try_pool_wgrad(c, i);
-    return c->f[i].rule != NULL;
+    return c->f[i].kind != IR_GROUP_NONE;
 }
 
 /* chain: an element-wise head (Add of equal shapes, bias_add, inference
@@ -367,11 +377,11 @@ static bool rule_chain(struct fuse_ctx *c, int i)
 {
     const struct ir_program *p = c->p;
     const struct ir_node *head = p->nodes[i];
-    if (c->f[i].absorbed || !elementwise_head(head))
+    if (c->f[i].kind == IR_GROUP_MEMBER || !elementwise_head(head))
         return false;
-    struct ir_fused *h = &c->f[i];
+    struct ir_group *h = &c->f[i];
     const nncc_tensor *v = head->out;
-    while (h->n_chain < 4) {
+    while (h->chain.n < IR_CHAIN_MAX) {
         /* v's readers: one follower, plus that activation's own gradients. */
         int k = -1, grads = 0, others = 0;
         for (int q = i + 1; q < p->n_nodes; q++) {
@@ -379,7 +389,8 @@ static bool rule_chain(struct fuse_ctx *c, int i)
             for (int s = 0; s < r->n_in; s++) {
                 if (r->in[s] != v)
                     continue;
-                if (k < 0 && s == 0 && !c->f[q].absorbed && ir_shape_eq(r->out->shape, v->shape) &&
+                if (k < 0 && s == 0 && c->f[q].kind != IR_GROUP_MEMBER &&
+                    ir_shape_eq(r->out->shape, v->shape) &&
                     (r->op == IR_ACTIVATION ||
                      (r->op == IR_ACTIVATION_GRAD && r->in[1] != v && r->in[2] != v)))
                     k = q;
@@ -404,13 +415,13 @@ static bool rule_chain(struct fuse_ctx *c, int i)
             for (int q = k + 1; q < p->n_nodes; q++)
                 if (p->nodes[q]->op == IR_ACTIVATION_GRAD && p->nodes[q]->in[1] == v)
                     c->f[q].grad_from_y = true;
-        h->chain[h->n_chain++] = r;
+        h->chain.node[h->chain.n++] = r;
         absorb(c, i, k);
         v = r->out;
     }
-    if (h->n_chain == 0)
+    if (h->chain.n == 0)
         return false;
-    h->rule = "chain";
+    h->kind = IR_GROUP_CHAIN;
     return true;
 }
 
@@ -429,19 +440,22 @@ static bool rule_off(const struct fuse_ctx *c, const char *name)
     return false;
 }
 
+/* The rules in the order tried; conv_pool extends bias_act (and
+ * pool_wgrad may extend dact) from inside those rules. */
 static const struct {
-    const char *name;
+    enum ir_group_kind kind;
     bool (*apply)(struct fuse_ctx *c, int i);
 } rules[] = {
-    {"bias_act", rule_bias_act},
-    {"dact", rule_dact},
-    {"pool_wgrad", rule_pool_wgrad},
-    {"pool_keep", rule_pool_keep},
-    {"chain", rule_chain},
+    {IR_GROUP_BIAS_ACT, rule_bias_act},
+    {IR_GROUP_DACT, rule_dact},
+    {IR_GROUP_POOL_WGRAD, rule_pool_wgrad},
+    {IR_GROUP_POOL_KEEP, rule_pool_keep},
+    {IR_GROUP_CHAIN, rule_chain},
 };
 
-struct ir_fused *nncc_fuse(const struct ir_program *p)
+enum nncc_status pass_fuse(struct ir_plan *plan)
 {
+    const struct ir_program *p = &plan->program;
     struct fuse_ctx c = {.p = p};
     int ids = p->g->n_nodes + 1;
     c.f = calloc((size_t)p->n_nodes + 1, sizeof *c.f);
@@ -451,8 +465,7 @@ struct ir_fused *nncc_fuse(const struct ir_program *p)
         free(c.f);
         free(c.uses);
         free(c.reader);
-        nncc_fail(NNCC_ERR_NOMEM, "out of memory (fusion)");
-        return NULL;
+        return nncc_fail(NNCC_ERR_NOMEM, "out of memory (fusion)");
     }
     for (int i = 0; i < p->n_nodes; i++)
         for (int q = 0; q < p->nodes[i]->n_in; q++) {
@@ -463,42 +476,12 @@ struct ir_fused *nncc_fuse(const struct ir_program *p)
         c.uses[p->outputs[k]->id]++;
     c.off = getenv("NNCC_NO_FUSE"); /* for measuring what fusion buys */
     for (int i = 0; i < p->n_nodes; i++)
-        for (size_t r = 0; r < sizeof rules / sizeof rules[0] && !c.f[i].absorbed; r++)
-            if (!rule_off(&c, rules[r].name) && rules[r].apply(&c, i))
+        for (size_t r = 0; r < sizeof rules / sizeof rules[0] && c.f[i].kind != IR_GROUP_MEMBER; r++)
+            if (!rule_off(&c, ir_group_kind_name(rules[r].kind)) && rules[r].apply(&c, i))
                 break;
     free(c.uses);
     free(c.reader);
-    return c.f;
-}
-
-void nncc_fuse_print(const struct ir_program *p, const struct ir_fused *f, FILE *out)
-{
-    for (int i = 0; i < p->n_nodes; i++) {
-        if (!f[i].rule)
-            continue;
-        const struct ir_node *n = p->nodes[i];
-        char label[200];
-        fprintf(out, "  %%%d %s %s: rule %s", n->out->id, ir_op(n->op)->name,
-                ir_node_label(n, label, sizeof label), f[i].rule);
-        if (f[i].bias)
-            fprintf(out, ", + %%%d", f[i].bias->id);
-        if (f[i].has_act)
-            fprintf(out, ", %s", nncc_activation_name(f[i].act));
-        if (f[i].softmax)
-            fprintf(out, ", softmax");
-        if (f[i].has_dact)
-            fprintf(out, ", * %s'(%%%d)", nncc_activation_name(f[i].dact), f[i].dact_y->id);
-        if (f[i].pool)
-            fprintf(out, ", maxpool");
-        for (int k = 0; k < f[i].n_chain; k++)
-            fprintf(out, ", %s %s", ir_op(f[i].chain[k]->op)->name,
-                    nncc_activation_name(f[i].chain[k]->a.act));
-        fprintf(out, " -> %%%d", f[i].result->id);
-        if (f[i].result2)
-            fprintf(out, ", %%%d", f[i].result2->id);
-        fprintf(out, "; absorbs");
-        for (int k = i + 1; k < p->n_nodes && f[k].absorbed; k++)
-            fprintf(out, " %%%d", p->nodes[k]->out->id);
-        fprintf(out, "\n");
-    }
+    free(plan->groups);
+    plan->groups = c.f;
+    return NNCC_OK;
 }

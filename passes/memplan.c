@@ -41,17 +41,15 @@
  * absorbed nodes are charged to their own, later, positions, which only
  * lengthens lives.
  *
- * Requires: a verified program (topological order, shapes known), and its
- * fusion groups or NULL; absorbed values are read by no node outside their
- * group.  Guarantees: the plan below; changes nothing in the program.  It runs on
- * the final programs right before code generation (codegen/emit.c calls
- * it for each entry), not in nncc_pipeline_run, because the training and
- * evaluation steps are built later, by autodiff at fit time.
- * NNCC_DUMP=memplan (or all) prints each plan to stderr.
+ * Requires: a plan whose program is verified (topological order, shapes
+ * known), with its fusion groups or none (groups NULL); members' values
+ * are read by no node outside their group.  Guarantees: the plan's `mem`
+ * (ir/plan.h); changes nothing in the program.  The last pass of
+ * nncc_lower (passes/pipeline.c); NNCC_DUMP=memplan (or all) prints it.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "passes.h"
+#include "passes/passes.h"
 
 #define ALIGN 16 /* floats: 64 bytes */
 
@@ -96,39 +94,13 @@ static int by_key(const void *a, const void *b)
     return (x->i > y->i) - (x->i < y->i);
 }
 
-void nncc_memplan_free(struct ir_memplan *plan)
+enum nncc_status pass_memplan(struct ir_plan *pl)
 {
-    free(plan->offset);
-    free(plan->size);
-    free(plan->last);
-    free(plan->batched_arena);
-    free(plan->first);
-    memset(plan, 0, sizeof *plan);
-}
-
-void nncc_memplan_print(const struct ir_program *p, const struct ir_memplan *plan, FILE *out)
-{
-    fprintf(out, "memory plan: fixed arena %lld floats, batched arena %lld floats per sample "
-                 "(one region per value: %lld and %lld)\n",
-            (long long)plan->fixed_size, (long long)plan->per_sample_size,
-            (long long)plan->unplanned_fixed, (long long)plan->unplanned_per_sample);
-    for (int i = 0; i < p->n_nodes; i++) {
-        if (plan->offset[i] < 0)
-            continue;
-        const struct ir_node *n = p->nodes[i];
-        fprintf(out, "  %%%-5d %-7s [%lld, %lld)%s  live %d..%d  # %s\n", n->out->id,
-                plan->batched_arena[i] ? "batched" : "fixed", (long long)plan->offset[i],
-                (long long)(plan->offset[i] + plan->size[i]),
-                plan->batched_arena[i] ? " per sample" : "", plan->first[i], plan->last[i],
-                n->name);
-    }
-}
-
-enum nncc_status nncc_memplan(const struct ir_program *p, const struct ir_fused *fused,
-                              struct ir_memplan *plan)
-{
+    const struct ir_program *p = &pl->program;
+    const struct ir_group *fused = pl->groups;
+    struct ir_memplan *plan = &pl->mem;
     int n = p->n_nodes;
-    memset(plan, 0, sizeof *plan);
+    ir_memplan_free(plan);
     plan->n = n;
     size_t cnt = (size_t)n + 1; /* never 0, so calloc never returns a legitimate NULL */
     plan->offset = malloc(cnt * sizeof *plan->offset);
@@ -144,7 +116,7 @@ enum nncc_status nncc_memplan(const struct ir_program *p, const struct ir_fused 
         free(local);
         free(order);
         free(near);
-        nncc_memplan_free(plan);
+        ir_memplan_free(plan);
         return nncc_fail(NNCC_ERR_NOMEM, "out of memory (memory planning)");
     }
 
@@ -162,7 +134,7 @@ enum nncc_status nncc_memplan(const struct ir_program *p, const struct ir_fused 
     /* Fusion: a group's result is written by its head's kernel, earlier. */
     for (int i = 0; fused && i < n; i++)
         for (int r = 0; r < 2; r++) {
-            const nncc_tensor *t = r ? fused[i].result2 : fused[i].result;
+            const nncc_tensor *t = r ? ir_group_second(&fused[i]) : fused[i].result;
             if (t)
                 plan->first[local[t->id]] = i;
         }
@@ -189,7 +161,7 @@ enum nncc_status nncc_memplan(const struct ir_program *p, const struct ir_fused 
         const struct ir_node *nd = p->nodes[i];
         if (!needs_region(p, nd))
             continue;
-        if (fused && ((fused[i].absorbed && plan->first[i] == i) ||
+        if (fused && ((fused[i].kind == IR_GROUP_MEMBER && plan->first[i] == i) ||
                       (fused[i].result && fused[i].result != nd->out)))
             continue; /* fused away: the group's kernel writes only its result */
         const nncc_tensor *t = nd->out;
@@ -234,7 +206,5 @@ enum nncc_status nncc_memplan(const struct ir_program *p, const struct ir_fused 
     free(local);
     free(order);
     free(near);
-    if (nncc_dump_wanted("memplan"))
-        nncc_memplan_print(p, plan, stderr);
     return NNCC_OK;
 }

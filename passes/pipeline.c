@@ -1,34 +1,26 @@
 /*
- * pipeline.c — the pass list, readable top to bottom.
+ * pipeline.c — the compiler's path, readable top to bottom.
  *
- * A model's program goes through shape inference here.  After every pass
- * the verifier runs, and NNCC_DUMP=all (or a pass name, or a
- * comma-separated list of them) prints the IR to stderr; NNCC_DUMP=emit
- * prints it just before code generation.
+ *   model program ─ shapes ─ [autodiff] ─ fuse ─ tile ─ memplan ─► plan(s)
  *
- * The other passes run on programs this list never sees, because those
- * programs are built later: autodiff (passes/autodiff.c) makes the training
- * and evaluation steps when fit or evaluate first needs them
- * (runtime/train/train.c); fusion (passes/fuse.c), tiling (passes/tile.c) and
- * memory planning (passes/memplan.c, which needs the fusion groups) run on
- * each final program, inference or step, right before code generation:
- * the code generator (codegen/emit.c) calls them for every entry it emits.
- * They annotate the program (groups, schedules, a plan) rather than
- * rewrite it, because a model's programs share their nodes.
- * NNCC_DUMP=fuse, tile and memplan print what they decided.
+ * nncc_lower() is the only driver of the passes: fit and evaluate (the
+ * training and evaluation steps), predict (the inference forward), `nncc
+ * compile`, `nncc bench`, `nncc graph` and `nncc emit-c` all call it, and
+ * code generation (codegen/) receives the finished plans.  Shapes and
+ * autodiff make programs: autodiff appends the training nodes to the
+ * model's graph and returns two programs, the training step and the
+ * evaluation step.  Fuse, tile and memplan annotate each plan rather than
+ * rewrite it, because a model's programs share their nodes (ir/plan.h).
+ *
+ * After every pass the verifier checks each program, and NNCC_DUMP=all
+ * (or a comma-separated list of pass names) prints the plan at that point
+ * to stderr.  `stop_after` ends the path early, for `nncc graph --after`.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "passes.h"
+#include "passes/passes.h"
 
-struct pass {
-    const char *name;
-    enum nncc_status (*run)(struct ir_program *p);
-};
-
-static const struct pass pipeline[] = {
-    {"shapes", pass_shapes},
-};
+const char *const nncc_pass_names[] = {"shapes", "autodiff", "fuse", "tile", "memplan", NULL};
 
 bool nncc_dump_wanted(const char *pass)
 {
@@ -47,18 +39,71 @@ bool nncc_dump_wanted(const char *pass)
     return false;
 }
 
-enum nncc_status nncc_pipeline_run(struct ir_program *p, const char *model_name)
+/* What a pass left: the program, then its own decisions. */
+static void dump(const struct ir_plan *plan, const char *model, const char *which,
+                 const char *pass)
 {
-    for (size_t i = 0; i < sizeof pipeline / sizeof pipeline[0]; i++) {
-        enum nncc_status st = pipeline[i].run(p);
-        if (st == NNCC_OK)
-            st = ir_verify(p, pipeline[i].name);
-        if (st != NNCC_OK)
+    fprintf(stderr, "; model \"%s\", %s, after pass %s\n", model, which, pass);
+    if (strcmp(pass, "fuse") == 0)
+        ir_plan_print_groups(plan, stderr);
+    else if (strcmp(pass, "tile") == 0)
+        ir_plan_print_tiles(plan, stderr);
+    else if (strcmp(pass, "memplan") == 0)
+        ir_plan_print_memory(plan, stderr);
+    else
+        ir_print(&plan->program, stderr);
+}
+
+/* Verifies every plan after `pass`, dumps them if asked; true when the
+ * path should go on. */
+static bool after(struct ir_plan *plans, int n, const struct nncc_lower_opts *o, const char *pass,
+                  enum nncc_status *st)
+{
+    static const char *const which[2][2] = {{"inference", ""}, {"training step", "evaluation step"}};
+    for (int k = 0; k < n && !*st; k++)
+        *st = ir_verify(&plans[k].program, pass);
+    if (*st)
+        return false;
+    if (nncc_dump_wanted(pass))
+        for (int k = 0; k < n; k++)
+            dump(&plans[k], o->model_name ? o->model_name : "", which[o->train != NULL][k], pass);
+    return !(o->stop_after && strcmp(o->stop_after, pass) == 0);
+}
+
+enum nncc_status nncc_lower(const struct ir_program *model, const struct nncc_lower_opts *o,
+                            struct ir_plan plans[2])
+{
+    memset(plans, 0, 2 * sizeof *plans);
+    int n = 1;
+    enum nncc_status st = ir_program_init(&plans[0].program, model->g, model->inputs,
+                                          model->n_inputs, model->outputs, model->n_outputs);
+    if (!st)
+        st = pass_shapes(&plans[0].program);
+    if (!after(plans, n, o, "shapes", &st))
+        return st;
+
+    if (o->train) {
+        struct ir_program fwd = plans[0].program;
+        st = nncc_autodiff(&fwd, o->train, &plans[0].program, &plans[1].program);
+        ir_program_free(&fwd);
+        plans[0].step = plans[1].step = true;
+        n = 2;
+        if (!after(plans, n, o, "autodiff", &st))
             return st;
-        if (nncc_dump_wanted(pipeline[i].name)) {
-            fprintf(stderr, "; model \"%s\" after pass %s\n", model_name, pipeline[i].name);
-            ir_print(p, stderr);
-        }
     }
-    return NNCC_OK;
+
+    for (int k = 0; k < n && !st; k++)
+        st = pass_fuse(&plans[k]);
+    if (!after(plans, n, o, "fuse", &st))
+        return st;
+
+    for (int k = 0; k < n && !st; k++)
+        st = pass_tile(&plans[k]);
+    if (!after(plans, n, o, "tile", &st))
+        return st;
+
+    for (int k = 0; k < n && !st; k++)
+        st = pass_memplan(&plans[k]);
+    after(plans, n, o, "memplan", &st);
+    return st;
 }

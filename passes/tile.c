@@ -2,8 +2,9 @@
  * tile.c — tiling: the schedule of every GEMM-family node (dense layers,
  * convolutions and their gradients).
  *
- * Requires a verified program.  Produces one struct ir_tile per node (zeros
- * for nodes it does not schedule) and changes nothing in the graph; the
+ * Requires a plan with a verified program.  Produces its tiles, one
+ * struct ir_tile per node (ir/plan.h; zeros
+ * for nodes it does not schedule), and changes nothing in the graph; the
  * emitters (codegen/gemm.c, codegen/conv.c) read it.  A schedule says
  *   - the parallel axis: output rows (dense, conv forward, input-gradient
  *     rows of dense), images (conv input gradient, whose col2im adds of one
@@ -33,7 +34,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "passes.h"
+#include "passes/passes.h"
 
 #define TILE_FLOATS 65536 /* 256 KiB of columns per thread */
 #define MR 6              /* the GEMM core's micro-kernel rows */
@@ -80,13 +81,12 @@ static void conv_schedule(const struct ir_node *n, const nncc_tensor *w, struct 
     }
 }
 
-struct ir_tile *nncc_tile(const struct ir_program *p)
+enum nncc_status pass_tile(struct ir_plan *plan)
 {
+    const struct ir_program *p = &plan->program;
     struct ir_tile *t = calloc((size_t)p->n_nodes + 1, sizeof *t);
-    if (!t) {
-        nncc_fail(NNCC_ERR_NOMEM, "out of memory (tiling)");
-        return NULL;
-    }
+    if (!t)
+        return nncc_fail(NNCC_ERR_NOMEM, "out of memory (tiling)");
     const char *env = getenv("NNCC_TILE_ROWS");
     int64_t forced = env && *env ? strtoll(env, NULL, 10) : 0;
     for (int i = 0; i < p->n_nodes; i++) {
@@ -114,26 +114,7 @@ struct ir_tile *nncc_tile(const struct ir_program *p)
             break;
         }
     }
-    return t;
-}
-
-void nncc_tile_print(const struct ir_program *p, const struct ir_tile *t, FILE *out)
-{
-    static const char *const axis[] = {"-", "rows", "images", "rows of dw",
-                                       "8 runs of rows (partial sums)"};
-    for (int i = 0; i < p->n_nodes; i++) {
-        if (t[i].parallel == IR_PAR_NONE)
-            continue;
-        const struct ir_node *n = p->nodes[i];
-        char label[200];
-        fprintf(out, "  %%%d %s %s: parallel over %s", n->out->id, ir_op(n->op)->name,
-                ir_node_label(n, label, sizeof label), axis[t[i].parallel]);
-        if (t[i].tile_rows)
-            fprintf(out, ", tiles of %lld rows", (long long)t[i].tile_rows);
-        if (t[i].pointwise)
-            fprintf(out, ", pointwise (no columns)");
-        if (t[i].direct)
-            fprintf(out, ", direct (fields read in place)");
-        fprintf(out, ", one thread below %lld multiply-adds\n", (long long)t[i].min_work);
-    }
+    free(plan->tiles);
+    plan->tiles = t;
+    return NNCC_OK;
 }

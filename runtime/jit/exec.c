@@ -48,7 +48,7 @@ struct nncc_exec *nncc_exec_build(struct cg_entry *entries, int n_entries, const
     if (nncc_codegen(entries, n_entries, model_name, &src, &len) != NNCC_OK)
         goto fail;
     for (int k = 0; k < n_entries; k++) {
-        const struct ir_program *p = entries[k].p;
+        const struct ir_program *p = &entries[k].plan->program;
         struct nncc_exec_entry *x = &e->entry[k];
         x->ws_fixed = entries[k].ws_fixed;
         x->ws_per_sample = entries[k].ws_per_sample;
@@ -105,7 +105,7 @@ struct nncc_exec *nncc_exec_build(struct cg_entry *entries, int n_entries, const
         void *fn = symbol(e, entries[k].name, "", res.so_path);
         if (!fn)
             goto fail;
-        if (entries[k].kind == CG_FORWARD)
+        if (!entries[k].plan->step)
             memcpy(&e->entry[k].forward, &fn, sizeof fn);
         else
             memcpy(&e->entry[k].step, &fn, sizeof fn);

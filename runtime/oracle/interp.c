@@ -263,6 +263,16 @@ static int64_t value_count(const nncc_tensor *t, int batch)
 
 /* The step behind both entry points: outputs go to fout (rounded to float)
  * or, when dout is given, to dout unrounded. */
+/* The oracle's per-op table, from ops.def: a missing kernel fails to link. */
+typedef void (*ref_kernel)(const struct ir_node *n, int batch, const double *const *in,
+                           double *out, const double *h);
+static const ref_kernel ref_kernels[] = {
+#define OP(id, name, arity, view, reduces, shape, ref, emit) [IR_##id] = ref,
+#include "ir/ops.def"
+#undef OP
+};
+_Static_assert(sizeof ref_kernels / sizeof ref_kernels[0] == IR_OP_COUNT, "a kernel per op");
+
 static enum nncc_status step(const struct ir_program *p, int batch, const float *const *inputs,
                              float *const *fout, double *const *dout, const double *h,
                              bool write_params)
@@ -303,7 +313,7 @@ static enum nncc_status step(const struct ir_program *p, int batch, const float 
             }
             for (int k = 0; k < n->n_in; k++)
                 insp[k] = buf[n->in[k]->id];
-            ir_op(n->op)->ref(n, batch, insp, b, h);
+            ref_kernels[n->op](n, batch, insp, b, h);
             if (insp != ins)
                 free(insp);
         }

@@ -6,6 +6,17 @@
 
 #include "ir/ir.h"
 
+/* The reference kernels, one per op (ir/ops.def's `ref` column; in
+ * interp.c, interp_train.c and interp_norm.c): in[i] and out hold `batch`
+ * samples each (or one value set when not batched), in double; h holds the
+ * step's hyper-parameters (IR_HYPER_*; NULL at inference).  UPDATE writes
+ * its parameter and slot inputs in place. */
+#define OP(id, name, arity, view, reduces, shape, ref, emit)                             \
+    void ref(const struct ir_node *n, int batch, const double *const *in, double *out, \
+             const double *h);
+#include "ir/ops.def"
+#undef OP
+
 /* Runs a program on `batch` samples in inference mode, in double: inputs[i]
  * and outputs[i] are float32 rows in the program's input/output order. */
 enum nncc_status nncc_interp_run(const struct ir_program *p, int batch,

@@ -10,18 +10,23 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "runtime/jit/exec.h"
+#include "runtime/train/train.h"
 #include "runtime/oracle/interp.h"
-#include "frontend/frontend.h"
-#include "codegen/codegen.h"
 
 enum nncc_status nncc_predict_ensure_built(nncc_model *m)
 {
-    struct cg_entry ce = {.p = &m->program, .name = "nncc_forward", .prefix = "",
-                          .kind = CG_FORWARD};
-    if (!m->exec && !(m->exec = nncc_exec_build(&ce, 1, m->name)))
-        return nncc_last_status();
-    return NNCC_OK;
+    if (m->exec)
+        return NNCC_OK;
+    struct nncc_lower_opts lo = {.model_name = m->name};
+    struct ir_plan plan[2];
+    enum nncc_status st = nncc_lower(&m->program, &lo, plan);
+    struct cg_entry ce = {.plan = &plan[0], .name = "nncc_forward", .prefix = ""};
+    if (!st && !(m->exec = nncc_exec_build(&ce, 1, m->name)))
+        st = nncc_last_status();
+    if (m->exec)
+        m->release_runtime = nncc_runtime_release;
+    ir_plan_free(&plan[0]);
+    return st;
 }
 
 static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64_t n,
@@ -124,7 +129,11 @@ char *nncc_model_emit_c(const nncc_model *m)
     char *src = NULL;
     size_t len;
     int64_t ws;
-    if (nncc_codegen_forward(&m->program, m->name, &src, &len, &ws) != NNCC_OK)
-        return NULL;
-    return src;
+    struct nncc_lower_opts lo = {.model_name = m->name};
+    struct ir_plan plan[2];
+    enum nncc_status st = nncc_lower(&m->program, &lo, plan);
+    if (!st)
+        st = nncc_codegen_forward(&plan[0], m->name, &src, &len, &ws);
+    ir_plan_free(&plan[0]);
+    return st ? NULL : src;
 }

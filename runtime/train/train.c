@@ -3,8 +3,8 @@
  * (keras/engine/training.py, data_adapter.py; see the behaviour reference).
  *
  * compile() checks and resolves the configuration and makes the optimizer
- * slots.  The first fit/evaluate builds the steps for the target's shape
- * (passes/autodiff.c) and compiles them into one object: a training step
+ * slots.  The first fit/evaluate lowers the model for the target's shape
+ * (nncc_lower, passes/pipeline.c) and compiles both steps into one object: a training step
  * (forward, loss, backward, updates, metrics) and an evaluation step.
  *
  * fit(): validation_split takes the last rows before any shuffling; each
@@ -24,8 +24,8 @@ void nncc_train_state_free(struct nncc_train_state *t)
     if (!t)
         return;
     nncc_exec_free(t->exec);
-    ir_program_free(&t->train);
-    ir_program_free(&t->eval);
+    ir_plan_free(&t->train);
+    ir_plan_free(&t->eval);
     free(t->params);
     free(t->slots);
     free(t);
@@ -167,6 +167,7 @@ enum nncc_status nncc_compile_(nncc_model *m, struct nncc_compile_opts o)
                      metric_keys[k].name);
     nncc_train_state_free(m->train);
     m->train = t;
+    m->release_runtime = nncc_runtime_release;
     return NNCC_OK;
 }
 
@@ -273,11 +274,18 @@ static enum nncc_status check_data(const nncc_model *m, const struct nncc_array 
     return NNCC_OK;
 }
 
-enum nncc_status nncc_train_autodiff(const nncc_model *m, struct nncc_shape target,
-                                     struct ir_program *train, struct ir_program *eval)
+void nncc_runtime_release(nncc_model *m)
+{
+    nncc_exec_free(m->exec);
+    m->exec = NULL;
+    nncc_train_state_free(m->train);
+    m->train = NULL;
+}
+
+struct nncc_train_spec nncc_train_spec_of(const nncc_model *m, struct nncc_shape target)
 {
     const struct nncc_train_state *t = m->train;
-    struct nncc_train_spec spec = {
+    return (struct nncc_train_spec){
         .loss = t->opts.loss,
         .from_logits = t->opts.from_logits,
         .metrics = t->opts.metrics,
@@ -289,11 +297,17 @@ enum nncc_status nncc_train_autodiff(const nncc_model *m, struct nncc_shape targ
         .slots = t->slots,
         .n_slots = t->n_slots,
     };
-    enum nncc_status st = nncc_autodiff(&m->program, &spec, train, eval);
-    if (!st)
-        st = ir_verify(train, "autodiff");
-    return st;
 }
+
+void nncc_train_hyper(const struct nncc_train_state *t, double h[IR_HYPER_COUNT])
+{
+    h[IR_HYPER_LR] = t->learning_rate;
+    h[IR_HYPER_STEP] = (double)(t->iterations + 1);
+    /* 53 bits: exact in a double */
+    h[IR_HYPER_SEED] = (double)(nncc_rng_key(t->opts.seed ^ (uint64_t)t->iterations, "dropout") >> 11);
+}
+
+void nncc_train_hyper_next(double h[IR_HYPER_COUNT]) { h[IR_HYPER_STEP] += 1; }
 
 /* Builds (or rebuilds, for another target shape) and compiles the steps. */
 enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target)
@@ -303,21 +317,20 @@ enum nncc_status nncc_train_ensure_steps(nncc_model *m, struct nncc_shape target
         return NNCC_OK;
     nncc_exec_free(t->exec);
     t->exec = NULL;
-    ir_program_free(&t->train);
-    ir_program_free(&t->eval);
+    ir_plan_free(&t->train);
+    ir_plan_free(&t->eval);
     t->built = false;
-    enum nncc_status st = nncc_train_autodiff(m, target, &t->train, &t->eval);
-    if (!st)
-        st = ir_verify(&t->eval, "autodiff");
+    struct nncc_train_spec spec = nncc_train_spec_of(m, target);
+    struct nncc_lower_opts lo = {.model_name = m->name, .train = &spec};
+    struct ir_plan plans[2];
+    enum nncc_status st = nncc_lower(&m->program, &lo, plans);
+    t->train = plans[0];
+    t->eval = plans[1];
     if (st)
         return st;
-    if (nncc_dump_wanted("autodiff")) {
-        fprintf(stderr, "; model \"%s\" training step after pass autodiff\n", m->name);
-        ir_print(&t->train, stderr);
-    }
     struct cg_entry e[2] = {
-        {.p = &t->train, .name = "nncc_train_step", .prefix = "t", .kind = CG_STEP},
-        {.p = &t->eval, .name = "nncc_eval_step", .prefix = "e", .kind = CG_STEP},
+        {.plan = &t->train, .name = "nncc_train_step", .prefix = "t"},
+        {.plan = &t->eval, .name = "nncc_eval_step", .prefix = "e"},
     };
     if (!(t->exec = nncc_exec_build(e, 2, m->name)))
         return nncc_last_status();
@@ -528,13 +541,8 @@ static nncc_history *fit(nncc_model *m, const struct nncc_array *x, const struct
             gather(x, idx + s, cnt, xb);
             gather(y, idx + s, cnt, yb);
             const float *in[2] = {xb, yb};
-            double h[IR_HYPER_COUNT] = {
-                [IR_HYPER_LR] = t->learning_rate,
-                [IR_HYPER_STEP] = (double)(t->iterations + 1),
-                /* 53 bits: exact in a double */
-                [IR_HYPER_SEED] = (double)(nncc_rng_key(t->opts.seed ^ (uint64_t)t->iterations,
-                                                        "dropout") >> 11),
-            };
+            double h[IR_HYPER_COUNT];
+            nncc_train_hyper(t, h);
             e->step(cnt, e->params, in, outp, ws, h);
             t->iterations++;
             for (int k = 0; k <= t->n_metrics; k++)

@@ -19,7 +19,7 @@ struct nncc_train_state {
     nncc_tensor **slots;               /* n_slots per parameter */
     int n_slots;
     const char *slot_names[NNCC_MAX_SLOTS];
-    struct ir_program train, eval;     /* built for target_shape */
+    struct ir_plan train, eval;        /* lowered for target_shape (passes/pipeline.c) */
     bool built;
     struct nncc_shape target_shape;
     struct nncc_exec *exec;            /* entry 0: train step, entry 1: eval step */
@@ -51,11 +51,17 @@ double nncc_now(void);
 nncc_history *nncc_history_new(void);
 enum nncc_status nncc_history_append(nncc_history *h, int epoch, const struct nncc_logs *logs);
 
-/* The training and evaluation programs of a compiled model for targets
- * of `target`'s shape (autodiff with the model's compile options),
- * verified; also what `nncc compile --train` emits. */
-enum nncc_status nncc_train_autodiff(const nncc_model *m, struct nncc_shape target,
-                                     struct ir_program *train, struct ir_program *eval);
+/* What autodiff needs to build a compiled model's steps for targets of
+ * shape `target` (from compile()'s configuration). */
+struct nncc_train_spec nncc_train_spec_of(const nncc_model *m, struct nncc_shape target);
+
+/* The step hyper-parameters h[] (IR_HYPER_*) of the next optimizer step,
+ * and of the step after that. */
+void nncc_train_hyper(const struct nncc_train_state *t, double h[IR_HYPER_COUNT]);
+void nncc_train_hyper_next(double h[IR_HYPER_COUNT]);
+
+/* Frees what the runtime keeps on a model (its release_runtime hook). */
+void nncc_runtime_release(nncc_model *m);
 
 /* Builds and compiles the training and evaluation steps for targets of
  * `target`'s shape (batch None), unless built for it already. */

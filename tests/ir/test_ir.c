@@ -209,28 +209,35 @@ static void test_dot_escapes_names(void **state)
     nncc_model_free(m);
 }
 
-/* NNCC_DUMP=shapes prints the IR after the shapes pass. */
+/* NNCC_DUMP=fuse,shapes prints the plan after those passes when the model
+ * is lowered (passes/pipeline.c), and nothing after the others. */
 static void test_dump_env(void **state)
 {
     (void)state;
+    nncc_model *m = small_cnn();
     setenv("NNCC_DUMP", "fuse,shapes", 1);
     FILE *tmp = tmpfile();
     assert_non_null(tmp);
     int saved = dup(2);
     fflush(stderr);
     dup2(fileno(tmp), 2);
-    nncc_model *m = small_cnn();
+    char *src = nncc_model_emit_c(m); /* lowers the inference program */
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
     unsetenv("NNCC_DUMP");
+    assert_non_null(src);
+    free(src);
     rewind(tmp);
-    char text[4096] = {0};
+    char text[8192] = {0};
     size_t n = fread(text, 1, sizeof text - 1, tmp);
     fclose(tmp);
     assert_true(n > 0);
-    assert_non_null(strstr(text, "; model \"model\" after pass shapes"));
+    assert_non_null(strstr(text, "; model \"model\", inference, after pass shapes"));
     assert_non_null(strstr(text, "program: 12 nodes"));
+    assert_non_null(strstr(text, "; model \"model\", inference, after pass fuse"));
+    assert_non_null(strstr(text, ": bias_act, + %"));
+    assert_null(strstr(text, "after pass tile"));
     nncc_model_free(m);
 }
 

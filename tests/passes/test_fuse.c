@@ -90,48 +90,63 @@ static nncc_model *model_wgrad(void)
 
 /* Node i heads a group of `rule` whose last node is j (absorbed, its value
  * the group's result). */
-static void expect_group(const struct ir_program *p, const struct ir_fused *f, int i,
+/* A plan's fusion groups, read the way the assertions below name them. */
+#define ABSORBED(i) (f[i].kind == IR_GROUP_MEMBER && f[i].head < (i))
+#define EPI(i) ir_group_epilogue(&f[i])
+#define IS_HEAD(i) (f[i].kind != IR_GROUP_NONE && f[i].kind != IR_GROUP_MEMBER)
+
+/* The model's inference plan (passes/pipeline.c), fused. */
+static struct ir_plan *inference_plan(nncc_model *m, struct ir_plan plans[2])
+{
+    struct nncc_lower_opts lo = {.model_name = m->name};
+    ST(nncc_lower(&m->program, &lo, plans));
+    return &plans[0];
+}
+
+static void expect_group(const struct ir_program *p, const struct ir_group *f, int i,
                          const char *rule, int j)
 {
     assert_true(i >= 0 && j > i);
-    if (!f[i].rule || strcmp(f[i].rule, rule) != 0)
+    if (strcmp(ir_group_kind_name(f[i].kind), rule) != 0)
         fail_msg("node %d (%s): rule %s, want %s", i, p->nodes[i]->name,
-                 f[i].rule ? f[i].rule : "none", rule);
-    assert_false(f[i].absorbed);
-    assert_true(f[j].absorbed);
+                 ir_group_kind_name(f[i].kind), rule);
+    assert_int_equal(f[j].head, i);
+    assert_false(ABSORBED(i));
+    assert_true(ABSORBED(j));
     assert_ptr_equal(f[i].result, p->nodes[j]->out);
-    if (f[i].bias) /* bias_act: the bias_add reading the head is absorbed */
-        assert_true(f[i + 1].absorbed && p->nodes[i + 1]->op == IR_BIAS_ADD);
+    if (EPI(i)->bias) /* bias_act: the bias_add reading the head is absorbed */
+        assert_true(ABSORBED(i + 1) && p->nodes[i + 1]->op == IR_BIAS_ADD);
 }
 
 static void test_inference_groups(void **state)
 {
     (void)state;
     nncc_model *m = model();
-    const struct ir_program *p = &m->program;
-    struct ir_fused *f = OK(nncc_fuse(p));
+    struct ir_plan plans[2];
+    const struct ir_program *p = &inference_plan(m, plans)->program;
+    const struct ir_group *f = plans[0].groups;
     /* conv_pool: the 2x2 max pooling runs in the convolution's kernel. */
     int conv = find_node(p, IR_CONV2D, "conv"), mp = find_node(p, IR_MAXPOOL2D, "pool");
-    expect_group(p, f, conv, "bias_act", mp);
-    assert_ptr_equal(f[conv].bias, p->nodes[conv + 1]->in[1]);
-    assert_true(f[conv].has_act);
-    assert_int_equal(f[conv].act, NNCC_RELU);
-    assert_ptr_equal(f[conv].pool, p->nodes[mp]);
-    assert_null(f[conv].result2);
-    assert_true(f[find_node(p, IR_ACTIVATION, "conv")].absorbed);
+    expect_group(p, f, conv, "conv_pool", mp);
+    assert_ptr_equal(EPI(conv)->bias, p->nodes[conv + 1]->in[1]);
+    assert_true(EPI(conv)->has_act);
+    assert_int_equal(EPI(conv)->act, NNCC_RELU);
+    assert_ptr_equal(f[conv].conv_pool.pool, p->nodes[mp]);
+    assert_null(ir_group_second(&f[conv]));
+    assert_true(ABSORBED(find_node(p, IR_ACTIVATION, "conv")));
     int hidden = find_node(p, IR_MATMUL, "hidden");
     expect_group(p, f, hidden, "bias_act", find_node(p, IR_ACTIVATION, "hidden"));
-    assert_int_equal(f[hidden].act, NNCC_TANH);
+    assert_int_equal(EPI(hidden)->act, NNCC_TANH);
     /* At inference nothing needs softplus' input again: it fuses too. */
     int soft = find_node(p, IR_MATMUL, "soft");
     expect_group(p, f, soft, "bias_act", find_node(p, IR_ACTIVATION, "soft"));
     int out = find_node(p, IR_MATMUL, "out");
     expect_group(p, f, out, "bias_act", find_node(p, IR_SOFTMAX, "out"));
-    assert_true(f[out].softmax);
-    assert_false(f[out].has_act);
+    assert_true(EPI(out)->softmax);
+    assert_false(EPI(out)->has_act);
     /* Pooling and the reshape are no heads. */
-    assert_null(f[mp].rule);
-    free(f);
+    assert_false(IS_HEAD(mp));
+    ir_plan_free(&plans[0]);
     nncc_model_free(m);
 }
 
@@ -152,73 +167,74 @@ static void test_training_groups(void **state)
     struct nncc_array *x = test_rows(20, m->inputs[0]->shape, 0);
     struct nncc_array *y = test_rows(20, m->outputs[0]->shape, 1);
     nncc_history_free(train(m, x, y));
-    const struct ir_program *p = &m->train->train;
-    struct ir_fused *f = OK(nncc_fuse(p));
+    struct ir_plan *plan = &m->train->train;
+    const struct ir_program *p = &plan->program;
+    const struct ir_group *f = plan->groups;
     /* conv_pool with pool_keep: the convolution's kernel also writes the
      * pooling's argmax, which the pooling gradient reads. */
     int conv = find_node(p, IR_CONV2D, "conv");
     int mp = find_node(p, IR_MAXPOOL2D, "pool"), am = find_node(p, IR_POOL_ARGMAX, "pool");
-    expect_group(p, f, conv, "bias_act", mp);
-    assert_ptr_equal(f[conv].pool, p->nodes[mp]);
-    assert_ptr_equal(f[conv].result2, p->nodes[am]->out);
-    assert_true(f[am].absorbed);
-    assert_null(f[mp].rule);
+    expect_group(p, f, conv, "conv_pool", mp);
+    assert_ptr_equal(f[conv].conv_pool.pool, p->nodes[mp]);
+    assert_ptr_equal(ir_group_second(&f[conv]), p->nodes[am]->out);
+    assert_true(ABSORBED(am));
+    assert_false(IS_HEAD(mp));
     int hidden = find_node(p, IR_MATMUL, "hidden");
     expect_group(p, f, hidden, "bias_act", find_node(p, IR_ACTIVATION, "hidden"));
     /* softplus' gradient reads its input z: only the bias joins the GEMM. */
     int soft = find_node(p, IR_MATMUL, "soft");
     expect_group(p, f, soft, "bias_act", find_node(p, IR_BIAS_ADD, "soft"));
-    assert_false(f[soft].has_act);
+    assert_false(EPI(soft)->has_act);
     int sg = find_node(p, IR_ACTIVATION_GRAD, "soft");
     assert_true(sg >= 0);
     assert_false(f[sg].grad_from_y);
-    assert_false(f[sg].absorbed);
+    assert_false(ABSORBED(sg));
     /* The output layer feeds the loss through its logits (the stable path). */
     int out = find_node(p, IR_MATMUL, "out");
     expect_group(p, f, out, "bias_act", find_node(p, IR_BIAS_ADD, "out"));
-    assert_false(f[out].softmax);
+    assert_false(EPI(out)->softmax);
     /* dact: "soft"'s matmul_nt computes the gradient of hidden's output;
      * tanh'(y) multiplies it in its epilogue. */
     int nt = find_node(p, IR_MATMUL_NT, "soft");
     expect_group(p, f, nt, "dact", find_node(p, IR_ACTIVATION_GRAD, "hidden"));
-    assert_int_equal(f[nt].dact, NNCC_TANH);
-    assert_ptr_equal(f[nt].dact_y, p->nodes[find_node(p, IR_ACTIVATION, "hidden")]->out);
+    assert_int_equal(EPI(nt)->dact, NNCC_TANH);
+    assert_ptr_equal(EPI(nt)->dact_y, p->nodes[find_node(p, IR_ACTIVATION, "hidden")]->out);
     /* pool_wgrad: conv is the first layer, so the gradient of its output
      * (pooling gradient · relu') is read only by its filter and bias
      * gradients, which the pooling gradient's kernel computes per image. */
     int pg = find_node(p, IR_POOL2D_GRAD, "pool");
     int wg = find_node(p, IR_CONV2D_GRAD_FILTER, "conv"), bg = find_node(p, IR_BIAS_GRAD, "conv");
-    expect_group(p, f, pg, "dact+pool_wgrad", wg);
-    assert_int_equal(f[pg].dact, NNCC_RELU);
-    assert_ptr_equal(f[pg].wgrad, p->nodes[wg]);
-    assert_ptr_equal(f[pg].result2, p->nodes[bg]->out);
-    assert_true(f[bg].absorbed);
-    assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].absorbed);
+    expect_group(p, f, pg, "pool_wgrad", wg);
+    assert_true(EPI(pg)->has_dact); /* the dact it extends */
+    assert_int_equal(EPI(pg)->dact, NNCC_RELU);
+    assert_ptr_equal(f[pg].pool_wgrad.wgrad, p->nodes[wg]);
+    assert_ptr_equal(ir_group_second(&f[pg]), p->nodes[bg]->out);
+    assert_true(ABSORBED(bg));
+    assert_true(ABSORBED(find_node(p, IR_ACTIVATION_GRAD, "conv")));
     /* The relu gradient, absorbed, would read y, not z. */
     assert_true(f[find_node(p, IR_ACTIVATION_GRAD, "conv")].grad_from_y);
     assert_int_equal(p->nodes[pg]->n_in, 4);
     assert_ptr_equal(p->nodes[pg]->in[3], p->nodes[am]->out);
-    free(f);
     /* Without conv_pool, pool_keep: the max pooling writes the argmax. */
     setenv("NNCC_NO_FUSE", "conv_pool", 1);
-    f = OK(nncc_fuse(p));
+    ST(pass_fuse(plan));
+    f = plan->groups;
     unsetenv("NNCC_NO_FUSE");
-    assert_string_equal(f[mp].rule, "pool_keep");
+    assert_string_equal(ir_group_kind_name(f[mp].kind), "pool_keep");
     assert_ptr_equal(f[mp].result, p->nodes[mp]->out);
-    assert_ptr_equal(f[mp].result2, p->nodes[am]->out);
-    assert_true(f[am].absorbed);
-    assert_null(f[conv].pool);
-    free(f);
+    assert_ptr_equal(ir_group_second(&f[mp]), p->nodes[am]->out);
+    assert_true(ABSORBED(am));
+    assert_null(f[conv].conv_pool.pool);
     /* Rules can be turned off by name: without pool_wgrad, only dact. */
     setenv("NNCC_NO_FUSE", "bias_act,pool_wgrad", 1);
-    f = OK(nncc_fuse(p));
+    ST(pass_fuse(plan));
+    f = plan->groups;
     unsetenv("NNCC_NO_FUSE");
     expect_group(p, f, pg, "dact", find_node(p, IR_ACTIVATION_GRAD, "conv"));
-    assert_null(f[pg].wgrad);
-    assert_null(f[pg].result2);
-    assert_false(f[wg].absorbed);
-    assert_null(f[conv].rule);
-    free(f);
+    assert_null(f[pg].pool_wgrad.wgrad);
+    assert_null(ir_group_second(&f[pg]));
+    assert_false(ABSORBED(wg));
+    assert_false(IS_HEAD(conv));
     nncc_array_free(x);
     nncc_array_free(y);
     nncc_model_free(m);
@@ -307,13 +323,13 @@ static void test_pool_wgrad_numbers(void **state)
     struct nncc_array *x = test_rows(20, m->inputs[0]->shape, 0);
     struct nncc_array *y = test_rows(20, m->outputs[0]->shape, 1);
     nncc_history_free(train(m, x, y));
-    const struct ir_program *p = &m->train->train;
-    struct ir_fused *f = OK(nncc_fuse(p));
-    expect_group(p, f, find_node(p, IR_POOL2D_GRAD, "pool"), "dact+pool_wgrad",
+    struct ir_plan *plan = &m->train->train;
+    const struct ir_program *p = &plan->program;
+    const struct ir_group *f = plan->groups;
+    expect_group(p, f, find_node(p, IR_POOL2D_GRAD, "pool"), "pool_wgrad",
                  find_node(p, IR_CONV2D_GRAD_FILTER, "conv"));
-    expect_group(p, f, find_node(p, IR_POOL2D_GRAD, "bigpool"), "dact+pool_wgrad",
+    expect_group(p, f, find_node(p, IR_POOL2D_GRAD, "bigpool"), "pool_wgrad",
                  find_node(p, IR_CONV2D_GRAD_FILTER, "big"));
-    free(f);
     nncc_array_free(x);
     nncc_array_free(y);
     nncc_model_free(m);
@@ -324,30 +340,30 @@ static void test_chain_groups(void **state)
 {
     (void)state;
     nncc_model *m = model_chain();
-    const struct ir_program *p = &m->program;
-    struct ir_fused *f = OK(nncc_fuse(p));
+    struct ir_plan plans[2];
+    const struct ir_program *p = &inference_plan(m, plans)->program;
+    const struct ir_group *f = plans[0].groups;
     int bn = find_node(p, IR_BATCHNORM, "bn");
     expect_group(p, f, bn, "chain", find_node(p, IR_ACTIVATION, "bn_relu"));
-    assert_int_equal(f[bn].n_chain, 1);
+    assert_int_equal(f[bn].chain.n, 1);
     int sum = find_node(p, IR_ADD, "sum");
     expect_group(p, f, sum, "chain", find_node(p, IR_ACTIVATION, "sum_sigmoid"));
-    assert_int_equal(f[sum].n_chain, 2);
-    assert_true(f[find_node(p, IR_ACTIVATION, "sum_tanh")].absorbed);
-    free(f);
+    assert_int_equal(f[sum].chain.n, 2);
+    assert_true(ABSORBED(find_node(p, IR_ACTIVATION, "sum_tanh")));
+    ir_plan_free(&plans[0]);
 
     struct nncc_array *x = test_rows(20, m->inputs[0]->shape, 0);
     struct nncc_array *y = test_rows(20, m->outputs[0]->shape, 1);
     nncc_history_free(train(m, x, y));
-    p = &m->train->train;
-    f = OK(nncc_fuse(p));
+    p = &m->train->train.program;
+    f = m->train->train.groups;
     sum = find_node(p, IR_ADD, "sum");
     int tanh_ = find_node(p, IR_ACTIVATION, "sum_tanh");
     expect_group(p, f, sum, "chain", tanh_);
-    assert_int_equal(f[sum].n_chain, 1);
-    assert_false(f[find_node(p, IR_ACTIVATION, "sum_sigmoid")].absorbed);
+    assert_int_equal(f[sum].chain.n, 1);
+    assert_false(ABSORBED(find_node(p, IR_ACTIVATION, "sum_sigmoid")));
     int tg = find_node(p, IR_ACTIVATION_GRAD, "sum_tanh");
     assert_true(f[tg].grad_from_y);
-    free(f);
     nncc_array_free(x);
     nncc_array_free(y);
     nncc_model_free(m);

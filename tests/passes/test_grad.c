@@ -6,7 +6,7 @@
  *    through the reference interpreter.  Small models are built with the
  *    public API and given weights that are multiples of 2^-10 (exact in
  *    float) with nncc_set_weights; the gradients-only training program
- *    (nncc_autodiff) gives the analytic gradient of every trainable weight;
+ *    (nncc_autodiff, through nncc_lower) gives the analytic gradient of every trainable weight;
  *    each weight element (or 40 evenly spread ones of a bigger tensor) is
  *    moved by ±h, h = 2^-14 (w ± h is exact in float), and the loss is
  *    evaluated again with the evaluation program, or with the training
@@ -253,7 +253,8 @@ struct gm {
     nncc_tensor *params[MAXP];
     int n_params;
     struct nncc_train_spec ts;
-    struct ir_program train, eval;
+    struct ir_plan plans[2];      /* nncc_lower's: the gradient step, the evaluation step */
+    struct ir_program train, eval; /* their programs (owned by the plans) */
     int batch, n_in;
     float *in[MAXIN + 1]; /* the model's inputs, then the target */
     struct nncc_shape target;
@@ -353,7 +354,10 @@ static void gm_init(struct gm *g, const char *name, nncc_model *m, struct spec o
         .n_params = g->n_params,
         .gradients_only = true,
     };
-    enum nncc_status st = nncc_autodiff(&m->program, &g->ts, &g->train, &g->eval);
+    struct nncc_lower_opts lo = {.model_name = name, .train = &g->ts};
+    enum nncc_status st = nncc_lower(&m->program, &lo, g->plans);
+    g->train = g->plans[0].program;
+    g->eval = g->plans[1].program;
     if (st)
         fail_msg("%s: autodiff: %s", name, nncc_last_error());
     OK(ir_verify(&g->train, "autodiff"));
@@ -381,8 +385,8 @@ static void gm_init(struct gm *g, const char *name, nncc_model *m, struct spec o
 
 static void gm_free(struct gm *g)
 {
-    ir_program_free(&g->train);
-    ir_program_free(&g->eval);
+    ir_plan_free(&g->plans[0]);
+    ir_plan_free(&g->plans[1]);
     for (int i = 0; i <= g->n_in; i++)
         free(g->in[i]);
     nncc_model_free(g->m);
@@ -1033,7 +1037,8 @@ struct compiled {
     int n_slots;
     nncc_tensor *slots[MAXP * 3];
     struct nncc_train_spec ots;
-    struct ir_program otrain, oeval;
+    struct ir_plan oplans[2];
+    struct ir_program otrain; /* oplans[0]'s */
     struct nncc_exec *ex;
 };
 
@@ -1051,8 +1056,8 @@ static int optimizer_slots(const struct nncc_optimizer *o)
 static void compiled_free(struct compiled *c)
 {
     nncc_exec_free(c->ex);
-    ir_program_free(&c->otrain);
-    ir_program_free(&c->oeval);
+    ir_plan_free(&c->oplans[0]);
+    ir_plan_free(&c->oplans[1]);
     gm_free(&c->g);
 }
 
@@ -1078,14 +1083,16 @@ static void compiled_init(struct compiled *c, const char *name, nncc_model *m, s
     c->ots.optimizer = opt;
     c->ots.slots = c->slots;
     c->ots.n_slots = c->n_slots;
-    enum nncc_status st = nncc_autodiff(&m->program, &c->ots, &c->otrain, &c->oeval);
+    struct nncc_lower_opts lo = {.model_name = name, .train = &c->ots};
+    enum nncc_status st = nncc_lower(&m->program, &lo, c->oplans);
+    c->otrain = c->oplans[0].program;
     if (st)
         fail_msg("%s: autodiff with an optimizer: %s", name, nncc_last_error());
     OK(ir_verify(&c->otrain, "autodiff"));
     assert_int_equal(c->otrain.n_outputs, 1 + c->g.n_metrics);
     struct cg_entry e[2] = {
-        {.p = &c->g.train, .name = "grad_step", .prefix = "g", .kind = CG_STEP},
-        {.p = &c->otrain, .name = "opt_step", .prefix = "o", .kind = CG_STEP},
+        {.plan = &c->g.plans[0], .name = "grad_step", .prefix = "g"},
+        {.plan = &c->oplans[0], .name = "opt_step", .prefix = "o"},
     };
     c->ex = nncc_exec_build(e, 2, name);
     if (!c->ex) {

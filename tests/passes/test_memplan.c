@@ -136,14 +136,15 @@ struct sizes {
     int64_t peak_per_sample;                   /* most floats per sample alive at one node */
 };
 
-/* Checks p's plan with the fusion groups `fused` (or none); with `emitted`,
- * also that the code generator, which finds the same groups, uses it.
- * Returns the arena sizes. */
-static struct sizes check_plan_with(const struct ir_program *p, const struct ir_fused *fused,
-                                    bool emitted, const char *what)
+/* Plans pl's memory again with its fusion groups (or none: pl->groups
+ * NULL) and checks the plan; with `emitted`, also that the code generator
+ * uses it.  Returns the arena sizes. */
+static struct sizes check_plan_with(struct ir_plan *pl, bool emitted, const char *what)
 {
-    struct ir_memplan plan;
-    ST(nncc_memplan(p, fused, &plan));
+    const struct ir_program *p = &pl->program;
+    const struct ir_group *fused = pl->groups;
+    ST(pass_memplan(pl));
+    const struct ir_memplan plan = pl->mem;
     int n = p->n_nodes;
     assert_int_equal(plan.n, n);
     int *first = calloc((size_t)n + 1, sizeof *first), *last = calloc((size_t)n + 1, sizeof *last);
@@ -154,7 +155,7 @@ static struct sizes check_plan_with(const struct ir_program *p, const struct ir_
         first[i] = i;
     for (int h = 0; fused && h < n; h++)
         for (int r = h + 1; fused[h].result && r < n; r++)
-            if (p->nodes[r]->out == fused[h].result || p->nodes[r]->out == fused[h].result2)
+            if (p->nodes[r]->out == fused[h].result || p->nodes[r]->out == ir_group_second(&fused[h]))
                 first[r] = h;
     struct sizes z = {.planned_fixed = plan.fixed_size, .planned_per_sample = plan.per_sample_size};
     assert_int_equal(plan.fixed_size % 16, 0);
@@ -164,7 +165,7 @@ static struct sizes check_plan_with(const struct ir_program *p, const struct ir_
         const struct ir_node *nd = p->nodes[i];
         const nncc_tensor *t = nd->out;
         bool want = nd->op != IR_INPUT && nd->op != IR_PARAM && !ir_op(nd->op)->view &&
-                    !is_output(p, t) && !(fused && fused[i].absorbed && first[i] == i) &&
+                    !is_output(p, t) && !(fused && fused[i].kind == IR_GROUP_MEMBER && first[i] == i) &&
                     !(fused && fused[i].result && fused[i].result != t);
         if (!want) {
             if (plan.offset[i] != -1)
@@ -238,13 +239,13 @@ static struct sizes check_plan_with(const struct ir_program *p, const struct ir_
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     assert_non_null(f);
-    nncc_memplan_print(p, &plan, f);
+    ir_plan_print_memory(pl, f);
     fclose(f);
     assert_non_null(strstr(text, "memory plan: fixed arena"));
     free(text);
 
     /* The code generator uses this plan: its workspace and addresses. */
-    struct cg_entry e = {.p = p, .name = "entry", .prefix = "", .kind = CG_STEP};
+    struct cg_entry e = {.plan = pl, .name = "entry", .prefix = ""};
     char *src = NULL;
     size_t slen = 0;
     if (emitted) {
@@ -273,26 +274,31 @@ static struct sizes check_plan_with(const struct ir_program *p, const struct ir_
            (long long)z.peak_per_sample, (long long)plan.fixed_size, (long long)z.sum_fixed);
     free(first);
     free(last);
-    nncc_memplan_free(&plan);
-    assert_null(plan.offset);
     return z;
 }
 
-/* p's plans without fusion and with the groups codegen finds; returns the
+/* pl's memory planned without fusion and with its groups; returns the
  * sizes of the latter, the plan code generation uses. */
-static struct sizes check_plan(const struct ir_program *p, const char *what)
+static struct sizes check_plan(struct ir_plan *pl, const char *what)
 {
     char label[80];
     snprintf(label, sizeof label, "%s, unfused", what);
-    check_plan_with(p, NULL, false, label);
-    struct ir_fused *fused = OK(nncc_fuse(p));
+    struct ir_group *fused = pl->groups;
+    pl->groups = NULL;
+    check_plan_with(pl, false, label);
+    pl->groups = fused;
     int groups = 0;
-    for (int i = 0; i < p->n_nodes; i++)
+    for (int i = 0; i < pl->program.n_nodes; i++)
         groups += fused[i].result != NULL;
     snprintf(label, sizeof label, "%s, %d fused", what, groups);
-    struct sizes z = check_plan_with(p, fused, true, label);
-    free(fused);
-    return z;
+    return check_plan_with(pl, true, label);
+}
+
+/* The model's inference plan (passes/pipeline.c). */
+static void inference_plan(nncc_model *m, struct ir_plan plans[2])
+{
+    struct nncc_lower_opts lo = {.model_name = m->name};
+    ST(nncc_lower(&m->program, &lo, plans));
 }
 
 /* ---- Inference: the plan, and the numbers it computes --------------------- */
@@ -337,7 +343,10 @@ static void test_inference_plans(void **state)
         nncc_model *m = models[i];
         char what[64];
         snprintf(what, sizeof what, "%s inference", m->name);
-        struct sizes z = check_plan(&m->program, what);
+        struct ir_plan plans[2];
+        inference_plan(m, plans);
+        struct sizes z = check_plan(&plans[0], what);
+        ir_plan_free(&plans[0]);
         /* Inference values are all batched. */
         assert_int_equal(z.planned_fixed, 0);
         assert_true(z.planned_per_sample <= z.sum_per_sample + 16);
@@ -352,11 +361,14 @@ static void test_chain_is_tight(void **state)
 {
     (void)state;
     nncc_model *m = mlp();
-    struct ir_memplan plan;
-    ST(nncc_memplan(&m->program, NULL, &plan));
-    assert_int_equal(plan.per_sample_size, 64);
-    assert_int_equal(plan.fixed_size, 0);
-    nncc_memplan_free(&plan);
+    struct ir_plan plans[2];
+    inference_plan(m, plans);
+    free(plans[0].groups);
+    plans[0].groups = NULL; /* unfused */
+    ST(pass_memplan(&plans[0]));
+    assert_int_equal(plans[0].mem.per_sample_size, 64);
+    assert_int_equal(plans[0].mem.fixed_size, 0);
+    ir_plan_free(&plans[0]);
     nncc_model_free(m);
 }
 

@@ -61,8 +61,9 @@ static void test_schedules(void **state)
     nncc_model *m = model();
     struct nncc_array *x = test_rows(16, m->inputs[0]->shape, 0), *y = test_rows(16, m->outputs[0]->shape, 1);
     nncc_history_free(train(m, x, y));
-    const struct ir_program *p = &m->train->train;
-    struct ir_tile *t = OK(nncc_tile(p));
+    struct ir_plan *plan = &m->train->train;
+    const struct ir_program *p = &plan->program;
+    const struct ir_tile *t = plan->tiles;
     const struct ir_tile *f = &t[find_node(p, IR_CONV2D, "same")];
     assert_int_equal(f->parallel, IR_PAR_ROWS);
     assert_false(f->pointwise);
@@ -84,12 +85,11 @@ static void test_schedules(void **state)
     assert_int_equal(t[find_node(p, IR_MATMUL, "out")].parallel, IR_PAR_ROWS);
     assert_int_equal(t[find_node(p, IR_MATMUL_TN, "out")].parallel, IR_PAR_OUT_ROWS);
     assert_int_equal(t[find_node(p, IR_BIAS_ADD, "out")].parallel, IR_PAR_NONE);
-    free(t);
     setenv("NNCC_TILE_ROWS", "6", 1);
-    t = OK(nncc_tile(p));
+    ST(pass_tile(plan));
+    t = plan->tiles;
     assert_int_equal(t[find_node(p, IR_CONV2D, "same")].tile_rows, 6);
     unsetenv("NNCC_TILE_ROWS");
-    free(t);
     nncc_array_free(x);
     nncc_array_free(y);
     nncc_model_free(m);
