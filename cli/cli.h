@@ -15,6 +15,8 @@ struct args {
     const char *file;
     const char *entry;
     bool ir;
+    const char *after; /* nncc graph --after PASS */
+    bool train;        /* nncc graph --train: the training step */
 };
 
 /* Prints "nncc CMD: <fmt with what>" and the --help hint; returns EXIT_USAGE. */

@@ -388,11 +388,7 @@ static enum nncc_status aot_model(nncc_model *m, bool train, struct ir_plan plan
                          "compile --train: model \"%s\" is not compiled: save it after "
                          "nncc_compile() (nncc_save), or call nncc_compile() in the entry",
                          m->name);
-    struct nncc_shape out = m->outputs[0]->shape, target = out;
-    if (t->opts.loss == NNCC_SPARSE_CATEGORICAL_CROSSENTROPY)
-        target.rank = out.rank - 1; /* one class index per row */
-    if (target.rank < 1)
-        target = out;
+    struct nncc_shape target = nncc_train_default_target(m);
     struct nncc_train_spec spec = nncc_train_spec_of(m, target);
     lo.train = &spec;
     if ((st = nncc_lower(&m->program, &lo, plans + 1)) != NNCC_OK)

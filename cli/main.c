@@ -5,7 +5,9 @@
  *   nncc summary FILE.safetensors             … of a model saved by nncc_save,
  *                                             with its compile configuration
  *                                             and training state
- *   nncc graph   FILE.c [--entry NAME] [--ir] print its graph (DOT, or IR text)
+ *   nncc graph   FILE.c [--entry NAME] [--ir] [--after PASS [--train]]
+ *                                            print its graph (DOT, or IR text),
+ *                                            at any stage of the pipeline
  *   nncc emit-c  FILE.c [--entry NAME]        print the C nncc generates for it
  *   nncc run     FILE.c [ARGS…]               build FILE.c's program and run it
  *   nncc bench   FILE.c [--batch N] [--threads N] [--train|--infer] [--iters N] [--cold]
@@ -34,6 +36,7 @@
 #include "passes/passes.h"
 #include "runtime/jit/jit.h"
 #include "runtime/io/safetensors.h"
+#include "runtime/train/train.h"
 #include "cli/cli.h"
 
 /* Flags a program built by `nncc run` needs to link with this library
@@ -88,15 +91,20 @@ static const char usage_summary[] =
     "  -h, --help     show this help\n";
 
 static const char usage_graph[] =
-    "usage: nncc graph FILE.c [--entry NAME] [--ir]\n"
+    "usage: nncc graph FILE.c [--entry NAME] [--ir] [--after PASS [--train]]\n"
     "\n"
-    "Compiles FILE.c, calls its model entry and prints the model's graph after\n"
-    "the pass pipeline: Graphviz DOT on stdout (render with `dot -Tsvg`), or\n"
-    "the IR as text with --ir.\n"
+    "Compiles FILE.c, calls its model entry and prints the model's graph:\n"
+    "Graphviz DOT on stdout (render with `dot -Tsvg`), or the IR as text with\n"
+    "--ir.  Without --after, the graph as the model's layers built it; with\n"
+    "--after, the program as the compiler's pipeline leaves it after that pass\n"
+    "(fusion groups drawn as clusters; --ir adds what the pass decided).\n"
     "\n"
     "options:\n"
     "  --entry NAME   the function returning the model (nncc_model *NAME(void))\n"
     "  --ir           print the IR as text instead of DOT\n"
+    "  --after PASS   shapes, autodiff, fuse, tile or memplan\n"
+    "  --train        the training step (the entry must call nncc_compile)\n"
+    "                 instead of the inference forward; autodiff needs it\n"
     "  -h, --help     show this help\n";
 
 static const char usage_emit[] =
@@ -146,6 +154,21 @@ static int parse(const char *cmd, int argc, char **argv, struct args *a, const c
             a->entry = s + 8;
         } else if (allow_ir && strcmp(s, "--ir") == 0) {
             a->ir = true;
+        } else if (allow_ir && strcmp(s, "--train") == 0) {
+            a->train = true;
+        } else if (allow_ir && (strcmp(s, "--after") == 0 || strncmp(s, "--after=", 8) == 0)) {
+            if (s[7] == '=')
+                a->after = s + 8;
+            else if (i + 1 < argc)
+                a->after = argv[++i];
+            else
+                return usage_error(cmd, "option '%s' needs a pass name", s);
+            bool known = false;
+            for (int k = 0; nncc_pass_names[k]; k++)
+                known |= strcmp(a->after, nncc_pass_names[k]) == 0;
+            if (!known)
+                return usage_error(cmd, "unknown pass '%s' (shapes, autodiff, fuse, tile, memplan)",
+                                   a->after);
         } else if (s[0] == '-' && s[1]) {
             return usage_error(cmd, "unknown option '%s'", s);
         } else if (a->file) {
@@ -158,6 +181,10 @@ static int parse(const char *cmd, int argc, char **argv, struct args *a, const c
         return usage_error(cmd, "%s", "missing FILE.c");
     if (!a->entry[0])
         return usage_error(cmd, "%s", "--entry needs a non-empty function name");
+    if (a->train && !a->after)
+        return usage_error(cmd, "%s", "--train needs --after PASS");
+    if (a->after && strcmp(a->after, "autodiff") == 0 && !a->train)
+        return usage_error(cmd, "%s", "--after autodiff needs --train (inference has no autodiff)");
     return -1;
 }
 
@@ -301,6 +328,39 @@ static enum nncc_status print_planned_workspace(const nncc_model *m)
     return st;
 }
 
+/* nncc graph --after PASS [--train]: the plan as the pipeline leaves it
+ * after PASS, as DOT (fusion groups as clusters) or text. */
+static enum nncc_status print_after(nncc_model *m, const struct args *a)
+{
+    if (!model_check_ready(m))
+        return nncc_last_status();
+    struct nncc_train_spec spec;
+    struct nncc_lower_opts lo = {.model_name = m->name, .stop_after = a->after};
+    if (a->train) {
+        if (!m->train)
+            return nncc_fail(NNCC_ERR_ARG, "graph --train: model \"%s\" is not compiled: call "
+                             "nncc_compile() in the entry", m->name);
+        spec = nncc_train_spec_of(m, nncc_train_default_target(m));
+        lo.train = &spec;
+    }
+    struct ir_plan plans[2];
+    enum nncc_status st = nncc_lower(&m->program, &lo, plans);
+    if (!st && a->ir) {
+        ir_print(&plans[0].program, stdout);
+        ir_plan_print_groups(&plans[0], stdout);
+        ir_plan_print_tiles(&plans[0], stdout);
+        ir_plan_print_memory(&plans[0], stdout);
+    } else if (!st) {
+        char title[400];
+        snprintf(title, sizeof title, "%s, %s after %s", m->name,
+                 a->train ? "training step" : "inference", a->after);
+        ir_print_dot(&plans[0].program, plans[0].groups, title, stdout);
+    }
+    ir_plan_free(&plans[0]);
+    ir_plan_free(&plans[1]);
+    return st;
+}
+
 /* nncc summary FILE.safetensors: a model saved by nncc_save. */
 static int summary_saved(const char *file)
 {
@@ -344,6 +404,8 @@ static int run(const char *cmd, int argc, char **argv)
         else
             st = nncc_last_status();
         free(src);
+    } else if (graph && a.after) {
+        st = print_after(m, &a);
     } else if (graph) {
         st = a.ir ? nncc_model_dump_ir(m, stdout) : nncc_model_dot(m, stdout);
     } else {

@@ -585,7 +585,7 @@ enum nncc_status nncc_model_dot(const nncc_model *m, FILE *out)
 {
     if (!model_ready(m))
         return nncc_last_status();
-    ir_print_dot(&m->program, m->name, out);
+    ir_print_dot(&m->program, NULL, m->name, out);
     return NNCC_OK;
 }
 

@@ -203,7 +203,10 @@ enum nncc_status ir_verify(const struct ir_program *p, const char *after_pass);
 
 /* Text dump and Graphviz DOT of a program (ir/print.c). */
 void ir_print(const struct ir_program *p, FILE *out);
-void ir_print_dot(const struct ir_program *p, const char *title, FILE *out);
+/* groups: a plan's fusion groups, drawn as clusters, or NULL. */
+struct ir_group;
+void ir_print_dot(const struct ir_program *p, const struct ir_group *groups, const char *title,
+                  FILE *out);
 
 /* ---- Shape helpers ----------------------------------------------------- */
 

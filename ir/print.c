@@ -7,7 +7,7 @@
  * every name written into DOT is escaped.
  */
 #include <string.h>
-#include "ir.h"
+#include "ir/plan.h"
 
 static void attrs_str(const struct ir_node *n, char *buf, size_t size)
 {
@@ -79,24 +79,44 @@ static void dot_escape(const char *s, FILE *out)
     }
 }
 
-void ir_print_dot(const struct ir_program *p, const char *title, FILE *out)
+/* One node's box (or ellipse, for parameters). */
+static void dot_node(const struct ir_node *n, const char *indent, FILE *out)
+{
+    char shape[160], attrs[160];
+    nncc_shape_str(n->out->shape, shape, sizeof shape);
+    attrs_str(n, attrs, sizeof attrs);
+    const char *style = n->op == IR_INPUT   ? "shape=box, style=filled, fillcolor=\"#cfe8ff\""
+                        : n->op == IR_PARAM ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\""
+                                            : "shape=box, style=rounded";
+    fprintf(out, "%sn%d [%s, label=\"", indent, n->id, style);
+    dot_escape(n->name, out);
+    fprintf(out, "\\n%s%s\\n", ir_op(n->op)->name, attrs);
+    dot_escape(shape, out);
+    fputs("\"];\n", out);
+}
+
+void ir_print_dot(const struct ir_program *p, const struct ir_group *groups, const char *title,
+                  FILE *out)
 {
     fputs("digraph \"", out);
     dot_escape(title, out);
     fputs("\" {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n", out);
     for (int i = 0; i < p->n_nodes; i++) {
-        const struct ir_node *n = p->nodes[i];
-        char shape[160], attrs[160];
-        nncc_shape_str(n->out->shape, shape, sizeof shape);
-        attrs_str(n, attrs, sizeof attrs);
-        const char *style = n->op == IR_INPUT   ? "shape=box, style=filled, fillcolor=\"#cfe8ff\""
-                            : n->op == IR_PARAM ? "shape=ellipse, style=filled, fillcolor=\"#eeeeee\""
-                                                : "shape=box, style=rounded";
-        fprintf(out, "  n%d [%s, label=\"", n->id, style);
-        dot_escape(n->name, out);
-        fprintf(out, "\\n%s%s\\n", ir_op(n->op)->name, attrs);
-        dot_escape(shape, out);
-        fputs("\"];\n", out);
+        enum ir_group_kind k = groups ? groups[i].kind : IR_GROUP_NONE;
+        if (k == IR_GROUP_MEMBER)
+            continue; /* drawn in its head's cluster */
+        if (k == IR_GROUP_NONE) {
+            dot_node(p->nodes[i], "  ", out);
+            continue;
+        }
+        /* A fusion group: one kernel, drawn as a cluster named by its rule. */
+        fprintf(out, "  subgraph cluster_%d {\n    label=\"%s\"; style=dashed;\n", i,
+                ir_group_kind_name(k));
+        dot_node(p->nodes[i], "    ", out);
+        for (int j = i + 1; j < p->n_nodes; j++)
+            if (groups[j].kind == IR_GROUP_MEMBER && groups[j].head == i)
+                dot_node(p->nodes[j], "    ", out);
+        fputs("  }\n", out);
     }
     for (int i = 0; i < p->n_nodes; i++) {
         const struct ir_node *n = p->nodes[i];

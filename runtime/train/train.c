@@ -299,6 +299,16 @@ struct nncc_train_spec nncc_train_spec_of(const nncc_model *m, struct nncc_shape
     };
 }
 
+struct nncc_shape nncc_train_default_target(const nncc_model *m)
+{
+    struct nncc_shape out = m->outputs[0]->shape, target = out;
+    if (m->train->opts.loss == NNCC_SPARSE_CATEGORICAL_CROSSENTROPY)
+        target.rank = out.rank - 1; /* one class index per row */
+    if (target.rank < 1)
+        target = out;
+    return target;
+}
+
 void nncc_train_hyper(const struct nncc_train_state *t, double h[IR_HYPER_COUNT])
 {
     h[IR_HYPER_LR] = t->learning_rate;

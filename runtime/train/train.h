@@ -55,6 +55,11 @@ enum nncc_status nncc_history_append(nncc_history *h, int epoch, const struct nn
  * shape `target` (from compile()'s configuration). */
 struct nncc_train_spec nncc_train_spec_of(const nncc_model *m, struct nncc_shape target);
 
+/* The targets' shape (batch None) a compiled model trains on when no data
+ * says otherwise: the output's, or one class index per row for sparse
+ * categorical cross-entropy (nncc compile --train, nncc graph --train). */
+struct nncc_shape nncc_train_default_target(const nncc_model *m);
+
 /* The step hyper-parameters h[] (IR_HYPER_*) of the next optimizer step,
  * and of the step after that. */
 void nncc_train_hyper(const struct nncc_train_state *t, double h[IR_HYPER_COUNT]);

@@ -526,6 +526,38 @@ static void test_graph_ir(void **state)
     run_free(&r);
 }
 
+/* nncc graph --after PASS: the program at that stage of the pipeline, the
+ * fusion groups as DOT clusters; --train for the training step. */
+static void test_graph_after(void **state)
+{
+    (void)state;
+    struct run r = RUN("graph", EXAMPLES "seed_cnn.c", "--after", "shapes");
+    expect_status(&r, 0, "nncc graph --after shapes");
+    assert_true(starts_with(r.out, "digraph \"model, inference after shapes\" {\n"));
+    assert_null(strstr(r.out, "subgraph cluster_")); /* nothing fused yet */
+    run_free(&r);
+    r = RUN("graph", EXAMPLES "seed_cnn.c", "--after=fuse");
+    expect_status(&r, 0, "nncc graph --after fuse");
+    expect_contains(r.out, "label=\"conv_pool\"", "nncc graph --after fuse");
+    expect_contains(r.out, "label=\"bias_act\"", "nncc graph --after fuse");
+    run_free(&r);
+    r = RUN("graph", "--ir", EXAMPLES "seed_cnn.c", "--after", "memplan");
+    expect_status(&r, 0, "nncc graph --ir --after memplan");
+    expect_contains(r.out, ": conv_pool, + %", "nncc graph --ir --after memplan");
+    expect_contains(r.out, "parallel over rows", "nncc graph --ir --after memplan");
+    expect_contains(r.out, "memory plan: fixed arena", "nncc graph --ir --after memplan");
+    run_free(&r);
+    USAGE_ERROR("unknown pass 'emit'", "graph", EXAMPLES "seed_cnn.c", "--after", "emit");
+    USAGE_ERROR("--after autodiff needs --train", "graph", EXAMPLES "seed_cnn.c", "--after",
+                "autodiff");
+    USAGE_ERROR("--train needs --after PASS", "graph", EXAMPLES "seed_cnn.c", "--train");
+    /* An entry that does not compile its model has no training step. */
+    r = RUN("graph", EXAMPLES "seed_cnn.c", "--after", "autodiff", "--train");
+    expect_status(&r, 1, "nncc graph --train on an uncompiled model");
+    expect_contains(r.err, "is not compiled", "nncc graph --train");
+    run_free(&r);
+}
+
 /* NNCC_DUMP=shapes: the IR after the shapes pass on stderr, the summary
  * unchanged on stdout. */
 static void test_dump_env(void **state)
@@ -817,6 +849,7 @@ int main(void)
         cmocka_unit_test(test_summary_entry_option_forms),
         cmocka_unit_test(test_graph_dot),
         cmocka_unit_test(test_graph_ir),
+        cmocka_unit_test(test_graph_after),
         cmocka_unit_test(test_dump_env),
         cmocka_unit_test_setup_teardown(test_compile_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry, setup, teardown),
