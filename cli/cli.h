@@ -1,6 +1,7 @@
 /*
- * cli.h — what the `nncc` command's files share (cli/main.c, cli/bench.c,
- * cli/compile.c).
+ * cli.h — what the `nncc` command's files share: the helpers of
+ * cli/common.c, and the subcommands main.c dispatches to (cli/bench.c,
+ * cli/compile.c), which use only the helpers, never each other or main.c.
  */
 #ifndef NNCC_CLI_H
 #define NNCC_CLI_H
@@ -21,6 +22,11 @@ struct args {
 
 /* Prints "nncc CMD: <fmt with what>" and the --help hint; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, const char *what);
+
+/* Preprocesses FILE.c with its own folder on the include path, so that the
+ * cache key covers every header it includes.  NULL after printing why. */
+struct nncc_jit;
+char *cli_preprocess(struct nncc_jit *jit, const char *file, size_t *len);
 
 /* Compiles FILE.c, loads it (*handle) and calls the entry: the model, or
  * NULL after printing why (*handle may be set even then: unload it). */

@@ -172,21 +172,6 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Whether `prog` is an executable file in a folder of $PATH. */
-static bool on_path(const char *prog)
-{
-    const char *path = getenv("PATH");
-    char buf[4400];
-    for (const char *p = path ? path : "/usr/bin:/bin"; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(buf, sizeof buf, "%.*s/%s", (int)n, n ? p : ".", prog);
-        if (access(buf, X_OK) == 0)
-            return true;
-        p += n + (p[n] == ':');
-    }
-    return false;
-}
-
 /* The deployment compiler: $NNCC_CC, else the platform's cc, else clang.
  * Unlike the JIT (clang first), artifacts prefer cc: GCC's -O2 keeps the
  * specialized kernels compact (Clang's unroller can triple the code of a
@@ -196,7 +181,8 @@ static const char *find_cc(void)
     const char *env = getenv("NNCC_CC");
     if (env && *env)
         return env;
-    return on_path("cc") ? "cc" : "clang";
+    char found[4400];
+    return nncc_find_on_path("cc", found, sizeof found) ? "cc" : "clang";
 }
 
 /* Runs argv (no shell), its output going to ours; 0 when it exits 0. */

@@ -238,6 +238,21 @@ static void describe_wstatus(int wstatus, char *buf, size_t size)
 
 /* Runs `cc --version` and keeps its first non-empty line in `version`.
  * Returns true when it ran and exited 0; otherwise says why in `why`. */
+bool nncc_find_on_path(const char *prog, char *found, size_t size)
+{
+    const char *path = getenv("PATH");
+    for (const char *d = path ? path : "/usr/bin:/bin"; *d;) {
+        size_t n = strcspn(d, ":");
+        if ((size_t)snprintf(found, size, "%.*s/%s", (int)n, n ? d : ".", prog) < size &&
+            access(found, X_OK) == 0)
+            return true;
+        d += n + (d[n] == ':');
+    }
+    if (size)
+        found[0] = '\0';
+    return false;
+}
+
 /* Finds compiler `cc` (a path, or a name looked up in $PATH) and writes
  * its identity for the cache key into `version`: the resolved file with its
  * size, modification time and inode.  Running `cc --version` would say the
@@ -247,22 +262,10 @@ static bool probe_compiler(const char *cc, char *version, size_t vsize, char *wh
                            size_t wsize)
 {
     char found[JIT_PATH_CAP] = "";
-    if (strchr(cc, '/')) {
+    if (strchr(cc, '/'))
         snprintf(found, sizeof found, "%s", cc);
-    } else {
-        const char *path = getenv("PATH");
-        for (const char *d = path ? path : "/usr/bin:/bin"; *d;) {
-            size_t n = strcspn(d, ":");
-            char cand[JIT_PATH_CAP];
-            if ((size_t)snprintf(cand, sizeof cand, "%.*s/%s", (int)n, n ? d : ".", cc) <
-                    sizeof cand &&
-                access(cand, X_OK) == 0) {
-                snprintf(found, sizeof found, "%s", cand);
-                break;
-            }
-            d += n + (d[n] == ':');
-        }
-    }
+    else
+        nncc_find_on_path(cc, found, sizeof found);
     char real[JIT_PATH_CAP];
     struct stat st;
     if (!found[0] || !realpath(found, real) || stat(real, &st) != 0 || !S_ISREG(st.st_mode) ||

@@ -75,6 +75,10 @@ void nncc_jit_unload(void *handle);
 extern const char nncc_header_text[];
 extern const size_t nncc_header_len;
 
+/* The first executable `prog` in a folder of $PATH (/usr/bin:/bin when
+ * unset), written to found; false (found empty) when there is none. */
+bool nncc_find_on_path(const char *prog, char *found, size_t size);
+
 /* Reads a whole file into a malloc'd, NUL-terminated buffer (len optional). */
 char *nncc_read_file(const char *path, size_t *len);
 
