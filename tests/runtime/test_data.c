@@ -1,5 +1,5 @@
 /*
- * test_data.c — arrays and the data loaders (runtime/io/array.c, data_idx.c,
+ * test_data.c — arrays and the data loaders (runtime/train/array.c, runtime/io/data_idx.c,
  * data_npy.c, data_csv.c), through the public API only.
  *
  * Every fixture file is written at test time into a fresh mkdtemp() folder

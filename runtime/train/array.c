@@ -1,6 +1,7 @@
 /*
- * array.c — struct nncc_array, the dense float32 array the data loaders
- * return and training consumes, and struct nncc_data, a pair of them.
+ * array.c — struct nncc_array, the dense float32 array fit, evaluate and
+ * predict take and return (the data loaders of runtime/io/, above, make
+ * them), and struct nncc_data, a pair of them.
  *
  * An array owns one zero-filled block of product(shape) floats.  Every
  * dimension must be positive (an array is never empty) and the rank is 1 to
