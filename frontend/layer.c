@@ -137,7 +137,7 @@ void nncc_layer_free(nncc_layer *l)
 static bool name_taken(const nncc_graph *g, const char *name)
 {
     for (int i = 0; i < g->n_layers; i++)
-        if (g->layers[i]->name && strcmp(g->layers[i]->name, name) == 0)
+        if (g->layers[i].layer->name && strcmp(g->layers[i].layer->name, name) == 0)
             return true;
     return false;
 }
@@ -173,11 +173,12 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
         if (!(l->name = strdup(buf)))
             return nncc_fail(NNCC_ERR_NOMEM, "out of memory");
     }
-    if (!ir_grow_array(&g->layers, &g->cap_layers, g->n_layers + 1, sizeof *g->layers))
-        return NNCC_ERR_NOMEM;
-    g->layers[g->n_layers++] = l;
-    l->g = g;
-    return NNCC_OK;
+    /* The graph keeps the label its nodes name the layer by in messages. */
+    char who[300];
+    enum nncc_status st = ir_graph_add_layer(g, l, layer_who(l->kind, l->name, who, sizeof who));
+    if (st == NNCC_OK)
+        l->g = g;
+    return st;
 }
 
 /* ---- Lowering helpers -------------------------------------------------- */
@@ -302,7 +303,7 @@ rollback:
     l->built = was_built;
     l->n_weights = had_weights;
     if (fresh) {
-        NNCC_ASSERT(g->n_layers > 0 && g->layers[g->n_layers - 1] == l);
+        NNCC_ASSERT(g->n_layers > 0 && g->layers[g->n_layers - 1].layer == l);
         g->n_layers--;
         l->g = NULL;
         if (auto_named) {
