@@ -13,8 +13,9 @@
 #include <limits.h>
 #include "ir/ir.h"
 
+/* The layer kinds and their facts are listed once, in layers.def. */
 enum layer_kind {
-#define LAYER(id, cls, mn, mx, lower) LAYER_##id,
+#define LAYER(id, cls, base, mn, mx, lower, cw, cr) LAYER_##id,
 #include "layers.def"
 #undef LAYER
     LAYER_KIND_COUNT
@@ -22,6 +23,7 @@ enum layer_kind {
 
 typedef nncc_tensor *(*layer_lower_fn)(nncc_layer *l, nncc_tensor *const *in, int n_in);
 
+/* A kind's facts from layers.def (its model-file hooks are serialize.c's). */
 struct layer_kind_info {
     const char *cls;  /* "MaxPooling2D" */
     const char *base; /* automatic-name base: "max_pooling2d" */
@@ -108,7 +110,8 @@ bool check_input_shape(const char *who, struct nncc_shape s, bool given);
 const char *layer_who(enum layer_kind kind, const char *name, char *buf, size_t size);
 
 /* Lowering functions, one per kind (see layers.def). */
-#define LAYER(id, cls, mn, mx, lower) nncc_tensor *lower(nncc_layer *l, nncc_tensor *const *in, int n_in);
+#define LAYER(id, cls, base, mn, mx, lower, cw, cr) \
+    nncc_tensor *lower(nncc_layer *l, nncc_tensor *const *in, int n_in);
 #include "layers.def"
 #undef LAYER
 
