@@ -59,6 +59,16 @@ static json_t *shape_json(struct nncc_shape s, int from)
     return a;
 }
 
+/* A shape the user gave (a Reshape target), as given: its -1 stays -1,
+ * which reading accepts (shape_json would write null). */
+static json_t *dims_json(struct nncc_shape s)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < s.rank; i++)
+        json_array_append_new(a, json_integer(s.dim[i]));
+    return a;
+}
+
 /* A config object holding the layer's options, one key per field. */
 static json_t *write_fields(const nncc_layer *l, const struct field *fields)
 {
@@ -82,7 +92,7 @@ static json_t *write_fields(const nncc_layer *l, const struct field *fields)
         }
         case F_PAD: v = json_string(*(const enum nncc_padding *)p == NNCC_SAME ? "same" : "valid"); break;
         case F_PAIR: v = json_pack("[ii]", ((const int *)p)[0], ((const int *)p)[1]); break;
-        case F_SHAPE: v = shape_json(*(const struct nncc_shape *)p, 0); break;
+        case F_SHAPE: v = dims_json(*(const struct nncc_shape *)p); break;
         case F_U64: v = json_integer((json_int_t)(*(const uint64_t *)p & 0x7fffffffffffffffull)); break;
         }
         json_object_set_new(o, f->key, v);

@@ -41,7 +41,7 @@ static nncc_tensor *call_activation(nncc_tensor *x)
 static nncc_tensor *call_flatten(nncc_tensor *x) { return nncc_flatten(x); }
 static nncc_tensor *call_reshape(nncc_tensor *x)
 {
-    return nncc_reshape(x, .target_shape = NNCC_SHAPE(2, 3));
+    return nncc_reshape(x, .target_shape = NNCC_SHAPE(2, -1));
 }
 static nncc_tensor *call_dropout(nncc_tensor *x) { return nncc_dropout(x, .rate = 0.25f, .seed = 7); }
 static nncc_tensor *call_conv2d(nncc_tensor *x)
@@ -88,7 +88,7 @@ static const struct kind_case {
     {"Flatten", "flatten", {2, {2, 3}}, call_flatten,
      "{}"},
     {"Reshape", "reshape", {1, {6}}, call_reshape,
-     "{\"target_shape\":[2,3]}"},
+     "{\"target_shape\":[2,-1]}"},
     {"Dropout", "dropout", {1, {4}}, call_dropout,
      "{\"rate\":0.25,\"seed\":7}"},
     {"Conv2D", "conv2d", {3, {6, 6, 2}}, call_conv2d,
