@@ -2,10 +2,12 @@
  * frontend.h — layers, models and their internals (frontend/, internal).
  *
  * A layer object (struct nncc_layer) is made on its own, with its options
- * checked; it joins a graph when first called, which names it and makes it
- * the graph's to free.  Each call is one Keras "node": its input tensors and
- * its output.  Lowering (one file per layer family) appends the call's IR
- * nodes; a call that fails leaves the graph as it was.
+ * checked; it joins a graph when first called, which names it, gives the
+ * graph its label for messages and makes it the graph's to free.  Each call
+ * is one Keras "node": its input tensors and its output.  Lowering (one file
+ * per layer family) appends the call's IR nodes; a call that fails leaves
+ * the graph as it was.  Each kind's facts (class, automatic name, inputs,
+ * lowering, model-file hooks) are listed once, in layers.def.
  */
 #ifndef NNCC_FRONTEND_H
 #define NNCC_FRONTEND_H

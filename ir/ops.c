@@ -6,6 +6,8 @@
  * and the shapes involved.  Rules may normalise attributes (the SAME padding
  * split, a negative axis), so running a rule twice is harmless.  Output size
  * formulas are Keras 2.15's (keras/utils/conv_utils.py, TF's SAME split).
+ * The activation tables follow ir/activations.def, whose order the public
+ * enum nncc_activation must match (checked at build time).
  */
 #include <string.h>
 #include "ir.h"
