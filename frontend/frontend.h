@@ -2,10 +2,12 @@
  * frontend.h — layers, models and their internals (frontend/, internal).
  *
  * A layer object (struct nncc_layer) is made on its own, with its options
- * checked; it joins a graph when first called, which names it and makes it
- * the graph's to free.  Each call is one Keras "node": its input tensors and
- * its output.  Lowering (one file per layer family) appends the call's IR
- * nodes; a call that fails leaves the graph as it was.
+ * checked; it joins a graph when first called, which names it, gives the
+ * graph its label for messages and makes it the graph's to free.  Each call
+ * is one Keras "node": its input tensors and its output.  Lowering (one file
+ * per layer family) appends the call's IR nodes; a call that fails leaves
+ * the graph as it was.  Each kind's facts (class, automatic name, inputs,
+ * lowering, model-file hooks) are listed once, in layers.def.
  */
 #ifndef NNCC_FRONTEND_H
 #define NNCC_FRONTEND_H
@@ -13,8 +15,9 @@
 #include <limits.h>
 #include "ir/ir.h"
 
+/* The layer kinds and their facts are listed once, in layers.def. */
 enum layer_kind {
-#define LAYER(id, cls, mn, mx, lower) LAYER_##id,
+#define LAYER(id, cls, base, mn, mx, lower, cw, cr) LAYER_##id,
 #include "layers.def"
 #undef LAYER
     LAYER_KIND_COUNT
@@ -22,6 +25,7 @@ enum layer_kind {
 
 typedef nncc_tensor *(*layer_lower_fn)(nncc_layer *l, nncc_tensor *const *in, int n_in);
 
+/* A kind's facts from layers.def (its model-file hooks are serialize.c's). */
 struct layer_kind_info {
     const char *cls;  /* "MaxPooling2D" */
     const char *base; /* automatic-name base: "max_pooling2d" */
@@ -108,7 +112,8 @@ bool check_input_shape(const char *who, struct nncc_shape s, bool given);
 const char *layer_who(enum layer_kind kind, const char *name, char *buf, size_t size);
 
 /* Lowering functions, one per kind (see layers.def). */
-#define LAYER(id, cls, mn, mx, lower) nncc_tensor *lower(nncc_layer *l, nncc_tensor *const *in, int n_in);
+#define LAYER(id, cls, base, mn, mx, lower, cw, cr) \
+    nncc_tensor *lower(nncc_layer *l, nncc_tensor *const *in, int n_in);
 #include "layers.def"
 #undef LAYER
 

@@ -1,6 +1,7 @@
 /*
  * layer.c — what all layers share: making, naming, calling, and answering
- * input/output/input_shape/output_shape.
+ * input/output/input_shape/output_shape.  The facts of each kind (class,
+ * automatic-name base, inputs, lowering) come from layers.def.
  *
  * Contract of nncc_call_n(): on success the layer has one more call (Keras
  * node) whose output tensor carries the layer and call index; on failure the
@@ -14,21 +15,14 @@
 #include <math.h>
 #include "frontend.h"
 
-static const struct layer_kind_info kinds[LAYER_KIND_COUNT] = {
-#define LAYER(id, c, mn, mx, fn) [LAYER_##id] = {.cls = c, .min_inputs = mn, .max_inputs = mx, .lower = fn},
+/* One entry per line of layers.def, so no kind can lack one. */
+static const struct layer_kind_info kinds[] = {
+#define LAYER(id, c, b, mn, mx, fn, cw, cr) \
+    [LAYER_##id] = {.cls = c, .base = b, .min_inputs = mn, .max_inputs = mx, .lower = fn},
 #include "layers.def"
 #undef LAYER
 };
-
-/* Automatic-name bases: Keras' to_snake_case of the class name. */
-static const char *const bases[LAYER_KIND_COUNT] = {
-    [LAYER_INPUT] = "input", [LAYER_DENSE] = "dense", [LAYER_ACTIVATION] = "activation",
-    [LAYER_FLATTEN] = "flatten", [LAYER_RESHAPE] = "reshape", [LAYER_DROPOUT] = "dropout",
-    [LAYER_CONV2D] = "conv2d", [LAYER_MAXPOOL2D] = "max_pooling2d",
-    [LAYER_AVGPOOL2D] = "average_pooling2d",
-    [LAYER_GLOBAL_AVGPOOL2D] = "global_average_pooling2d", [LAYER_ADD] = "add",
-    [LAYER_CONCATENATE] = "concatenate", [LAYER_BATCHNORM] = "batch_normalization",
-};
+_Static_assert(sizeof kinds / sizeof kinds[0] == LAYER_KIND_COUNT, "one entry per layer kind");
 
 const struct layer_kind_info *layer_kind(enum layer_kind k)
 {
@@ -39,9 +33,9 @@ const struct layer_kind_info *layer_kind(enum layer_kind k)
 const char *layer_who(enum layer_kind kind, const char *name, char *buf, size_t size)
 {
     if (name)
-        snprintf(buf, size, "%s \"%s\"", bases[kind], name);
+        snprintf(buf, size, "%s \"%s\"", kinds[kind].base, name);
     else
-        snprintf(buf, size, "%s", bases[kind]);
+        snprintf(buf, size, "%s", kinds[kind].base);
     return buf;
 }
 
@@ -90,7 +84,7 @@ nncc_layer *layer_new(enum layer_kind kind, const char *name, struct nncc_shape 
     char who[160];
     layer_who(kind, name, who, sizeof who);
     if (name && !name[0])
-        return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: a layer name cannot be empty", bases[kind]);
+        return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: a layer name cannot be empty", kinds[kind].base);
     bool has_shape = input_shape.rank > 0;
     if (!check_input_shape(who, input_shape, has_shape))
         return NULL;
@@ -137,7 +131,7 @@ void nncc_layer_free(nncc_layer *l)
 static bool name_taken(const nncc_graph *g, const char *name)
 {
     for (int i = 0; i < g->n_layers; i++)
-        if (g->layers[i]->name && strcmp(g->layers[i]->name, name) == 0)
+        if (g->layers[i].layer->name && strcmp(g->layers[i].layer->name, name) == 0)
             return true;
     return false;
 }
@@ -150,7 +144,7 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
             return nncc_fail(NNCC_ERR_GRAPH,
                              "%s \"%s\": the name is already used by another layer of this "
                              "graph; layer names must be unique",
-                             bases[l->kind], l->name);
+                             kinds[l->kind].base, l->name);
     } else {
         char buf[256];
         if (auto_name) {
@@ -163,21 +157,22 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
                     break;
             }
         } else {
-            snprintf(buf, sizeof buf, "%s", bases[l->kind]);
+            snprintf(buf, sizeof buf, "%s", kinds[l->kind].base);
             for (int k = 1; name_taken(g, buf); k++)
-                snprintf(buf, sizeof buf, "%s_%d", bases[l->kind], k);
+                snprintf(buf, sizeof buf, "%s_%d", kinds[l->kind].base, k);
         }
         if (name_taken(g, buf))
             return nncc_fail(NNCC_ERR_GRAPH, "%s \"%s\": the name is already used in this graph",
-                             bases[l->kind], buf);
+                             kinds[l->kind].base, buf);
         if (!(l->name = strdup(buf)))
             return nncc_fail(NNCC_ERR_NOMEM, "out of memory");
     }
-    if (!ir_grow_array(&g->layers, &g->cap_layers, g->n_layers + 1, sizeof *g->layers))
-        return NNCC_ERR_NOMEM;
-    g->layers[g->n_layers++] = l;
-    l->g = g;
-    return NNCC_OK;
+    /* The graph keeps the label its nodes name the layer by in messages. */
+    char who[300];
+    enum nncc_status st = ir_graph_add_layer(g, l, layer_who(l->kind, l->name, who, sizeof who));
+    if (st == NNCC_OK)
+        l->g = g;
+    return st;
 }
 
 /* ---- Lowering helpers -------------------------------------------------- */
@@ -302,7 +297,7 @@ rollback:
     l->built = was_built;
     l->n_weights = had_weights;
     if (fresh) {
-        NNCC_ASSERT(g->n_layers > 0 && g->layers[g->n_layers - 1] == l);
+        NNCC_ASSERT(g->n_layers > 0 && g->layers[g->n_layers - 1].layer == l);
         g->n_layers--;
         l->g = NULL;
         if (auto_named) {

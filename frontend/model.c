@@ -30,7 +30,7 @@ nncc_graph *nncc_graph_new(void)
 static void graph_destroy(nncc_graph *g)
 {
     for (int i = 0; i < g->n_layers; i++)
-        layer_destroy(g->layers[i]);
+        layer_destroy(g->layers[i].layer);
     free(g->layers);
     free(g->nodes);
     nncc_arena_free(&g->arena);
@@ -424,7 +424,7 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
         nncc_tensor *y = nncc_apply_n(l, &x, 1);
         if (!y) {
             g->n_layers--; /* drop the input layer again */
-            layer_destroy(g->layers[g->n_layers]);
+            layer_destroy(g->layers[g->n_layers].layer);
             g->n_nodes = mark;
             return nncc_last_status();
         }

@@ -1,11 +1,16 @@
 /*
  * serialize.c — a model's architecture as JSON, and a model rebuilt from it.
  *
- * The JSON names every layer with its class, its options (Keras' names:
- * units, activation, use_bias, kernel_size, …) and, for functional models,
- * each call's inbound (layer, node) pairs, plus the model's inputs and
- * outputs.  A Sequential is written as its list of layers and rebuilt as a
- * Sequential, so its summary is unchanged.
+ * The JSON names every layer with its class, its "config" and, for
+ * functional models, each call's inbound (layer, node) pairs, plus the
+ * model's inputs and outputs.  A Sequential is written as its list of layers
+ * and rebuilt as a Sequential, so its summary is unchanged.
+ *
+ * How each kind's config is written and read are the hooks layers.def names
+ * (ser_<kind>_write / ser_<kind>_read, below): an InputLayer's config is its
+ * shape and batch size; every other kind's is its options, under Keras' names
+ * (units, activation, use_bias, kernel_size, …), described by a table of
+ * fields.
  *
  * Reading trusts nothing: unknown classes and options, wrong types,
  * missing fields, names too long or repeated, calls that reference layers
@@ -21,10 +26,12 @@
 
 #define MAX_NAME 256
 
-/* ---- Option tables ----------------------------------------------------- */
+/* ---- Config fields ----------------------------------------------------- */
 
 enum field_type { F_INT, F_FLOAT, F_USE, F_ACT, F_INIT, F_PAD, F_PAIR, F_SHAPE, F_U64, F_BOOL };
 
+/* A config key and the option it holds: its type and place in the kind's
+ * options struct (a member of union layer_opts).  Tables end with {0}. */
 struct field {
     const char *key;
     enum field_type type;
@@ -32,80 +39,6 @@ struct field {
 };
 
 #define FIELD(s, k, t, m) {k, t, offsetof(struct s, m)}
-
-static const struct field dense_fields[] = {
-    FIELD(nncc_dense_opts, "units", F_INT, units),
-    FIELD(nncc_dense_opts, "activation", F_ACT, activation),
-    FIELD(nncc_dense_opts, "use_bias", F_USE, no_bias),
-    FIELD(nncc_dense_opts, "kernel_initializer", F_INIT, kernel_initializer),
-    FIELD(nncc_dense_opts, "bias_initializer", F_INIT, bias_initializer),
-    {0},
-};
-static const struct field activation_fields[] = {
-    FIELD(nncc_activation_opts, "activation", F_ACT, activation),
-    {0},
-};
-static const struct field reshape_fields[] = {
-    FIELD(nncc_reshape_opts, "target_shape", F_SHAPE, target_shape),
-    {0},
-};
-static const struct field dropout_fields[] = {
-    FIELD(nncc_dropout_opts, "rate", F_FLOAT, rate),
-    FIELD(nncc_dropout_opts, "seed", F_U64, seed),
-    {0},
-};
-static const struct field conv_fields[] = {
-    FIELD(nncc_conv2d_opts, "filters", F_INT, filters),
-    FIELD(nncc_conv2d_opts, "kernel_size", F_PAIR, kernel_size),
-    FIELD(nncc_conv2d_opts, "strides", F_PAIR, strides),
-    FIELD(nncc_conv2d_opts, "padding", F_PAD, padding),
-    FIELD(nncc_conv2d_opts, "dilation_rate", F_PAIR, dilation_rate),
-    FIELD(nncc_conv2d_opts, "activation", F_ACT, activation),
-    FIELD(nncc_conv2d_opts, "use_bias", F_USE, no_bias),
-    FIELD(nncc_conv2d_opts, "kernel_initializer", F_INIT, kernel_initializer),
-    FIELD(nncc_conv2d_opts, "bias_initializer", F_INIT, bias_initializer),
-    {0},
-};
-static const struct field pool_fields[] = {
-    FIELD(nncc_pool2d_opts, "pool_size", F_PAIR, pool_size),
-    FIELD(nncc_pool2d_opts, "strides", F_PAIR, strides),
-    FIELD(nncc_pool2d_opts, "padding", F_PAD, padding),
-    {0},
-};
-static const struct field gap_fields[] = {
-    FIELD(nncc_global_pool2d_opts, "keepdims", F_BOOL, keepdims),
-    {0},
-};
-static const struct field merge_fields[] = {
-    FIELD(nncc_merge_opts, "axis", F_INT, axis),
-    {0},
-};
-static const struct field bn_fields[] = {
-    FIELD(nncc_batchnorm_opts, "axis", F_INT, axis),
-    FIELD(nncc_batchnorm_opts, "momentum", F_FLOAT, momentum),
-    FIELD(nncc_batchnorm_opts, "epsilon", F_FLOAT, epsilon),
-    FIELD(nncc_batchnorm_opts, "center", F_USE, no_center),
-    FIELD(nncc_batchnorm_opts, "scale", F_USE, no_scale),
-    {0},
-};
-static const struct field none_fields[] = {{0}};
-
-static const struct field *fields_of(enum layer_kind k)
-{
-    switch (k) {
-    case LAYER_DENSE: return dense_fields;
-    case LAYER_ACTIVATION: return activation_fields;
-    case LAYER_RESHAPE: return reshape_fields;
-    case LAYER_DROPOUT: return dropout_fields;
-    case LAYER_CONV2D: return conv_fields;
-    case LAYER_MAXPOOL2D:
-    case LAYER_AVGPOOL2D: return pool_fields;
-    case LAYER_GLOBAL_AVGPOOL2D: return gap_fields;
-    case LAYER_CONCATENATE: return merge_fields;
-    case LAYER_BATCHNORM: return bn_fields;
-    default: return none_fields;
-    }
-}
 
 static const char *const init_names[NNCC_INITIALIZER_COUNT] = {
     [NNCC_INIT_DEFAULT] = "default",   [NNCC_GLOROT_UNIFORM] = "glorot_uniform",
@@ -116,7 +49,7 @@ static const char *const init_names[NNCC_INITIALIZER_COUNT] = {
     [NNCC_TRUNCATED_NORMAL] = "truncated_normal",
 };
 
-/* ---- Writing ----------------------------------------------------------- */
+/* ---- Writing a config ---------------------------------------------------- */
 
 static json_t *shape_json(struct nncc_shape s, int from)
 {
@@ -126,11 +59,22 @@ static json_t *shape_json(struct nncc_shape s, int from)
     return a;
 }
 
-static json_t *options_json(const nncc_layer *l)
+/* A shape the user gave (a Reshape target), as given: its -1 stays -1,
+ * which reading accepts (shape_json would write null). */
+static json_t *dims_json(struct nncc_shape s)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < s.rank; i++)
+        json_array_append_new(a, json_integer(s.dim[i]));
+    return a;
+}
+
+/* A config object holding the layer's options, one key per field. */
+static json_t *write_fields(const nncc_layer *l, const struct field *fields)
 {
     json_t *o = json_object();
     const char *base = (const char *)&l->o;
-    for (const struct field *f = fields_of(l->kind); f->key; f++) {
+    for (const struct field *f = fields; f->key; f++) {
         const void *p = base + f->offset;
         json_t *v = NULL;
         switch (f->type) {
@@ -148,7 +92,7 @@ static json_t *options_json(const nncc_layer *l)
         }
         case F_PAD: v = json_string(*(const enum nncc_padding *)p == NNCC_SAME ? "same" : "valid"); break;
         case F_PAIR: v = json_pack("[ii]", ((const int *)p)[0], ((const int *)p)[1]); break;
-        case F_SHAPE: v = shape_json(*(const struct nncc_shape *)p, 0); break;
+        case F_SHAPE: v = dims_json(*(const struct nncc_shape *)p); break;
         case F_U64: v = json_integer((json_int_t)(*(const uint64_t *)p & 0x7fffffffffffffffull)); break;
         }
         json_object_set_new(o, f->key, v);
@@ -156,71 +100,12 @@ static json_t *options_json(const nncc_layer *l)
     return o;
 }
 
-static json_t *ref_json(const nncc_tensor *t)
-{
-    return json_pack("[si]", t->layer->name, t->node_index);
-}
-
-char *model_config_json(const nncc_model *m)
-{
-    json_t *root = json_object();
-    json_object_set_new(root, "class", json_string(m->sequential ? "Sequential" : "Functional"));
-    json_object_set_new(root, "name", json_string(m->name));
-    json_object_set_new(root, "seed", json_integer((json_int_t)(m->g->seed & 0x7fffffffffffffffull)));
-    json_t *layers = json_array();
-    for (int i = 0; i < m->n_layers; i++) {
-        const nncc_layer *l = m->layers[i];
-        json_t *j = json_object();
-        json_object_set_new(j, "class", json_string(nncc_layer_type(l)));
-        json_object_set_new(j, "name", json_string(l->name));
-        if (l->kind == LAYER_INPUT) {
-            json_t *c = json_object();
-            json_object_set_new(c, "shape", shape_json(l->input_shape, 0));
-            json_object_set_new(c, "batch_size", l->o.input.batch_size > 0
-                                                     ? json_integer(l->o.input.batch_size)
-                                                     : json_null());
-            json_object_set_new(j, "config", c);
-        } else {
-            json_object_set_new(j, "config", options_json(l));
-        }
-        if (m->sequential && i == 0)
-            json_object_set_new(j, "input_shape", shape_json(m->inputs[0]->shape, 1));
-        if (!m->sequential && l->kind != LAYER_INPUT) {
-            json_t *calls = json_array();
-            for (int k = 0; k < l->n_calls; k++) {
-                if (!model_has_node(m, l, k))
-                    continue;
-                json_t *ins = json_array();
-                for (int q = 0; q < l->calls[k].n_in; q++)
-                    json_array_append_new(ins, ref_json(l->calls[k].in[q]));
-                json_array_append_new(calls, json_pack("{s:i,s:o}", "node", k, "inputs", ins));
-            }
-            json_object_set_new(j, "calls", calls);
-        }
-        json_array_append_new(layers, j);
-    }
-    json_object_set_new(root, "layers", layers);
-    if (!m->sequential) {
-        json_t *ins = json_array(), *outs = json_array();
-        for (int i = 0; i < m->n_inputs; i++)
-            json_array_append_new(ins, ref_json(m->inputs[i]));
-        for (int i = 0; i < m->n_outputs; i++)
-            json_array_append_new(outs, ref_json(m->outputs[i]));
-        json_object_set_new(root, "inputs", ins);
-        json_object_set_new(root, "outputs", outs);
-    }
-    char *text = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
-    json_decref(root);
-    if (!text)
-        nncc_fail(NNCC_ERR_NOMEM, "out of memory (model config)");
-    return text;
-}
-
-/* ---- Reading ----------------------------------------------------------- */
+/* ---- Reading a config ---------------------------------------------------- */
 
 struct reader {
     const char *path;
     enum nncc_status st;
+    nncc_graph *g; /* the functional model's graph being rebuilt (NULL for a Sequential) */
 };
 
 #define BAD(r, ...) ((r)->st ? (r)->st : ((r)->st = nncc_fail(NNCC_ERR_FORMAT, __VA_ARGS__)))
@@ -268,14 +153,13 @@ static bool lookup(struct reader *r, const char *const *names, int n, const char
 }
 
 /* Fills an options struct from a "config" object; every key must be known. */
-static bool read_options(struct reader *r, enum layer_kind kind, json_t *cfg, void *opts,
-                         const char *layer)
+static bool read_config(struct reader *r, const struct field *fields, json_t *cfg, void *opts,
+                        const char *layer)
 {
     if (!json_is_object(cfg)) {
         BAD(r, "'%s': layer \"%.64s\": config must be an object", r->path, layer);
         return false;
     }
-    const struct field *fields = fields_of(kind);
     const char *key;
     json_t *v;
     json_object_foreach(cfg, key, v)
@@ -357,6 +241,300 @@ static bool read_options(struct reader *r, enum layer_kind kind, json_t *cfg, vo
     return true;
 }
 
+/* Reads a layer's options from its entry: the config, by the kind's fields,
+ * and the input_shape a Sequential's first layer carries. */
+static bool read_fields(struct reader *r, json_t *j, const char *name, const struct field *fields,
+                        union layer_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    if (!read_config(r, fields, json_object_get(j, "config"), o, name))
+        return false;
+    o->head.name = name;
+    json_t *is = json_object_get(j, "input_shape");
+    return !is || get_shape(r, is, "input_shape", false, &o->head.input_shape);
+}
+
+/* ---- Each kind's config: the hooks layers.def names --------------------- */
+
+/* InputLayer: its shape and batch size.  Reading makes the input on the
+ * graph being rebuilt, as nncc_input() does. */
+static json_t *ser_input_write(const nncc_layer *l)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "shape", shape_json(l->input_shape, 0));
+    json_object_set_new(c, "batch_size",
+                        l->o.input.batch_size > 0 ? json_integer(l->o.input.batch_size) : json_null());
+    return c;
+}
+
+static nncc_layer *ser_input_read(struct reader *r, json_t *j, const char *name)
+{
+    json_t *cfg = json_object_get(j, "config");
+    struct nncc_shape s;
+    json_t *bsz = json_object_get(cfg, "batch_size");
+    json_int_t batch = 0;
+    if (!json_is_object(cfg) || !get_shape(r, json_object_get(cfg, "shape"), "input shape", false, &s) ||
+        (bsz && !json_is_null(bsz) && !get_int(r, bsz, "batch_size", 1, 1 << 30, &batch)))
+        return NULL;
+    nncc_tensor *t = nncc_input(r->g, s, .name = name, .batch_size = batch);
+    if (!t) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "'%s': %s", r->path, nncc_last_error());
+        r->st = nncc_fail(NNCC_ERR_FORMAT, "%s", msg);
+        return NULL;
+    }
+    return nncc_tensor_layer(t);
+}
+
+/* Every other kind's config is its options, one key per field; reading ends
+ * in the kind's public constructor, which checks the values.  The read hooks
+ * make a layer object that is not called yet. */
+
+static const struct field dense_fields[] = {
+    FIELD(nncc_dense_opts, "units", F_INT, units),
+    FIELD(nncc_dense_opts, "activation", F_ACT, activation),
+    FIELD(nncc_dense_opts, "use_bias", F_USE, no_bias),
+    FIELD(nncc_dense_opts, "kernel_initializer", F_INIT, kernel_initializer),
+    FIELD(nncc_dense_opts, "bias_initializer", F_INIT, bias_initializer),
+    {0},
+};
+
+static json_t *ser_dense_write(const nncc_layer *l) { return write_fields(l, dense_fields); }
+
+static nncc_layer *ser_dense_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, dense_fields, &o) ? nncc_dense_layer_(o.dense) : NULL;
+}
+
+static const struct field activation_fields[] = {
+    FIELD(nncc_activation_opts, "activation", F_ACT, activation),
+    {0},
+};
+
+static json_t *ser_activation_write(const nncc_layer *l)
+{
+    return write_fields(l, activation_fields);
+}
+
+static nncc_layer *ser_activation_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, activation_fields, &o) ? nncc_activation_layer_(o.activation)
+                                                           : NULL;
+}
+
+static const struct field no_fields[] = {{0}};
+
+static json_t *ser_flatten_write(const nncc_layer *l) { return write_fields(l, no_fields); }
+
+static nncc_layer *ser_flatten_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, no_fields, &o) ? nncc_flatten_layer_(o.flatten) : NULL;
+}
+
+static const struct field reshape_fields[] = {
+    FIELD(nncc_reshape_opts, "target_shape", F_SHAPE, target_shape),
+    {0},
+};
+
+static json_t *ser_reshape_write(const nncc_layer *l) { return write_fields(l, reshape_fields); }
+
+static nncc_layer *ser_reshape_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, reshape_fields, &o) ? nncc_reshape_layer_(o.reshape) : NULL;
+}
+
+static const struct field dropout_fields[] = {
+    FIELD(nncc_dropout_opts, "rate", F_FLOAT, rate),
+    FIELD(nncc_dropout_opts, "seed", F_U64, seed),
+    {0},
+};
+
+static json_t *ser_dropout_write(const nncc_layer *l) { return write_fields(l, dropout_fields); }
+
+static nncc_layer *ser_dropout_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, dropout_fields, &o) ? nncc_dropout_layer_(o.dropout) : NULL;
+}
+
+static const struct field conv2d_fields[] = {
+    FIELD(nncc_conv2d_opts, "filters", F_INT, filters),
+    FIELD(nncc_conv2d_opts, "kernel_size", F_PAIR, kernel_size),
+    FIELD(nncc_conv2d_opts, "strides", F_PAIR, strides),
+    FIELD(nncc_conv2d_opts, "padding", F_PAD, padding),
+    FIELD(nncc_conv2d_opts, "dilation_rate", F_PAIR, dilation_rate),
+    FIELD(nncc_conv2d_opts, "activation", F_ACT, activation),
+    FIELD(nncc_conv2d_opts, "use_bias", F_USE, no_bias),
+    FIELD(nncc_conv2d_opts, "kernel_initializer", F_INIT, kernel_initializer),
+    FIELD(nncc_conv2d_opts, "bias_initializer", F_INIT, bias_initializer),
+    {0},
+};
+
+static json_t *ser_conv2d_write(const nncc_layer *l) { return write_fields(l, conv2d_fields); }
+
+static nncc_layer *ser_conv2d_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, conv2d_fields, &o) ? nncc_conv2d_layer_(o.conv2d) : NULL;
+}
+
+static const struct field pool2d_fields[] = {
+    FIELD(nncc_pool2d_opts, "pool_size", F_PAIR, pool_size),
+    FIELD(nncc_pool2d_opts, "strides", F_PAIR, strides),
+    FIELD(nncc_pool2d_opts, "padding", F_PAD, padding),
+    {0},
+};
+
+static json_t *ser_maxpool2d_write(const nncc_layer *l) { return write_fields(l, pool2d_fields); }
+
+static nncc_layer *ser_maxpool2d_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, pool2d_fields, &o) ? nncc_maxpool2d_layer_(o.pool2d) : NULL;
+}
+
+static json_t *ser_avgpool2d_write(const nncc_layer *l) { return write_fields(l, pool2d_fields); }
+
+static nncc_layer *ser_avgpool2d_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, pool2d_fields, &o) ? nncc_avgpool2d_layer_(o.pool2d) : NULL;
+}
+
+static const struct field global_avgpool2d_fields[] = {
+    FIELD(nncc_global_pool2d_opts, "keepdims", F_BOOL, keepdims),
+    {0},
+};
+
+static json_t *ser_global_avgpool2d_write(const nncc_layer *l)
+{
+    return write_fields(l, global_avgpool2d_fields);
+}
+
+static nncc_layer *ser_global_avgpool2d_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, global_avgpool2d_fields, &o)
+               ? nncc_global_avgpool2d_layer_(o.global_pool2d)
+               : NULL;
+}
+
+/* Keras' Add has no axis; Concatenate has. */
+static json_t *ser_add_write(const nncc_layer *l) { return write_fields(l, no_fields); }
+
+static nncc_layer *ser_add_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, no_fields, &o) ? nncc_add_layer_(o.merge) : NULL;
+}
+
+static const struct field concatenate_fields[] = {
+    FIELD(nncc_merge_opts, "axis", F_INT, axis),
+    {0},
+};
+
+static json_t *ser_concatenate_write(const nncc_layer *l)
+{
+    return write_fields(l, concatenate_fields);
+}
+
+static nncc_layer *ser_concatenate_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, concatenate_fields, &o) ? nncc_concatenate_layer_(o.merge)
+                                                            : NULL;
+}
+
+static const struct field batchnorm_fields[] = {
+    FIELD(nncc_batchnorm_opts, "axis", F_INT, axis),
+    FIELD(nncc_batchnorm_opts, "momentum", F_FLOAT, momentum),
+    FIELD(nncc_batchnorm_opts, "epsilon", F_FLOAT, epsilon),
+    FIELD(nncc_batchnorm_opts, "center", F_USE, no_center),
+    FIELD(nncc_batchnorm_opts, "scale", F_USE, no_scale),
+    {0},
+};
+
+static json_t *ser_batchnorm_write(const nncc_layer *l) { return write_fields(l, batchnorm_fields); }
+
+static nncc_layer *ser_batchnorm_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, batchnorm_fields, &o) ? nncc_batchnorm_layer_(o.batchnorm)
+                                                          : NULL;
+}
+
+/* A kind's hooks, looked up by its enum: one entry per line of layers.def,
+ * which names the functions above, so a kind without them does not compile. */
+static const struct {
+    json_t *(*write)(const nncc_layer *l); /* the "config" object */
+    nncc_layer *(*read)(struct reader *r, json_t *entry, const char *name);
+} config_hooks[] = {
+#define LAYER(id, cls, base, mn, mx, lower, cw, cr) [LAYER_##id] = {.write = cw, .read = cr},
+#include "layers.def"
+#undef LAYER
+};
+_Static_assert(sizeof config_hooks / sizeof config_hooks[0] == LAYER_KIND_COUNT,
+               "one entry per layer kind");
+
+/* ---- Writing ----------------------------------------------------------- */
+
+static json_t *ref_json(const nncc_tensor *t)
+{
+    return json_pack("[si]", t->layer->name, t->node_index);
+}
+
+char *model_config_json(const nncc_model *m)
+{
+    json_t *root = json_object();
+    json_object_set_new(root, "class", json_string(m->sequential ? "Sequential" : "Functional"));
+    json_object_set_new(root, "name", json_string(m->name));
+    json_object_set_new(root, "seed", json_integer((json_int_t)(m->g->seed & 0x7fffffffffffffffull)));
+    json_t *layers = json_array();
+    for (int i = 0; i < m->n_layers; i++) {
+        const nncc_layer *l = m->layers[i];
+        json_t *j = json_object();
+        json_object_set_new(j, "class", json_string(nncc_layer_type(l)));
+        json_object_set_new(j, "name", json_string(l->name));
+        json_object_set_new(j, "config", config_hooks[l->kind].write(l));
+        if (m->sequential && i == 0)
+            json_object_set_new(j, "input_shape", shape_json(m->inputs[0]->shape, 1));
+        if (!m->sequential && l->kind != LAYER_INPUT) {
+            json_t *calls = json_array();
+            for (int k = 0; k < l->n_calls; k++) {
+                if (!model_has_node(m, l, k))
+                    continue;
+                json_t *ins = json_array();
+                for (int q = 0; q < l->calls[k].n_in; q++)
+                    json_array_append_new(ins, ref_json(l->calls[k].in[q]));
+                json_array_append_new(calls, json_pack("{s:i,s:o}", "node", k, "inputs", ins));
+            }
+            json_object_set_new(j, "calls", calls);
+        }
+        json_array_append_new(layers, j);
+    }
+    json_object_set_new(root, "layers", layers);
+    if (!m->sequential) {
+        json_t *ins = json_array(), *outs = json_array();
+        for (int i = 0; i < m->n_inputs; i++)
+            json_array_append_new(ins, ref_json(m->inputs[i]));
+        for (int i = 0; i < m->n_outputs; i++)
+            json_array_append_new(outs, ref_json(m->outputs[i]));
+        json_object_set_new(root, "inputs", ins);
+        json_object_set_new(root, "outputs", outs);
+    }
+    char *text = json_dumps(root, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(root);
+    if (!text)
+        nncc_fail(NNCC_ERR_NOMEM, "out of memory (model config)");
+    return text;
+}
+
+/* ---- Reading ----------------------------------------------------------- */
+
 static bool name_ok(struct reader *r, json_t *v, const char *what, const char **out)
 {
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_NAME ||
@@ -368,35 +546,13 @@ static bool name_ok(struct reader *r, json_t *v, const char *what, const char **
     return true;
 }
 
-/* Makes a layer object of `cls` from its JSON entry. */
+/* Makes a layer object of `cls` from its JSON entry (the kind's read hook);
+ * a value the constructor refuses is reported with the layer and class. */
 static nncc_layer *make_layer(struct reader *r, json_t *j, const char *name, const char *cls,
                               enum layer_kind kind)
 {
-    union layer_opts o;
-    memset(&o, 0, sizeof o);
-    if (!read_options(r, kind, json_object_get(j, "config"), &o, name))
-        return NULL;
-    o.head.name = name;
-    json_t *is = json_object_get(j, "input_shape");
-    if (is && !get_shape(r, is, "input_shape", false, &o.head.input_shape))
-        return NULL;
-    nncc_layer *l = NULL;
-    switch (kind) {
-    case LAYER_DENSE: l = nncc_dense_layer_(o.dense); break;
-    case LAYER_ACTIVATION: l = nncc_activation_layer_(o.activation); break;
-    case LAYER_FLATTEN: l = nncc_flatten_layer_(o.flatten); break;
-    case LAYER_RESHAPE: l = nncc_reshape_layer_(o.reshape); break;
-    case LAYER_DROPOUT: l = nncc_dropout_layer_(o.dropout); break;
-    case LAYER_CONV2D: l = nncc_conv2d_layer_(o.conv2d); break;
-    case LAYER_MAXPOOL2D: l = nncc_maxpool2d_layer_(o.pool2d); break;
-    case LAYER_AVGPOOL2D: l = nncc_avgpool2d_layer_(o.pool2d); break;
-    case LAYER_GLOBAL_AVGPOOL2D: l = nncc_global_avgpool2d_layer_(o.global_pool2d); break;
-    case LAYER_ADD: l = nncc_add_layer_(o.merge); break;
-    case LAYER_CONCATENATE: l = nncc_concatenate_layer_(o.merge); break;
-    case LAYER_BATCHNORM: l = nncc_batchnorm_layer_(o.batchnorm); break;
-    default: break;
-    }
-    if (!l) {
+    nncc_layer *l = config_hooks[kind].read(r, j, name);
+    if (!l && !r->st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "'%s': layer \"%.64s\" (%s): %s", r->path, name, cls,
                  nncc_last_error());
@@ -478,6 +634,7 @@ static nncc_model *read_functional(struct reader *r, json_t *root, json_t *layer
         goto done;
     }
     nncc_graph_set_seed(g, seed);
+    r->g = g;
     for (size_t i = 0; i < n && !r->st; i++) {
         json_t *j = json_array_get(layers, i);
         enum layer_kind kind;
@@ -494,21 +651,11 @@ static nncc_model *read_functional(struct reader *r, json_t *root, json_t *layer
             break;
         }
         if (kind == LAYER_INPUT) {
-            json_t *cfg = json_object_get(j, "config");
-            struct nncc_shape s;
-            json_t *bsz = json_object_get(cfg, "batch_size");
-            json_int_t batch = 0;
-            if (!json_is_object(cfg) || !get_shape(r, json_object_get(cfg, "shape"), "input shape", false, &s) ||
-                (bsz && !json_is_null(bsz) && !get_int(r, bsz, "batch_size", 1, 1 << 30, &batch)))
+            /* Made and called at once: its output is a node later calls use. */
+            nncc_layer *in = config_hooks[kind].read(r, j, names[i]);
+            if (!in)
                 break;
-            nncc_tensor *t = nncc_input(g, s, .name = names[i], .batch_size = batch);
-            if (!t) {
-                char msg[1024];
-                snprintf(msg, sizeof msg, "'%s': %s", r->path, nncc_last_error());
-                r->st = nncc_fail(NNCC_ERR_FORMAT, "%s", msg);
-                break;
-            }
-            b[n_built++] = (struct built){.layer = (int)i, .node = 0, .t = t};
+            b[n_built++] = (struct built){.layer = (int)i, .node = 0, .t = nncc_layer_output(in)};
             if (n_built == cap) {
                 struct built *nb = realloc(b, sizeof *b * (cap *= 2));
                 if (!nb) {

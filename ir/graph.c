@@ -4,7 +4,9 @@
  * Contract: ir_add_node() either adds a fully formed node (inputs copied,
  * shape computed by the op's rule, output value created) or adds nothing and
  * returns NULL with the error set.  Nodes are only ever appended, so the
- * node array is always in topological order.
+ * node array is always in topological order.  A node made for a layer
+ * carries the label the layer joined the graph with, so messages about it
+ * need nothing from the frontend.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +91,26 @@ bool ir_grow_array(void *arrayp, int *cap, int need, size_t elem)
     return grow(arrayp, cap, need, elem);
 }
 
+enum nncc_status ir_graph_add_layer(nncc_graph *g, nncc_layer *layer, const char *label)
+{
+    const char *copy = nncc_arena_strdup(&g->arena, label);
+    if (!copy || !grow(&g->layers, &g->cap_layers, g->n_layers + 1, sizeof *g->layers))
+        return nncc_last_status();
+    g->layers[g->n_layers++] = (struct ir_graph_layer){.layer = layer, .label = copy};
+    return NNCC_OK;
+}
+
+/* The label a layer joined g with.  Newest first: the caller is usually the
+ * layer that joined last. */
+static const char *layer_label(const nncc_graph *g, const nncc_layer *layer)
+{
+    for (int i = g->n_layers - 1; i >= 0; i--)
+        if (g->layers[i].layer == layer)
+            return g->layers[i].label;
+    NNCC_ASSERT(!"a node's layer has joined its graph");
+    return NULL;
+}
+
 static nncc_tensor *append(nncc_graph *g, enum ir_op op, nncc_tensor *const *in, int n_in,
                            const struct ir_attrs *a, nncc_layer *layer, const char *name,
                            struct nncc_shape shape, bool check)
@@ -110,6 +132,7 @@ static nncc_tensor *append(nncc_graph *g, enum ir_op op, nncc_tensor *const *in,
     if (a)
         n->a = *a;
     n->layer = layer;
+    n->label = layer ? layer_label(g, layer) : NULL;
     n->name = nm;
     n->out = t;
     t->id = n->id;
@@ -200,31 +223,12 @@ void ir_param_init(nncc_tensor *t, uint64_t seed)
     nncc_init_fill(t->data, t->shape, t->init, nncc_rng_key(seed, t->name));
 }
 
-/* Keras' to_snake_case of the class name: "MaxPooling2D" → "max_pooling2d". */
-static void snake(const char *s, char *buf, size_t size)
-{
-    size_t j = 0;
-    for (size_t i = 0; s[i] && j + 2 < size; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z') {
-            if (i > 0 && s[i - 1] >= 'a' && s[i - 1] <= 'z')
-                buf[j++] = '_';
-            c = (char)(c - 'A' + 'a');
-        }
-        buf[j++] = c;
-    }
-    buf[j] = '\0';
-}
-
 const char *ir_node_label(const struct ir_node *n, char *buf, size_t size)
 {
-    if (n->layer) {
-        char kind[64];
-        snake(nncc_layer_type(n->layer), kind, sizeof kind);
-        snprintf(buf, size, "%s \"%s\"", kind, nncc_layer_name(n->layer));
-    } else {
+    if (n->label)
+        snprintf(buf, size, "%s", n->label);
+    else
         snprintf(buf, size, "%s \"%s\"", ir_op(n->op)->name, n->name);
-    }
     return buf;
 }
 

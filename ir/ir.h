@@ -12,8 +12,10 @@
  * user mistake is reported at the layer call that made it, as Keras does;
  * passes/shapes.c re-runs the same rules over a whole program.
  *
- * The frontend's layers (frontend/) sit above this: each IR node records
- * the layer whose call created it, for messages, summaries and saving.
+ * The frontend's layers (frontend/) sit above this, and ir/ never calls
+ * them: a layer that joins a graph leaves its label for messages there
+ * (ir_graph_add_layer), and each IR node records the layer whose call
+ * created it, as an opaque handle, with that label.
  */
 #ifndef NNCC_IR_H
 #define NNCC_IR_H
@@ -141,7 +143,8 @@ struct ir_node {
     nncc_tensor **in;
     nncc_tensor *out;
     struct ir_attrs a;
-    nncc_layer *layer; /* the layer whose call created this node (may be NULL) */
+    nncc_layer *layer; /* the layer whose call created this node (may be NULL); opaque here */
+    const char *label; /* that layer's label for messages: conv2d "c1" (NULL without a layer) */
     const char *name;  /* unique within the graph: "dense/matmul" */
 };
 
@@ -150,19 +153,31 @@ bool ir_grow_array(void *arrayp, int *cap, int need, size_t elem);
 
 /* ---- Graph ------------------------------------------------------------- */
 
+/* A layer that joined a graph, as ir/ sees it: a handle and its label. */
+struct ir_graph_layer {
+    nncc_layer *layer;
+    const char *label; /* conv2d "c1" (graph arena) */
+};
+
 struct nncc_graph {
     struct nncc_arena arena;
     struct ir_node **nodes; /* topological (creation) order; malloc'd array */
     int n_nodes, cap_nodes;
-    nncc_layer **layers;    /* layers that joined, in order; the graph frees them */
+    struct ir_graph_layer *layers; /* layers that joined, in order; the frontend frees them */
     int n_layers, cap_layers;
     uint64_t seed;          /* initializers draw from streams keyed by it */
     int n_models;           /* models alive on this graph */
     int n_models_made;      /* for "model", "model_1", … */
 };
 
+/* Records that a layer joined g, with the label (copied) its nodes carry in
+ * messages.  The frontend may drop the newest records again by lowering
+ * n_layers (a layer call that failed). */
+enum nncc_status ir_graph_add_layer(nncc_graph *g, nncc_layer *layer, const char *label);
+
 /* Adds a node: copies the inputs, runs the op's shape rule, creates the
- * output value.  NULL (error set, nothing added) when the rule rejects it. */
+ * output value.  NULL (error set, nothing added) when the rule rejects it.
+ * A node with a layer takes the label that layer joined g with. */
 nncc_tensor *ir_add_node(nncc_graph *g, enum ir_op op, nncc_tensor *const *in, int n_in,
                          const struct ir_attrs *a, nncc_layer *layer, const char *name);
 nncc_tensor *ir_add_input(nncc_graph *g, struct nncc_shape shape, const char *name,
@@ -175,8 +190,8 @@ nncc_tensor *ir_add_slot(nncc_graph *g, const nncc_tensor *param, const char *na
 /* Redraws a parameter's values from `seed` (its stream is keyed by its name). */
 void ir_param_init(nncc_tensor *t, uint64_t seed);
 
-/* A node's label for messages: `conv2d "c1"` (layer kind and name), or the
- * op and node name for nodes made by passes. */
+/* A node's label for messages: its layer's label (`conv2d "c1"`), or the
+ * op and node name for nodes of no layer (made by passes). */
 const char *ir_node_label(const struct ir_node *n, char *buf, size_t size);
 
 /* ---- Programs: what a model computes ----------------------------------- */

@@ -6,6 +6,8 @@
  * and the shapes involved.  Rules may normalise attributes (the SAME padding
  * split, a negative axis), so running a rule twice is harmless.  Output size
  * formulas are Keras 2.15's (keras/utils/conv_utils.py, TF's SAME split).
+ * The activation tables follow ir/activations.def, whose order the public
+ * enum nncc_activation must match (checked at build time).
  */
 #include <string.h>
 #include "ir.h"
@@ -388,6 +390,23 @@ const struct ir_op_info *ir_op(enum ir_op op)
     NNCC_ASSERT(op >= 0 && op < IR_OP_COUNT);
     return &op_table[op];
 }
+
+/* include/nncc.h's public enum nncc_activation indexes the tables below and
+ * is what users pass: each NNCC_<ACT> must be its line's index in
+ * activations.def, and the counts must agree, or the build fails. */
+enum activation_def_index {
+#define ACT(id, name, expr, deriv) ACT_DEF_##id,
+#include "activations.def"
+#undef ACT
+    ACT_DEF_COUNT
+};
+#define ACT(id, name, expr, deriv)                      \
+    _Static_assert((int)NNCC_##id == (int)ACT_DEF_##id, \
+                   "NNCC_" #id " in include/nncc.h is not its index in ir/activations.def");
+#include "activations.def"
+#undef ACT
+_Static_assert((int)NNCC_ACTIVATION_COUNT == (int)ACT_DEF_COUNT,
+               "include/nncc.h and ir/activations.def list different numbers of activations");
 
 static const char *const activation_names[NNCC_ACTIVATION_COUNT] = {
 #define ACT(id, name, expr, deriv) [NNCC_##id] = name,

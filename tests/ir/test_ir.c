@@ -1,7 +1,8 @@
 /*
  * test_ir.c — the graph IR beneath the layers: the op table, the programs a
- * model computes, the verifier, shape inference as a pass, the text and DOT
- * printers (with hostile names), and the SAME-padding split.
+ * model computes, node labels for messages, the verifier, shape inference
+ * as a pass, the text and DOT printers (with hostile names), and the
+ * SAME-padding split.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,6 +94,31 @@ static void test_program_prunes(void **state)
     assert_int_equal(m->program.n_nodes, 5); /* input, kernel, bias, matmul, bias_add */
     assert_int_equal(g->n_nodes, 9);
     nncc_model_free(m);
+}
+
+/* A node names its layer in messages by the label the layer joined the
+ * graph with; a node a pass adds for the same layer (as autodiff does) gets
+ * that label too, and a node of no layer is named by its op and name. */
+static void test_node_labels(void **state)
+{
+    (void)state;
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4), .name = "in");
+    nncc_tensor *y = nncc_dense(x, .units = 2, .name = "d1");
+    nncc_tensor *z = nncc_dense(y, .units = 2);
+    assert_non_null(z);
+    char buf[128];
+    assert_string_equal(ir_node_label(y->producer, buf, sizeof buf), "dense \"d1\"");
+    assert_string_equal(ir_node_label(z->producer, buf, sizeof buf), "dense \"dense\"");
+    assert_string_equal(ir_node_label(x->producer, buf, sizeof buf), "input \"in\"");
+    nncc_tensor *again = ir_add_node(g, IR_ACTIVATION, &y, 1, &(struct ir_attrs){0},
+                                     y->producer->layer, "d1/grad");
+    assert_non_null(again);
+    assert_string_equal(ir_node_label(again->producer, buf, sizeof buf), "dense \"d1\"");
+    nncc_tensor *none = ir_add_node(g, IR_ACTIVATION, &z, 1, &(struct ir_attrs){0}, NULL, "t");
+    assert_non_null(none);
+    assert_string_equal(ir_node_label(none->producer, buf, sizeof buf), "activation \"t\"");
+    assert_int_equal(nncc_graph_free(g), NNCC_OK);
 }
 
 /* SAME padding puts the odd pixel at the bottom/right (TF's split). */
@@ -247,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_op_table),
         cmocka_unit_test(test_program_lowering),
         cmocka_unit_test(test_program_prunes),
+        cmocka_unit_test(test_node_labels),
         cmocka_unit_test(test_same_padding_split),
         cmocka_unit_test(test_verifier_catches_bad_shape),
         cmocka_unit_test(test_max_pool_grad_needs_argmax),
