@@ -1,9 +1,11 @@
 /*
  * deploy.h - what the files of a standalone deployment program share
  * (`nncc compile --emit exe`).  Not part of libnncc: cmake/embed.cmake turns
- * this file and deploy_inflate.c, deploy_read.c, deploy_main.c into strings
+ * this file and deploy_inflate.c, deploy_read.c, deploy_main.c, with the
+ * format parser formats.h and formats.c that libnncc shares, into strings
  * that `nncc compile` writes next to the generated NAME.c and compiles with
- * it; tests/codegen/test_deploy.c and tests/fuzz/fuzz_deploy.c compile them directly.
+ * it; tests/codegen/test_deploy.c, test_inflate.c and tests/fuzz/
+ * fuzz_deploy.c compile them directly.
  * They must stay ASCII, portable C11 and warning-free under -Wall -Wextra,
  * and depend on nothing but the C library.
  *
@@ -19,8 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define NNA_MAX_RANK 8
+#include "formats.h"
 
 /* The model, as the generated glue describes it (per-sample shapes). */
 struct nna_model {
