@@ -55,8 +55,9 @@ enum nna_format { NNA_AUTO = 0, NNA_RAW, NNA_NPY, NNA_IDX };
  * is malloc'd; at most max_out bytes are produced.  0, or -1 with err set. */
 int nna_gunzip(const unsigned char *in, size_t len, size_t max_out, unsigned char **out,
                size_t *out_len, char *err, size_t err_size);
-/* Raw DEFLATE (RFC 1951) from in[*pos..len), appending to a growing buffer;
- * *pos is left at the byte after the last block.  0, or -1 with err set. */
+/* Raw DEFLATE (RFC 1951) from in[*pos..len), appending to a growing buffer
+ * (back references reach only this stream's output); *pos is left at the
+ * byte after the last block.  0, or -1 with err set. */
 int nna_inflate(const unsigned char *in, size_t len, size_t *pos, size_t max_out,
                 unsigned char **out, size_t *out_len, size_t *out_cap, char *err,
                 size_t err_size);
