@@ -441,9 +441,13 @@ int cmd_compile(int argc, char **argv)
                 m->n_outputs);
         goto done;
     }
-    /* The header's file name must be safe inside #include "...". */
+    /* The header's file name must be safe inside #include "...".  The
+     * program's own files are model.c, model.h and model_glue.c whatever
+     * NAME is: NAME "deploy" or "formats" would overwrite the support files
+     * of that name written beside them.  No support file is model.*. */
+    const char *file_stem = o.emit == EMIT_EXE ? "model" : name;
     char header[300];
-    snprintf(header, sizeof header, "%s.h", o.emit == EMIT_EXE ? name : base);
+    snprintf(header, sizeof header, "%s.h", o.emit == EMIT_EXE ? file_stem : base);
     struct nncc_aot_opts ao = {.name = name, .batch = o.batch, .external_weights = o.external,
                                .train = o.train, .origin = o.a.file, .header = header};
     if (nncc_aot_generate(m, &ao, &g) != NNCC_OK) {
@@ -482,8 +486,8 @@ int cmd_compile(int argc, char **argv)
             goto done;
         }
         char p2[4400], c_name[320], glue_name[320];
-        snprintf(c_name, sizeof c_name, "%s.c", name);
-        snprintf(glue_name, sizeof glue_name, "%s_glue.c", name);
+        snprintf(c_name, sizeof c_name, "%s.c", file_stem);
+        snprintf(glue_name, sizeof glue_name, "%s_glue.c", file_stem);
         if (write_in(tmpdir, header, g.h, g.h_len, p2, sizeof p2) ||
             write_in(tmpdir, c_name, g.c, g.c_len, p2, sizeof p2))
             goto done;
@@ -495,7 +499,7 @@ int cmd_compile(int argc, char **argv)
             if (write_in(tmpdir, glue_name, g.glue, g.glue_len, p2, sizeof p2))
                 goto done;
         }
-        if (build(&o, cc, tmpdir, name, target))
+        if (build(&o, cc, tmpdir, file_stem, target))
             goto done;
     }
     long long size = file_size(target);
