@@ -27,7 +27,7 @@ void nna_array_free(struct nna_array *a)
 static int fill(const struct nna_header *h, const unsigned char *b, size_t len, const char *what,
                 struct nna_array *a, char *err, size_t err_size)
 {
-    char why[400];
+    char why[512];
     if (nna_check_data(h, len - h->header_bytes, why, sizeof why)) {
         snprintf(err, err_size, "%s: %s", what, why);
         return -1;
@@ -53,7 +53,7 @@ static int decode_plain(const unsigned char *b, size_t len, enum nna_format fmt,
     int npy = len >= 6 && memcmp(b, "\x93NUMPY", 6) == 0;
     int idx = len >= 4 && b[0] == 0 && b[1] == 0;
     struct nna_header h;
-    char why[400];
+    char why[512];
     const char *what;
     int rc;
     if (fmt == NNA_NPY || (fmt == NNA_AUTO && npy)) {

@@ -97,7 +97,7 @@ static enum nncc_status read_error(const struct idx *f, uint64_t avail)
                         zmsg, (unsigned long long)avail, (unsigned long long)f->h.data_bytes);
     if (errnum != Z_OK)
         return idx_fail(f, NNCC_ERR_FORMAT, "corrupt gzip data (zlib: %s)", zmsg);
-    char why[1024];
+    char why[1024] = "the data stops early"; /* avail == data_bytes: not a size problem */
     nna_check_data(&f->h, avail, why, sizeof why);
     return idx_fail(f, NNCC_ERR_FORMAT, "%s", why);
 }
