@@ -297,13 +297,28 @@ static int run_cc(const char *cc, const char *flags, const char *extra, const ch
     return rc;
 }
 
+/* The standalone program's support files (codegen/aot/, embedded in
+ * libnncc), written next to the generated code; the .c ones are compiled. */
+static const struct {
+    const char *name, *text;
+    const size_t *len;
+} support[] = {
+    {"deploy.h", nncc_aot_deploy_h_text, &nncc_aot_deploy_h_len},
+    {"formats.h", nncc_aot_formats_h_text, &nncc_aot_formats_h_len},
+    {"formats.c", nncc_aot_formats_text, &nncc_aot_formats_len},
+    {"deploy_inflate.c", nncc_aot_deploy_inflate_text, &nncc_aot_deploy_inflate_len},
+    {"deploy_read.c", nncc_aot_deploy_read_text, &nncc_aot_deploy_read_len},
+    {"deploy_main.c", nncc_aot_deploy_main_text, &nncc_aot_deploy_main_len},
+};
+#define N_SUPPORT (sizeof support / sizeof *support)
+
 /* Compiles and links or archives in dir; the artifact ends at `target`.
  * The standalone program's support code is built for size (-Os): it only
  * parses files, and the artifact must stay close to the weights' size. */
 static int build(const struct copts *o, const char *cc, const char *dir, const char *name,
                  const char *target)
 {
-    char c_path[4200], glue[2][4200], obj_path[4200], out_path[4200], sup[3][2][4200];
+    char c_path[4200], glue[2][4200], obj_path[4200], out_path[4200], sup[N_SUPPORT][4200];
     snprintf(c_path, sizeof c_path, "%s/%s.c", dir, name);
     snprintf(glue[0], sizeof glue[0], "%s/%s_glue.c", dir, name);
     snprintf(glue[1], sizeof glue[1], "%s/%s_glue.o", dir, name);
@@ -313,21 +328,27 @@ static int build(const struct copts *o, const char *cc, const char *dir, const c
     snprintf(flags, sizeof flags, "%s%s", o->cflags ? o->cflags : "-O2 -march=native",
              o->threads ? " -fopenmp" : "");
     if (o->emit == EMIT_EXE) {
-        static const char *const names[3] = {"deploy_inflate", "deploy_read", "deploy_main"};
         const char *small = "-Os -fno-asynchronous-unwind-tables";
-        for (int i = 0; i < 3; i++) {
-            snprintf(sup[i][0], sizeof sup[i][0], "%s/%s.c", dir, names[i]);
-            snprintf(sup[i][1], sizeof sup[i][1], "%s/%s.o", dir, names[i]);
-            const char *args[] = {"-c", "-o", sup[i][1], sup[i][0], NULL};
-            if (run_cc(cc, flags, small, dir, args))
+        const char *args[N_SUPPORT + 8] = {"-s", "-o", out_path, c_path, glue[1]};
+        size_t nargs = 5;
+        for (size_t i = 0; i < N_SUPPORT; i++) {
+            size_t n = strlen(support[i].name);
+            if (support[i].name[n - 1] != 'c')
+                continue; /* a header */
+            snprintf(sup[i], sizeof sup[i], "%s/%.*so", dir, (int)(n - 1), support[i].name);
+            char src[4200];
+            snprintf(src, sizeof src, "%s/%s", dir, support[i].name);
+            const char *cargs[] = {"-c", "-o", sup[i], src, NULL};
+            if (run_cc(cc, flags, small, dir, cargs))
                 return -1;
+            args[nargs++] = sup[i];
         }
         const char *gargs[] = {"-c", "-o", glue[1], glue[0], NULL};
         if (run_cc(cc, flags, small, dir, gargs))
             return -1;
         /* -s: the artifact is code and weights, no symbols */
-        const char *args[] = {"-s", "-o", out_path, c_path, glue[1], sup[0][1], sup[1][1],
-                              sup[2][1], "-lm", NULL};
+        args[nargs++] = "-lm";
+        args[nargs] = NULL;
         if (run_cc(cc, flags, "-fno-asynchronous-unwind-tables", dir, args))
             return -1;
         return place(out_path, target);
@@ -457,9 +478,13 @@ int cmd_compile(int argc, char **argv)
                 m->n_outputs);
         goto done;
     }
-    /* The header's file name must be safe inside #include "...". */
+    /* The header's file name must be safe inside #include "...".  The
+     * program's own files are model.c, model.h and model_glue.c whatever
+     * NAME is: NAME "deploy" or "formats" would overwrite the support files
+     * of that name written beside them.  No support file is model.*. */
+    const char *file_stem = o.emit == EMIT_EXE ? "model" : name;
     char header[300];
-    snprintf(header, sizeof header, "%s.h", o.emit == EMIT_EXE ? name : base);
+    snprintf(header, sizeof header, "%s.h", o.emit == EMIT_EXE ? file_stem : base);
     struct nncc_aot_opts ao = {.name = name, .batch = o.batch, .external_weights = o.external,
                                .origin = o.a.file, .header = header};
     struct ir_plan plans[3] = {0};
@@ -506,25 +531,20 @@ int cmd_compile(int argc, char **argv)
             goto done;
         }
         char p2[4400], c_name[320], glue_name[320];
-        snprintf(c_name, sizeof c_name, "%s.c", name);
-        snprintf(glue_name, sizeof glue_name, "%s_glue.c", name);
+        snprintf(c_name, sizeof c_name, "%s.c", file_stem);
+        snprintf(glue_name, sizeof glue_name, "%s_glue.c", file_stem);
         if (write_in(tmpdir, header, g.h, g.h_len, p2, sizeof p2) ||
             write_in(tmpdir, c_name, g.c, g.c_len, p2, sizeof p2))
             goto done;
         if (o.emit == EMIT_EXE) {
-            static const char *const sup[4] = {"deploy.h", "deploy_inflate.c", "deploy_read.c",
-                                               "deploy_main.c"};
-            const char *text[4] = {nncc_aot_deploy_h_text, nncc_aot_deploy_inflate_text,
-                                   nncc_aot_deploy_read_text, nncc_aot_deploy_main_text};
-            size_t len[4] = {nncc_aot_deploy_h_len, nncc_aot_deploy_inflate_len,
-                             nncc_aot_deploy_read_len, nncc_aot_deploy_main_len};
-            for (int i = 0; i < 4; i++)
-                if (write_in(tmpdir, sup[i], text[i], len[i], p2, sizeof p2))
+            for (size_t i = 0; i < N_SUPPORT; i++)
+                if (write_in(tmpdir, support[i].name, support[i].text, *support[i].len, p2,
+                             sizeof p2))
                     goto done;
             if (write_in(tmpdir, glue_name, g.glue, g.glue_len, p2, sizeof p2))
                 goto done;
         }
-        if (build(&o, cc, tmpdir, name, target))
+        if (build(&o, cc, tmpdir, file_stem, target))
             goto done;
     }
     long long size = file_size(target);

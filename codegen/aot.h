@@ -64,9 +64,9 @@ void nncc_aot_free(struct nncc_aot *a);
 bool nncc_aot_ident(const char *text, char *buf, size_t size);
 
 /* The standalone program's support files (codegen/aot/, embedded by CMake). */
-extern const char nncc_aot_deploy_h_text[], nncc_aot_deploy_inflate_text[],
-    nncc_aot_deploy_read_text[], nncc_aot_deploy_main_text[];
-extern const size_t nncc_aot_deploy_h_len, nncc_aot_deploy_inflate_len, nncc_aot_deploy_read_len,
-    nncc_aot_deploy_main_len;
+extern const char nncc_aot_deploy_h_text[], nncc_aot_formats_h_text[], nncc_aot_formats_text[],
+    nncc_aot_deploy_inflate_text[], nncc_aot_deploy_read_text[], nncc_aot_deploy_main_text[];
+extern const size_t nncc_aot_deploy_h_len, nncc_aot_formats_h_len, nncc_aot_formats_len,
+    nncc_aot_deploy_inflate_len, nncc_aot_deploy_read_len, nncc_aot_deploy_main_len;
 
 #endif

@@ -1,9 +1,11 @@
 /*
  * deploy.h - what the files of a standalone deployment program share
  * (`nncc compile --emit exe`).  Not part of libnncc: cmake/embed.cmake turns
- * this file and deploy_inflate.c, deploy_read.c, deploy_main.c into strings
+ * this file and deploy_inflate.c, deploy_read.c, deploy_main.c, with the
+ * format parser formats.h and formats.c that libnncc shares, into strings
  * that `nncc compile` writes next to the generated NAME.c and compiles with
- * it; tests/codegen/test_deploy.c and tests/fuzz/fuzz_deploy.c compile them directly.
+ * it; tests/codegen/test_deploy.c, test_inflate.c and tests/fuzz/
+ * fuzz_deploy.c compile them directly.
  * They must stay ASCII, portable C11 and warning-free under -Wall -Wextra,
  * and depend on nothing but the C library.
  *
@@ -19,8 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-#define NNA_MAX_RANK 8
+#include "formats.h"
 
 /* The model, as the generated glue describes it (per-sample shapes). */
 struct nna_model {
@@ -54,8 +55,9 @@ enum nna_format { NNA_AUTO = 0, NNA_RAW, NNA_NPY, NNA_IDX };
  * is malloc'd; at most max_out bytes are produced.  0, or -1 with err set. */
 int nna_gunzip(const unsigned char *in, size_t len, size_t max_out, unsigned char **out,
                size_t *out_len, char *err, size_t err_size);
-/* Raw DEFLATE (RFC 1951) from in[*pos..len), appending to a growing buffer;
- * *pos is left at the byte after the last block.  0, or -1 with err set. */
+/* Raw DEFLATE (RFC 1951) from in[*pos..len), appending to a growing buffer
+ * (back references reach only this stream's output); *pos is left at the
+ * byte after the last block.  0, or -1 with err set. */
 int nna_inflate(const unsigned char *in, size_t len, size_t *pos, size_t max_out,
                 unsigned char **out, size_t *out_len, size_t *out_cap, char *err,
                 size_t err_size);

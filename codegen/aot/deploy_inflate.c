@@ -6,11 +6,14 @@
  * to check; a Fashion-MNIST test set inflates in well under a second).
  *
  * Contract: every input byte is read through need_bits(), which fails on
- * the end of the input; every back reference is checked against the output
- * so far; code tables are checked for over-subscription and (as zlib does)
- * incompleteness; the output never grows past max_out.  Errors set a message
- * and return -1; the output buffer is then freed.  Each gzip member's CRC-32
- * and length are checked.  No global mutable state.
+ * the end of the input; every back reference is checked against this
+ * stream's output so far (not an earlier gzip member's); code tables are
+ * checked for over-subscription and (as zlib does) incompleteness; the
+ * output never grows past max_out.  Errors set a message and return -1; the
+ * output buffer is then freed.  Each gzip member's CRC-32 and length, and a
+ * header CRC when there is one, are checked.  No global mutable state.
+ * tests/codegen/test_inflate.c holds it to zlib's answers: the same bytes,
+ * or a refusal where zlib refuses.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@ struct inf {
     unsigned long bitbuf; /* bits not yet used, lowest first */
     int bitcnt;
     unsigned char *out;
+    size_t start;         /* where this stream's output begins: no reference reaches before */
     size_t out_len, out_cap, max_out;
     const char *why; /* set on the first error */
 };
@@ -184,7 +188,7 @@ static int codes(struct inf *s, const struct huff *lencode, const struct huff *d
             if (dextra < 0)
                 return -1;
             size_t dist = (size_t)dist_base[dsym] + (size_t)dextra;
-            if (dist > s->out_len)
+            if (dist > s->out_len - s->start)
                 return fail(s, "distance too far back");
             for (size_t i = 0; i < len; i++)
                 if (put_byte(s, s->out[s->out_len - dist]))
@@ -269,11 +273,13 @@ static int dynamic(struct inf *s)
     }
     if (lengths[256] == 0)
         return fail(s, "no end-of-block code");
+    /* An incomplete code is allowed only as a single code of length 1 (as
+     * zlib and puff.c do): one symbol of a longer length is damage. */
     int err = construct(&lencode, lengths, (int)nlen);
-    if (err < 0 || (err > 0 && nlen - lencode.count[0] != 1))
+    if (err < 0 || (err > 0 && nlen != lencode.count[0] + lencode.count[1]))
         return fail(s, "incomplete or over-subscribed literal/length code");
     err = construct(&distcode, lengths + nlen, (int)ndist);
-    if (err < 0 || (err > 0 && ndist - distcode.count[0] != 1))
+    if (err < 0 || (err > 0 && ndist != distcode.count[0] + distcode.count[1]))
         return fail(s, "incomplete or over-subscribed distance code");
     return codes(s, &lencode, &distcode);
 }
@@ -282,8 +288,8 @@ int nna_inflate(const unsigned char *in, size_t len, size_t *pos, size_t max_out
                 unsigned char **out, size_t *out_len, size_t *out_cap, char *err,
                 size_t err_size)
 {
-    struct inf s = {.in = in, .len = len, .pos = *pos, .out = *out, .out_len = *out_len,
-                    .out_cap = *out_cap, .max_out = max_out};
+    struct inf s = {.in = in, .len = len, .pos = *pos, .out = *out, .start = *out_len,
+                    .out_len = *out_len, .out_cap = *out_cap, .max_out = max_out};
     int last = 0, rc = 0;
     while (!last && rc == 0) {
         long l = need_bits(&s, 1), type = l < 0 ? -1 : need_bits(&s, 2);
@@ -352,6 +358,7 @@ int nna_gunzip(const unsigned char *in, size_t len, size_t max_out, unsigned cha
             why = "reserved gzip header flags set";
         if (!why) {
             unsigned flg = in[pos + 3];
+            size_t head = pos;
             pos += 10;
             if (flg & 4) { /* FEXTRA */
                 if (len - pos < 2) {
@@ -374,9 +381,12 @@ int nna_gunzip(const unsigned char *in, size_t len, size_t max_out, unsigned cha
                     else
                         pos++;
                 }
-            if (!why && (flg & 2)) { /* FHCRC */
+            if (!why && (flg & 2)) { /* FHCRC: the low 16 bits of the header's CRC-32 */
                 if (len - pos < 2)
                     why = "truncated gzip header";
+                else if ((crc32_update(0, in + head, pos - head) & 0xffffu) !=
+                         (in[pos] | (unsigned)in[pos + 1] << 8))
+                    why = "corrupt gzip header: CRC mismatch";
                 else
                     pos += 2;
             }

@@ -530,6 +530,17 @@ static void test_hostile_names(void **state)
     expect_status(&r, 0, "--help");
     assert_non_null(strstr(r.out, "9 lives */ \"of\" a\\model?\?=\n"));
     run_free(&r);
+    /* Regression: programs named like the support files written beside the
+     * model's (-o deploy once overwrote deploy.h with the model's header). */
+    static const char *const support_names[] = {"deploy", "deploy_main", "formats", "model"};
+    for (int i = 0; i < 4; i++) {
+        RUN_OK(dir, NNCC, "compile", model_path, "-o", support_names[i]);
+        char prog[64];
+        snprintf(prog, sizeof prog, "./%s", support_names[i]);
+        r = RUN(dir, prog, "--help");
+        expect_status(&r, 0, support_names[i]);
+        run_free(&r);
+    }
     (void)pb;
     nncc_model_free(m);
     remove_dir(dir);

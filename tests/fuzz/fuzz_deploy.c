@@ -1,7 +1,8 @@
 /*
  * fuzz_deploy.c — libFuzzer harness for the standalone deployment
- * program's readers (codegen/aot/deploy_read.c and deploy_inflate.c, built
- * into the harness: they are not part of libnncc).
+ * program's readers (codegen/aot/deploy_read.c, deploy_inflate.c and the
+ * format parser formats.c, built into the harness as the program builds
+ * them).
  *
  * Each input is decoded from memory as-is (auto-detected: gzip, .npy, IDX)
  * and as raw float32 rows of 3, from a heap copy of exactly its size, so

@@ -1,5 +1,6 @@
 /*
- * fuzz_idx.c — libFuzzer harness for the IDX reader (runtime/io/data_idx.c).
+ * fuzz_idx.c — libFuzzer harness for the IDX reader (runtime/io/data_idx.c,
+ * which parses with codegen/aot/formats.c).
  *
  * Each input is written to a temporary file and loaded with
  * nncc_load_idx_file() as it is and as a gzip-compressed copy (zlib gzwrite),

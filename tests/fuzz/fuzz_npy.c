@@ -1,5 +1,6 @@
 /*
- * fuzz_npy.c — libFuzzer harness for the .npy reader (runtime/io/data_npy.c).
+ * fuzz_npy.c — libFuzzer harness for the .npy reader (runtime/io/data_npy.c,
+ * which parses with codegen/aot/formats.c).
  *
  * Each input is written to a temporary file and loaded with nncc_load_npy().
  * Invariants, for any input: a loaded array has size == product of its shape
