@@ -9,6 +9,8 @@
  *   Flatten     reshape to (N, ∏dims), row-major (NHWC: channels fastest)
  *   Reshape     reshape to (N, target…), one -1 inferred
  *   Dropout     dropout (identity outside training)
+ *   LeakyReLU   activation_alpha [leaky_relu], alpha the slope below 0
+ *   ELU         activation_alpha [elu], alpha the scale of eˣ − 1
  */
 #include <math.h>
 #include <string.h>
@@ -145,4 +147,45 @@ nncc_tensor *lower_dropout(nncc_layer *l, nncc_tensor *const *in, int n_in)
     l->built = true;
     struct ir_attrs a = {.rate = l->o.dropout.rate, .seed = l->o.dropout.seed};
     return layer_node(l, IR_DROPOUT, in, 1, &a, "dropout");
+}
+
+/* Keras keeps alpha as a float32 (backend.cast_to_floatx); 0 stands for
+ * the default, as zero fields do throughout the API. */
+static bool check_alpha(const char *who, float *alpha, float dflt)
+{
+    if (*alpha == 0.0f)
+        *alpha = dflt;
+    if (!isfinite(*alpha)) {
+        nncc_fail(NNCC_ERR_ARG, "%s: alpha must be a finite number, got %g", who, (double)*alpha);
+        return false;
+    }
+    return true;
+}
+
+nncc_layer *nncc_leaky_relu_layer_(struct nncc_leaky_relu_opts o)
+{
+    char who[300];
+    WHO(LAYER_LEAKY_RELU, o);
+    if (!check_alpha(who, &o.alpha, 0.3f))
+        return NULL;
+    return layer_make(LAYER_LEAKY_RELU, &o, sizeof o);
+}
+
+nncc_layer *nncc_elu_layer_(struct nncc_elu_opts o)
+{
+    char who[300];
+    WHO(LAYER_ELU, o);
+    if (!check_alpha(who, &o.alpha, 1.0f))
+        return NULL;
+    return layer_make(LAYER_ELU, &o, sizeof o);
+}
+
+nncc_tensor *lower_activation_alpha(nncc_layer *l, nncc_tensor *const *in, int n_in)
+{
+    (void)n_in;
+    l->built = true;
+    bool elu = l->kind == LAYER_ELU;
+    struct ir_attrs a = {.act = elu ? NNCC_ELU : NNCC_LEAKY_RELU,
+                         .alpha = elu ? l->o.elu.alpha : l->o.leaky_relu.alpha};
+    return layer_node(l, IR_ACTIVATION_ALPHA, in, 1, &a, elu ? "elu" : "leaky_relu");
 }

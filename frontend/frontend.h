@@ -58,6 +58,8 @@ union layer_opts {
     struct nncc_flatten_opts flatten;
     struct nncc_reshape_opts reshape;
     struct nncc_dropout_opts dropout;
+    struct nncc_leaky_relu_opts leaky_relu;
+    struct nncc_elu_opts elu;
     struct nncc_conv2d_opts conv2d;
     struct nncc_pool2d_opts pool2d;
     struct nncc_global_pool2d_opts global_pool2d;

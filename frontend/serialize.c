@@ -361,6 +361,33 @@ static nncc_layer *ser_dropout_read(struct reader *r, json_t *j, const char *nam
     return read_fields(r, j, name, dropout_fields, &o) ? nncc_dropout_layer_(o.dropout) : NULL;
 }
 
+static const struct field leaky_relu_fields[] = {
+    FIELD(nncc_leaky_relu_opts, "alpha", F_FLOAT, alpha),
+    {0},
+};
+
+static json_t *ser_leaky_relu_write(const nncc_layer *l) { return write_fields(l, leaky_relu_fields); }
+
+static nncc_layer *ser_leaky_relu_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, leaky_relu_fields, &o) ? nncc_leaky_relu_layer_(o.leaky_relu)
+                                                           : NULL;
+}
+
+static const struct field elu_fields[] = {
+    FIELD(nncc_elu_opts, "alpha", F_FLOAT, alpha),
+    {0},
+};
+
+static json_t *ser_elu_write(const nncc_layer *l) { return write_fields(l, elu_fields); }
+
+static nncc_layer *ser_elu_read(struct reader *r, json_t *j, const char *name)
+{
+    union layer_opts o;
+    return read_fields(r, j, name, elu_fields, &o) ? nncc_elu_layer_(o.elu) : NULL;
+}
+
 static const struct field conv2d_fields[] = {
     FIELD(nncc_conv2d_opts, "filters", F_INT, filters),
     FIELD(nncc_conv2d_opts, "kernel_size", F_PAIR, kernel_size),

@@ -216,6 +216,17 @@ struct nncc_dropout_opts {
     uint64_t seed; /* 0: derived from the model's seed */
 };
 
+/* LeakyReLU: x > 0 ? x : alpha·x.  ELU: x > 0 ? x : alpha·(eˣ − 1). */
+struct nncc_leaky_relu_opts {
+    NNCC_LAYER_OPTS
+    float alpha; /* 0 means the Keras default 0.3 */
+};
+
+struct nncc_elu_opts {
+    NNCC_LAYER_OPTS
+    float alpha; /* 0 means the Keras default 1.0 */
+};
+
 struct nncc_conv2d_opts {
     NNCC_LAYER_OPTS
     int filters;
@@ -261,6 +272,8 @@ nncc_layer *nncc_activation_layer_(struct nncc_activation_opts o);
 nncc_layer *nncc_flatten_layer_(struct nncc_flatten_opts o);
 nncc_layer *nncc_reshape_layer_(struct nncc_reshape_opts o);
 nncc_layer *nncc_dropout_layer_(struct nncc_dropout_opts o);
+nncc_layer *nncc_leaky_relu_layer_(struct nncc_leaky_relu_opts o);
+nncc_layer *nncc_elu_layer_(struct nncc_elu_opts o);
 nncc_layer *nncc_conv2d_layer_(struct nncc_conv2d_opts o);
 nncc_layer *nncc_maxpool2d_layer_(struct nncc_pool2d_opts o);
 nncc_layer *nncc_avgpool2d_layer_(struct nncc_pool2d_opts o);
@@ -276,6 +289,9 @@ nncc_layer *nncc_batchnorm_layer_(struct nncc_batchnorm_opts o);
 #define nncc_flatten_layer(...) nncc_flatten_layer_(NNCC_OPTS_(nncc_flatten_opts, __VA_ARGS__))
 #define nncc_reshape_layer(...) nncc_reshape_layer_(NNCC_OPTS_(nncc_reshape_opts, __VA_ARGS__))
 #define nncc_dropout_layer(...) nncc_dropout_layer_(NNCC_OPTS_(nncc_dropout_opts, __VA_ARGS__))
+#define nncc_leaky_relu_layer(...) \
+    nncc_leaky_relu_layer_(NNCC_OPTS_(nncc_leaky_relu_opts, __VA_ARGS__))
+#define nncc_elu_layer(...) nncc_elu_layer_(NNCC_OPTS_(nncc_elu_opts, __VA_ARGS__))
 #define nncc_conv2d_layer(...) nncc_conv2d_layer_(NNCC_OPTS_(nncc_conv2d_opts, __VA_ARGS__))
 #define nncc_maxpool2d_layer(...) nncc_maxpool2d_layer_(NNCC_OPTS_(nncc_pool2d_opts, __VA_ARGS__))
 #define nncc_avgpool2d_layer(...) nncc_avgpool2d_layer_(NNCC_OPTS_(nncc_pool2d_opts, __VA_ARGS__))
@@ -303,6 +319,9 @@ nncc_tensor *nncc_apply_n(nncc_layer *layer, nncc_tensor *const *xs, int n);
 #define nncc_flatten(x, ...) nncc_apply_n(nncc_flatten_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
 #define nncc_reshape(x, ...) nncc_apply_n(nncc_reshape_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
 #define nncc_dropout(x, ...) nncc_apply_n(nncc_dropout_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_leaky_relu(x, ...) \
+    nncc_apply_n(nncc_leaky_relu_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
+#define nncc_elu(x, ...) nncc_apply_n(nncc_elu_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
 #define nncc_conv2d(x, ...) nncc_apply_n(nncc_conv2d_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)
 #define nncc_maxpool2d(x, ...) \
     nncc_apply_n(nncc_maxpool2d_layer(__VA_ARGS__), (nncc_tensor *[]){(x)}, 1)

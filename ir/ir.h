@@ -109,6 +109,8 @@ struct ir_attrs {
     int pad[4];                   /* set by the shape rule: top, bottom, left, right */
     int axis;                     /* CONCAT, BATCHNORM; normalised to >= 0 by the rule */
     float rate;                   /* DROPOUT */
+    float alpha;                  /* ACTIVATION_ALPHA(_GRAD), act LEAKY_RELU: the slope
+                                     below 0; act ELU: the scale of e^x − 1 */
     uint64_t seed;                /* DROPOUT */
     float epsilon, momentum;      /* BATCHNORM */
     bool has_gamma, has_beta;     /* BATCHNORM inputs: x, mean, var, [gamma], [beta] */

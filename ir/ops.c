@@ -77,6 +77,21 @@ RULE(shape_same)
     return NNCC_OK;
 }
 
+/* ACTIVATION_ALPHA(x) and its gradient (dy, x): shaped like input 0, for
+ * the two activations that take an alpha. */
+RULE(shape_activation_alpha)
+{
+    DECL;
+    if (n->a.act != NNCC_LEAKY_RELU && n->a.act != NNCC_ELU)
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: %s takes leaky_relu or elu, got activation %d",
+                         LABEL(n), ir_op(n->op)->name, (int)n->a.act);
+    if (n->n_in == 2 && !ir_shape_eq(n->in[0]->shape, n->in[1]->shape))
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: gradient %s does not match input %s", LABEL(n),
+                         SHAPE(n->in[0]->shape, s0), SHAPE(n->in[1]->shape, s1));
+    *out = n->in[0]->shape;
+    return NNCC_OK;
+}
+
 /* SOFTMAX over the last axis; Keras 2 rejects rank 1. */
 RULE(shape_softmax)
 {

@@ -17,6 +17,10 @@ static void attrs_str(const struct ir_node *n, char *buf, size_t size)
     case IR_ACTIVATION:
         snprintf(buf, size, "[%s]", nncc_activation_name(a->act));
         break;
+    case IR_ACTIVATION_ALPHA:
+    case IR_ACTIVATION_ALPHA_GRAD:
+        snprintf(buf, size, "[%s alpha=%g]", nncc_activation_name(a->act), (double)a->alpha);
+        break;
     case IR_CONV2D:
     case IR_MAXPOOL2D:
     case IR_AVGPOOL2D:

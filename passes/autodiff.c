@@ -15,6 +15,7 @@
  *   matmul(x, w)        dx = matmul_nt(dy, w), dw = matmul_tn(x, dy)
  *   bias_add(x, b)      dx = dy, db = bias_grad(dy)
  *   activation(x)       dx = activation_grad(dy, x, y)
+ *   activation_alpha(x) dx = activation_alpha_grad(dy, x)
  *   softmax(x)          dx = softmax_grad(dy, y)
  *   conv2d(x, w)        dx = conv2d_grad_input(dy, w), dw = conv2d_grad_filter(x, dy)
  *   max/avgpool2d(x)    dx = pool2d_grad(dy, x, y)
@@ -129,6 +130,11 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
             contribute(b, x[0], node(b, IR_ACTIVATION_GRAD, in, 3, &a, n, "grad"), n);
         }
         break;
+    case IR_ACTIVATION_ALPHA: {
+        nncc_tensor *in[2] = {dy, x[0]};
+        contribute(b, x[0], node(b, IR_ACTIVATION_ALPHA_GRAD, in, 2, &a, n, "grad"), n);
+        break;
+    }
     case IR_SOFTMAX: {
         nncc_tensor *in[2] = {dy, y};
         contribute(b, x[0], node(b, IR_SOFTMAX_GRAD, in, 2, NULL, n, "grad"), n);
@@ -229,6 +235,7 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
     case IR_MATMUL_TN:
     case IR_BIAS_GRAD:
     case IR_ACTIVATION_GRAD:
+    case IR_ACTIVATION_ALPHA_GRAD:
     case IR_SOFTMAX_GRAD:
     case IR_CONV2D_GRAD_INPUT:
     case IR_CONV2D_GRAD_FILTER:

@@ -82,6 +82,20 @@ void ref_activation(const struct ir_node *n, int batch, const double *const *in,
         out[i] = act(n->a.act, in[0][i]);
 }
 
+/* LeakyReLU: x > 0 ? x : αx; ELU: x > 0 ? x : α(eˣ − 1) (Keras 2.15's
+ * layers; α is the float32 the layer holds). */
+void ref_activation_alpha(const struct ir_node *n, int batch, const double *const *in,
+                          double *out, const double *h)
+{
+    (void)h;
+    double alpha = n->a.alpha;
+    int64_t total = batch * per_sample(n->out);
+    for (int64_t i = 0; i < total; i++) {
+        double x = in[0][i];
+        out[i] = x > 0 ? x : n->a.act == NNCC_ELU ? alpha * expm1(x) : alpha * x;
+    }
+}
+
 /* softmax over the last axis: e^{x − max} / Σ */
 void ref_softmax(const struct ir_node *n, int batch, const double *const *in, double *out,
                 const double *h)

@@ -96,6 +96,21 @@ void ref_activation_grad(const struct ir_node *n, int batch, const double *const
         out[i] = in[0][i] * deriv(n->a.act, in[1][i], in[2][i]);
 }
 
+/* ACTIVATION_ALPHA's gradient, inputs (dy, x): dy where x > 0, else
+ * α·dy (LeakyReLU) or α·eˣ·dy (ELU); at x = 0 the α branch, as TF's
+ * LeakyReluGrad and Keras' ELU (tf.where(x > 0, …)) take it. */
+void ref_activation_alpha_grad(const struct ir_node *n, int batch, const double *const *in,
+                               double *out, const double *h)
+{
+    (void)h;
+    double alpha = n->a.alpha;
+    int64_t total = count(n->out, batch);
+    for (int64_t i = 0; i < total; i++) {
+        double dy = in[0][i], x = in[1][i];
+        out[i] = x > 0 ? dy : n->a.act == NNCC_ELU ? alpha * exp(x) * dy : alpha * dy;
+    }
+}
+
 /* dx = y · (dy − Σ dy·y), per row of the last axis; inputs (dy, y) */
 void ref_softmax_grad(const struct ir_node *n, int batch, const double *const *in, double *out,
                       const double *h)

@@ -361,6 +361,13 @@ static nncc_model *build_dense_model(struct branches *b)
         nncc_tensor *y = nncc_activation(xs[which], .activation = a);
         add_output(b, y, "Activation %s on x %s", nncc_activation_name(a), xname[which]);
     }
+    /* LeakyReLU and ELU layers with their alpha (activation_alpha), on
+     * every rank, the Keras defaults and others, a negative slope too. */
+    add_output(b, nncc_leaky_relu(x2), "LeakyReLU (alpha 0.3) on x (17)");
+    add_output(b, nncc_leaky_relu(x4, .alpha = -0.75f), "LeakyReLU alpha -0.75 on x (2, 3, 5)");
+    add_output(b, nncc_elu(x3), "ELU (alpha 1) on x (3, 7)");
+    add_output(b, nncc_elu(OK(nncc_dense(x2, .units = 9)), .alpha = 2.5f),
+               "ELU alpha 2.5 on Dense 9 of x (17)");
     /* Softmax layers on rank 3 and 4 (over the last axis), and one of a
      * single class (all ones). */
     add_output(b, nncc_activation(x4, .activation = NNCC_SOFTMAX), "Activation softmax rank 4");

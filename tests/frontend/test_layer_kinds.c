@@ -44,6 +44,8 @@ static nncc_tensor *call_reshape(nncc_tensor *x)
     return nncc_reshape(x, .target_shape = NNCC_SHAPE(2, -1));
 }
 static nncc_tensor *call_dropout(nncc_tensor *x) { return nncc_dropout(x, .rate = 0.25f, .seed = 7); }
+static nncc_tensor *call_leaky_relu(nncc_tensor *x) { return nncc_leaky_relu(x, .alpha = 0.2f); }
+static nncc_tensor *call_elu(nncc_tensor *x) { return nncc_elu(x); }
 static nncc_tensor *call_conv2d(nncc_tensor *x)
 {
     return nncc_conv2d(x, .filters = 2, .kernel_size = {3, 2}, .strides = {1, 1},
@@ -91,6 +93,10 @@ static const struct kind_case {
      "{\"target_shape\":[2,-1]}"},
     {"Dropout", "dropout", {1, {4}}, call_dropout,
      "{\"rate\":0.25,\"seed\":7}"},
+    {"LeakyReLU", "leaky_re_lu", {1, {4}}, call_leaky_relu,
+     "{\"alpha\":0.20000000298023224}"},
+    {"ELU", "elu", {1, {4}}, call_elu, /* Keras' default alpha */
+     "{\"alpha\":1.0}"},
     {"Conv2D", "conv2d", {3, {6, 6, 2}}, call_conv2d,
      "{\"filters\":2,\"kernel_size\":[3,2],\"strides\":[1,1],\"padding\":\"same\","
      "\"dilation_rate\":[2,1],\"activation\":\"tanh\",\"use_bias\":false,"

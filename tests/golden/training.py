@@ -17,6 +17,7 @@ The format is described in tests/golden/README.md.
 Run from anywhere:  python3 tests/golden/training.py [case ...]
 Needs:              pip install "tensorflow-cpu==2.15.*" "tf-keras==2.15.*"
 """
+import json
 import os
 import sys
 
@@ -106,6 +107,17 @@ def activations():
     return keras.Model(x, y)
 
 
+def leaky_elu():
+    """Standalone LeakyReLU(0.2) and ELU(0.5) layers after linear Dense layers."""
+    x = keras.Input(shape=(4,))
+    h = layers.Dense(6)(x)
+    h = layers.LeakyReLU(alpha=0.2)(h)                                # leaky_re_lu
+    h = layers.Dense(5)(h)
+    h = layers.ELU(alpha=0.5)(h)                                      # elu
+    y = layers.Dense(3, activation="softmax")(h)
+    return keras.Model(x, y)
+
+
 def batchnorm():
     """Inference only (BatchNormalization training is not compared)."""
     x = keras.Input(shape=(4,))
@@ -187,6 +199,12 @@ CASES = {
                  "Dropout(0.0) between Dense layers (identity)"),
     "activations": (activations, lambda: O.SGD(0.1), CCE, ACC, "onehot:3", 20, 14,
                     "ten Dense(3, act) branches: " + ", ".join(ACTIVATIONS)),
+    # Seed 40: at every weight state of the case (initial, the 3 steps, the 4
+    # fit batches) no LeakyReLU/ELU input is within 1.8e-3 of 0 and no accuracy
+    # decision within 3.7e-3 of a tie; every unit of both layers sees both signs.
+    "leaky_elu": (leaky_elu, lambda: O.SGD(0.1), CCE, ACC, "onehot:3", 16, 40,
+                  "Dense(6) -> LeakyReLU(alpha=0.2) -> Dense(5) -> ELU(alpha=0.5) -> "
+                  "Dense(3, softmax): standalone layers, inputs of both signs"),
     "batchnorm": (batchnorm, None, None, None, "none", 8, 15,
                   "inference only: Dense -> BatchNormalization -> relu -> Dense (predict)"),
 }
@@ -304,6 +322,10 @@ def run_case(name, case):
     fx.comment("written by tests/golden/training.py (tf_keras %s, TensorFlow %s); do not edit"
                % (keras.__version__, tf.__version__))
     model = fresh(name, build, seed)
+    for layer in model.layers:
+        if isinstance(layer, KINK_LAYERS):
+            fx.comment("config %s: %s %s" % (layer.name, type(layer).__name__,
+                                             json.dumps(layer.get_config())))
     x, y = make_data(model, labels, n, np.random.RandomState(1000 + seed))
     fx.scalar("n", n)
     fx.tensor("x", x)
@@ -337,9 +359,13 @@ def run_case(name, case):
     for w, g in zip(model.trainable_weights, grads):
         fx.tensor("grad:" + weight_name(w), g.numpy())
     check_margins(name, model, x, grads, opt)
+    check_kinks(name, model, x, "initial weights", both_signs=True)
 
     # Three optimizer steps on the whole data set as one batch.
-    step_logs = [logs_of(model, model.train_on_batch(x, y)) for _ in range(STEPS)]
+    step_logs = []
+    for k in range(STEPS):
+        step_logs.append(logs_of(model, model.train_on_batch(x, y)))
+        check_kinks(name, model, x, f"after step {k + 1}")
     for k in step_logs[0]:
         fx.history("step:" + k, [s[k] for s in step_logs])
     for w in model.trainable_weights:
@@ -348,8 +374,9 @@ def run_case(name, case):
     # A 2-epoch fit with validation from fresh weights and a fresh optimizer.
     model = fresh(name, build, seed)
     model.compile(optimizer=opt(), loss=loss_obj, metrics=list(metrics))
+    callbacks = [KinkCheck(name, x)] if kink_layers(model) else []
     h = model.fit(x, y, batch_size=FIT_BATCH, epochs=FIT_EPOCHS, shuffle=False,
-                  validation_split=VALIDATION_SPLIT, verbose=0)
+                  validation_split=VALIDATION_SPLIT, verbose=0, callbacks=callbacks)
     for k, vs in h.history.items():
         fx.history(k, vs)
     for w in model.trainable_weights:
@@ -374,6 +401,47 @@ def check_margins(name, model, x, grads, opt):
                 for g in grads)
     if small < 1e-5 and not isinstance(opt(), keras.optimizers.SGD):
         print(f"warning: {name}: a gradient of {small:g}: sign-like updates are unstable")
+
+
+# Standalone layers whose formula switches branch at an input of 0.
+KINK_LAYERS = (layers.LeakyReLU, layers.ELU)
+KINK_MARGIN = 1e-4
+
+
+def kink_layers(model):
+    return [layer for layer in model.layers if isinstance(layer, KINK_LAYERS)]
+
+
+def check_kinks(name, model, x, when, both_signs=False):
+    """Warns when an input of a LeakyReLU/ELU layer (on the whole data set) is
+    within KINK_MARGIN of 0, where float noise could flip the branch taken
+    (and so the gradient); with both_signs, also when a layer's inputs are not
+    of both signs, which would leave a branch untested."""
+    kl = kink_layers(model)
+    if not kl:
+        return
+    zs = keras.Model(model.inputs, [layer.input for layer in kl])(tf.constant(x))
+    if len(kl) == 1:
+        zs = [zs]
+    for layer, z in zip(kl, zs):
+        z = z.numpy()
+        m = float(np.min(np.abs(z)))
+        if m < KINK_MARGIN:
+            print(f"warning: {name}: {when}: an input of {layer.name} is {m:g} from 0")
+        if both_signs and not (np.any(z < 0) and np.any(z > 0)):
+            print(f"warning: {name}: {when}: the inputs of {layer.name} are of one sign")
+
+
+class KinkCheck(keras.callbacks.Callback):
+    """check_kinks() at every weight state fit() passes through."""
+
+    def __init__(self, name, x):
+        super().__init__()
+        self.case, self.x, self.batches = name, x, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+        check_kinks(self.case, self.model, self.x, f"fit, after batch {self.batches}")
 
 
 def main(argv):

@@ -700,6 +700,16 @@ static void test_fd_activations(void **state)
     h = nncc_activation(h, .activation = NNCC_SOFTMAX);
     h = nncc_dense(h, .units = 4, .activation = NNCC_SELU);
     bad += fd_case("activation layers", model1(x, nncc_dense(h, .units = 2)), MSE(.wscale = 2));
+    /* LeakyReLU and ELU layers with an alpha (activation_alpha). */
+    x = input(NNCC_SHAPE(6));
+    h = nncc_dense(x, .units = 7);
+    h = nncc_leaky_relu(h, .alpha = 0.2f);
+    h = nncc_dense(h, .units = 6);
+    h = nncc_elu(h, .alpha = 0.5f);
+    h = nncc_dense(h, .units = 5);
+    h = nncc_elu(h);
+    bad += fd_case("leaky_relu and elu layers", model1(x, nncc_dense(h, .units = 2)),
+                   MSE(.wscale = 2));
     assert_int_equal(bad, 0);
 }
 

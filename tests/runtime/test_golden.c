@@ -538,6 +538,18 @@ static nncc_model *activations(void)
                           nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX, .name = "out"));
 }
 
+/* LeakyReLU(0.2) and ELU(0.5) as layers of their own. */
+static nncc_model *leaky_elu(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4));
+    nncc_tensor *h = nncc_dense(x, .units = 6);
+    h = nncc_leaky_relu(h, .alpha = 0.2f);
+    h = nncc_dense(h, .units = 5);
+    h = nncc_elu(h, .alpha = 0.5f);
+    return nncc_model_new(x, nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX));
+}
+
 static nncc_model *batchnorm(void)
 {
     nncc_graph *g = nncc_graph_new();
@@ -616,6 +628,7 @@ static const struct golden_case cases[] = {
     C("branch", branch, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
     C("dropout0", dropout0, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
     C("activations", activations, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
+    C("leaky_elu", leaky_elu, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
     {.name = "batchnorm", .build = batchnorm, .predict_only = true},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };

@@ -312,6 +312,37 @@ static void test_activations(void **state)
     nncc_model_free(m);
 }
 
+/* LeakyReLU and ELU layers with their alpha, against hand-worked values. */
+static void test_activation_alpha(void **state)
+{
+    (void)state;
+    nncc_graph *g = NN(nncc_graph_new());
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4), .name = "x");
+    nncc_tensor *outs[] = {nncc_leaky_relu(x), nncc_leaky_relu(x, .alpha = -0.5f),
+                           nncc_elu(x), nncc_elu(x, .alpha = 2.0f)};
+    nncc_model *m = NN(nncc_model_new_n(TENSORS(x), 1, outs, 4));
+    const float xv[8] = {-2, -0.5f, 0, 3, /**/ -1, 1, -4, 0.25f};
+    struct nncc_array *ref[4], *jit[4];
+    run_both(m, INPUTS(xv), 2, ref, jit);
+    const double e1 = exp(-1.0) - 1, e2 = exp(-2.0) - 1, eh = exp(-0.5) - 1, e4 = exp(-4.0) - 1;
+    /* LeakyReLU's default slope is Keras' 0.3 as a float32; the activation
+     * string "leaky_relu" has 0.2 (test_activations). */
+    const double a3 = (double)0.3f;
+    const double want[4][8] = {
+        {-2 * a3, -0.5 * a3, 0, 3, -a3, 1, -4 * a3, 0.25},
+        {1, 0.25, 0, 3, 0.5, 1, 2, 0.25},          /* a negative slope mirrors */
+        {e2, eh, 0, 3, e1, 1, e4, 0.25},           /* alpha 1: plain elu */
+        {2 * e2, 2 * eh, 0, 3, 2 * e1, 1, 2 * e4, 0.25},
+    };
+    static const char *const what[] = {"LeakyReLU()", "LeakyReLU(alpha=-0.5)", "ELU()",
+                                        "ELU(alpha=2)"};
+    for (int k = 0; k < 4; k++)
+        CHECK(what[k], ref[k], jit[k], NNCC_SHAPE(2, 4), want[k]);
+    free_arrays(ref, 4);
+    free_arrays(jit, 4);
+    nncc_model_free(m);
+}
+
 /* ---- Conv2D ------------------------------------------------------------ */
 
 static void test_conv2d(void **state)
@@ -683,6 +714,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_activation_alpha),
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_shape_merge_batchnorm),
