@@ -66,17 +66,23 @@ static void alpha_exprs(const struct ir_node *n, char *y, char *dx, size_t size)
     }
 }
 
-/* ACTIVATION_ALPHA: one loop, no fusion (the alpha is the node's own). */
-void emit_activation_alpha(struct cg *cg, const struct ir_node *n)
+/* ACTIVATION_ALPHA (x → y) or its gradient ((dy, x) → dx): one loop, not
+ * fused (the alpha is the node's own). */
+static void emit_alpha_kernel(struct cg *cg, const struct ir_node *n, bool grad)
 {
     struct cw *w = &cg->defs;
     char what[200], xs[100], y[160], dx[160];
     alpha_exprs(n, y, dx, sizeof y);
-    snprintf(what, sizeof what, "%s, alpha %g, on x %s", nncc_activation_name(n->a.act),
-             (double)n->a.alpha, cg_shape(n->in[0]->shape, xs, sizeof xs));
+    snprintf(what, sizeof what, "%s%s, alpha %g, on %s", nncc_activation_name(n->a.act),
+             grad ? " gradient" : "", (double)n->a.alpha,
+             cg_shape(n->out->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix,
-            cg_id(cg, n));
+    if (grad)
+        cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x, "
+                   "float *restrict out)", cg->prefix, cg_id(cg, n));
+    else
+        cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict out)",
+                cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
     char work[64];
     snprintf(work, sizeof work, "(long)n * %lldL", (long long)cg_numel(n->out) * 8);
@@ -84,39 +90,21 @@ void emit_activation_alpha(struct cg *cg, const struct ir_node *n)
     cg_parallel_simd(w, work);
     w->indent--;
     cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++) {", (long long)cg_numel(n->out));
-    cw_line(w, "        const float v = x[i];");
-    cw_line(w, "        y[i] = %s;", y);
+    cw_line(w, "        const float v = x[i]%s;", grad ? ", g = dy[i]" : "");
+    cw_line(w, "        out[i] = %s;", grad ? dx : y);
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->out));
+    cw_raw(&cg->body, "    %sk%d(n, %s, ", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]));
+    if (grad)
+        cw_raw(&cg->body, "%s, ", cg_buf(cg, n->in[1]));
+    cw_raw(&cg->body, "%s);\n", cg_buf(cg, n->out));
 }
 
-/* ACTIVATION_ALPHA_GRAD (dy, x) → dx. */
+void emit_activation_alpha(struct cg *cg, const struct ir_node *n) { emit_alpha_kernel(cg, n, false); }
+
 void emit_activation_alpha_grad(struct cg *cg, const struct ir_node *n)
 {
-    struct cw *w = &cg->defs;
-    char what[200], xs[100], y[160], dx[160];
-    alpha_exprs(n, y, dx, sizeof y);
-    snprintf(what, sizeof what, "%s gradient, alpha %g, on %s", nncc_activation_name(n->a.act),
-             (double)n->a.alpha, cg_shape(n->out->shape, xs, sizeof xs));
-    cg_kernel_comment(cg, n, what);
-    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
-            cg->prefix, cg_id(cg, n));
-    cw_line(w, "               float *restrict dx)");
-    cw_line(w, "{");
-    char work[64];
-    snprintf(work, sizeof work, "(long)n * %lldL", (long long)cg_numel(n->out) * 8);
-    w->indent++;
-    cg_parallel_simd(w, work);
-    w->indent--;
-    cw_line(w, "    for (long i = 0; i < (long)n * %lldL; i++) {", (long long)cg_numel(n->out));
-    cw_line(w, "        const float v = x[i], g = dy[i];");
-    cw_line(w, "        dx[i] = %s;", dx);
-    cw_line(w, "    }");
-    cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
+    emit_alpha_kernel(cg, n, true);
 }
 
 /* y = γ(x − mean)/√(var + ε) + β, folded per channel into y = x·s + t. */
