@@ -34,7 +34,9 @@
  *    dropout seeds; then one full step with an optimizer (Adam; RMSprop
  *    centered with momentum; SGD Nesterov with clipvalue) whose updated
  *    weights and slots must match the interpreter's (every parameter and
- *    slot value is saved and restored between the two runs).
+ *    slot value is saved and restored between the two runs).  Max-pooling
+ *    ties, generated and reference, fused and not, against hand-worked
+ *    gradients that name the winning cell (the first in window order).
  * 3. The generated step gives the same gradients on 1 and 2 OpenMP threads
  *    (omp_set_num_threads, looked up in the loaded object's dependencies;
  *    skipped where generated code is built without OpenMP, as in the
@@ -1468,6 +1470,154 @@ static void test_compiled_shared(void **state)
     run_isolated("iso_compiled_shared");
 }
 
+/* ---- 2. Max-pooling ties: the first maximum in window order ------------- */
+
+/* Every cell of a window that ties for its maximum is a valid argmax, and
+ * nothing above (finite differences, random data, the tied_blocks cases,
+ * where tied cells have the same inputs) tells them apart.  Here the tied
+ * cells hold different inputs x = (x0, x1) with the same 1x1 convolution
+ * z = x0 + x1 (kernel (1, 1), bias 0, relu, z > 0), so d loss / d kernel
+ * = Σ dy·x[winning cell] names the winner: TensorFlow's, the first in
+ * window order (row-major over the window), and never a later one.
+ * Expected values are worked by hand (in the comments); every number is
+ * exact in float.  Each case runs through the reference interpreter and the
+ * generated step, with fusion (conv_pool: the argmax kept by the
+ * convolution's kernel, and pool_wgrad; or pool_keep) and without
+ * (NNCC_NO_FUSE=conv_pool: pool_keep; NNCC_NO_FUSE=1: pool_argmax and
+ * pool2d_grad as their own kernels); the plan must hold the expected kind,
+ * so that the case cannot silently stop covering it. */
+struct tie_case {
+    const char *name;
+    int H, W, stride;          /* input H×W×2; max pooling 2×2 with this stride */
+    float x[2 * 4 * 2];        /* the image, NHWC */
+    float target[2];           /* y_true for the two pooled outputs */
+    double loss, dkernel[2], dbias;
+};
+
+/* Whether the plan has a node of op `op` heading (or in, for MEMBER) a
+ * group of kind `kind`. */
+static bool plan_has(const struct ir_plan *p, enum ir_op op, enum ir_group_kind kind)
+{
+    for (int i = 0; i < p->program.n_nodes; i++)
+        if (p->program.nodes[i]->op == op && p->groups[i].kind == kind)
+            return true;
+    return false;
+}
+
+static int tie_run(const struct tie_case *tc, const char *no_fuse)
+{
+    if (no_fuse)
+        setenv("NNCC_NO_FUSE", no_fuse, 1);
+    else
+        unsetenv("NNCC_NO_FUSE");
+    char name[128];
+    snprintf(name, sizeof name, "%s, NNCC_NO_FUSE=%s", tc->name, no_fuse ? no_fuse : "");
+    nncc_tensor *x = input(NNCC_SHAPE(tc->H, tc->W, 2));
+    nncc_tensor *h = nncc_conv2d(x, .filters = 1, .kernel_size = {1, 1}, .activation = NNCC_RELU);
+    h = nncc_maxpool2d(h, .pool_size = {2, 2}, .strides = {tc->stride, tc->stride});
+    struct gm g;
+    gm_init(&g, name, model1(x, nncc_flatten(h)), MSE(.batch = 1));
+    unsetenv("NNCC_NO_FUSE");
+    assert_int_equal(g.n_params, 2);
+    g.params[0]->data[0] = g.params[0]->data[1] = 1; /* kernel (1, 1, 2, 1) */
+    g.params[1]->data[0] = 0;                        /* bias */
+    memcpy(g.in[0], tc->x, sizeof(float) * (size_t)(tc->H * tc->W * 2));
+    memcpy(g.in[1], tc->target, sizeof tc->target);
+
+    /* What the plan must cover. */
+    const struct ir_plan *p = &g.plans[0];
+    bool tiling = tc->stride == 2, covered;
+    if (!no_fuse)
+        covered = tiling ? plan_has(p, IR_CONV2D, IR_GROUP_CONV_POOL) &&
+                               plan_has(p, IR_POOL2D_GRAD, IR_GROUP_POOL_WGRAD)
+                         : plan_has(p, IR_MAXPOOL2D, IR_GROUP_POOL_KEEP);
+    else if (strcmp(no_fuse, "1") == 0)
+        covered = plan_has(p, IR_POOL_ARGMAX, IR_GROUP_NONE) &&
+                  plan_has(p, IR_POOL2D_GRAD, IR_GROUP_NONE);
+    else
+        covered = plan_has(p, IR_MAXPOOL2D, IR_GROUP_POOL_KEEP);
+    if (!covered) {
+        print_error("%s: the plan lacks the kernels this case is for:\n", name);
+        ir_plan_print_groups(p, stderr);
+        gm_free(&g);
+        return 1;
+    }
+
+    const double h0[IR_HYPER_COUNT] = {[IR_HYPER_LR] = 0, [IR_HYPER_STEP] = 1,
+                                       [IR_HYPER_SEED] = 1};
+    const double want[4] = {tc->loss, tc->dkernel[0], tc->dkernel[1], tc->dbias};
+    const char *what[4] = {"loss", "d kernel[0]", "d kernel[1]", "d bias"};
+    int bad = 0;
+    /* The reference interpreter (its pool_argmax), then the generated step. */
+    double **rout = alloc_outs_d(&g.train, 1);
+    OK(nncc_interp_step_d(&g.train, 1, (const float *const *)g.in, rout, h0, false));
+    /* Outputs: loss, the kernel's gradient (2), the bias's (1). */
+    const double rgot[4] = {rout[0][0], rout[1][0], rout[1][1], rout[2][0]};
+    for (int k = 0; k < 4; k++)
+        if (rgot[k] != want[k]) {
+            print_error("%s: reference %s is %.9g, want %.9g\n", name, what[k], rgot[k], want[k]);
+            bad++;
+        }
+    free_outs(rout, g.train.n_outputs);
+    struct cg_entry e = {.plan = p, .name = "grad_step", .prefix = "g"};
+    struct nncc_exec *ex = nncc_exec_build(&e, 1, name);
+    if (!ex)
+        fail_msg("%s: the step does not build: %s", name, nncc_last_error());
+    float **cout = alloc_outs_f(&g.train, 1);
+    float *ws = xcalloc(nncc_exec_ws_floats(&ex->entry[0], 1) + 1, sizeof *ws);
+    ex->entry[0].step(1, ex->entry[0].params, (const float *const *)g.in, cout, ws, h0);
+    const double cgot[4] = {cout[0][0], cout[1][0], cout[1][1], cout[2][0]};
+    for (int k = 0; k < 4; k++)
+        if (cgot[k] != want[k]) {
+            print_error("%s: generated %s is %.9g, want %.9g\n", name, what[k], cgot[k], want[k]);
+            bad++;
+        }
+    free(ws);
+    free_outs(cout, g.train.n_outputs);
+    nncc_exec_free(ex);
+    gm_free(&g);
+    return bad;
+}
+
+static void test_pool_ties_first(void **state)
+{
+    (void)state;
+    /* Tiling windows (2×2 stride 2) over a 2×4 image; cells as (x0, x1):
+     *   row 0: (0.5,0) (2,0)   | (0,3) (3,0)
+     *   row 1: (0,2)   (1,1)   | (1,0) (1.5,1.5)
+     * z = x0 + x1: window 0 is [0.5 2 | 2 2] in window order, its first
+     * maximum the second cell, x = (2, 0) (the last would be (1, 1));
+     * window 1 is [3 3 | 1 3], first the first cell, x = (0, 3) (the last
+     * (1.5, 1.5)).  Pooled (2, 3) against targets (1, 1): loss (1² + 2²)/2
+     * = 2.5, d loss / d pooled = (1, 2); d kernel = 1·(2, 0) + 2·(0, 3) =
+     * (2, 6) (the last maxima would give (4, 4)); d bias = 1 + 2 = 3. */
+    const struct tie_case tiling = {
+        .name = "ties, tiling windows", .H = 2, .W = 4, .stride = 2,
+        .x = {0.5f, 0, 2, 0, 0, 3, 3, 0, /**/ 0, 2, 1, 1, 1, 0, 1.5f, 1.5f},
+        .target = {1, 1}, .loss = 2.5, .dkernel = {2, 6}, .dbias = 3};
+    /* Overlapping windows (2×2 stride 1) over a 2×3 image:
+     *   row 0: (3,0)     (1,1) (0,3)
+     *   row 1: (0.5,0.5) (1,2) (2.5,0.5)
+     * z: row 0 [3 2 3], row 1 [1 3 3].  Window 0 is [3 2 | 1 3]: first
+     * the first cell, x = (3, 0) (the last (1, 2)); window 1 is [2 3 | 3 3]:
+     * first the second cell, x = (0, 3) (the last (2.5, 0.5)).  Pooled
+     * (3, 3) against (2, 1): loss (1² + 2²)/2 = 2.5, d pooled = (1, 2);
+     * d kernel = 1·(3, 0) + 2·(0, 3) = (3, 6) (the last maxima: (6, 3));
+     * d bias = 3. */
+    const struct tie_case overlap = {
+        .name = "ties, overlapping windows", .H = 2, .W = 3, .stride = 1,
+        .x = {3, 0, 1, 1, 0, 3, /**/ 0.5f, 0.5f, 1, 2, 2.5f, 0.5f},
+        .target = {2, 1}, .loss = 2.5, .dkernel = {3, 6}, .dbias = 3};
+    int bad = 0;
+    const char *settings[] = {NULL, "conv_pool", "1"};
+    for (int s = 0; s < 3; s++) {
+        bad += tie_run(&tiling, settings[s]);
+        if (s != 1) /* conv_pool never applies to overlapping windows */
+            bad += tie_run(&overlap, settings[s]);
+    }
+    assert_int_equal(bad, 0);
+}
+
 /* ---- 3. One thread and two ---------------------------------------------- */
 
 /* Gradients of a compiled model on 1 and then 2 threads; false when the
@@ -1561,6 +1711,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_compiled_dropout_half),
         cmocka_unit_test(test_compiled_clipnorm_one),
         cmocka_unit_test(test_compiled_shared),
+        cmocka_unit_test(test_pool_ties_first),
         cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
