@@ -1285,6 +1285,101 @@ static void test_shuffle_order(void **state)
     nncc_array_free(y);
 }
 
+/* The shuffle is uniform: over many epochs every training row appears at
+ * every position equally often, and every permutation is drawn equally
+ * often.  The model reveals each batch's row: x = 0, Dense 1 relu with
+ * bias −1 predicts 0 with a zero gradient (so nothing changes), and row r's
+ * target r + 1 makes its loss (r + 1)², recovered from the batch logs of a
+ * batch-1 fit as in training_order.  N = 5 rows, E = 2400 epochs from a
+ * fixed seed (deterministic).  Position counts: Pearson's χ² over the 5×5
+ * table (expected E/5 each, (N−1)² = 16 degrees of freedom, 99.9%
+ * quantile 39.3) must stay below 40; the permutations: χ² over the 120
+ * (expected 20 each, 119 degrees of freedom, 99.9% quantile 173) below
+ * 175.  An off-by-one Fisher–Yates (j drawn from [0, i) instead of
+ * [0, i]: Sattolo's algorithm, only the 24 cyclic permutations, no row ever
+ * in its own place) gives ≈ E·N/(N−1) = 3000 and ≈ 9600. */
+#define UNI_N 5
+#define UNI_EPOCHS 2400
+struct uni_rec {
+    int n;
+    double *loss; /* the running mean after each batch */
+};
+static void uni_batch_end(void *user, nncc_model *m, int batch, const struct nncc_logs *logs)
+{
+    (void)m, (void)batch;
+    struct uni_rec *r = user;
+    if (r->n < UNI_N * UNI_EPOCHS)
+        r->loss[r->n] = nncc_logs_get(logs, "loss");
+    r->n++;
+}
+
+static void test_shuffle_uniform(void **state)
+{
+    (void)state;
+    nncc_model *m = dense_model(5, 1, 1, NNCC_RELU);
+    const float kernel = 0.5f, bias = -1;
+    nncc_layer *d = first_weighted(m);
+    assert_int_equal(nncc_set_weights(d, 0, &kernel, 1), NNCC_OK);
+    assert_int_equal(nncc_set_weights(d, 1, &bias, 1), NNCC_OK);
+    assert_int_equal(nncc_compile(m, .optimizer = nncc_sgd(.learning_rate = 0.5f), .seed = 11,
+                                  .loss = NNCC_MEAN_SQUARED_ERROR),
+                     NNCC_OK);
+    struct nncc_array *x = nncc_array_new(NNCC_SHAPE(UNI_N, 1));
+    struct nncc_array *y = nncc_array_new(NNCC_SHAPE(UNI_N, 1));
+    assert_non_null(x);
+    assert_non_null(y);
+    for (int i = 0; i < UNI_N; i++)
+        y->data[i] = (float)(i + 1);
+    struct uni_rec r = {.loss = calloc(UNI_N * UNI_EPOCHS, sizeof(double))};
+    assert_non_null(r.loss);
+    struct nncc_callback cb = {.user = &r, .on_train_batch_end = uni_batch_end};
+    nncc_history *h = fit_ok(nncc_fit(m, x, y, .batch_size = 1, .epochs = UNI_EPOCHS,
+                                      .callbacks = &cb, .n_callbacks = 1));
+    assert_int_equal(r.n, UNI_N * UNI_EPOCHS);
+    static long pos[UNI_N][UNI_N], perm[120];
+    memset(pos, 0, sizeof pos);
+    memset(perm, 0, sizeof perm);
+    for (int e = 0; e < UNI_EPOCHS; e++) {
+        int order[UNI_N], seen = 0;
+        for (int b = 0; b < UNI_N; b++) {
+            const double *M = r.loss + e * UNI_N;
+            double l = M[b] * (b + 1) - (b ? M[b - 1] * b : 0);
+            int row = (int)lround(sqrt(l)) - 1;
+            assert_true(row >= 0 && row < UNI_N);
+            assert_close(l, (row + 1.0) * (row + 1.0), 1e-9);
+            assert_false(seen & 1 << row); /* a permutation */
+            seen |= 1 << row;
+            order[b] = row;
+            pos[b][row]++;
+        }
+        /* The permutation's index: its Lehmer code in the factorial base. */
+        int index = 0;
+        for (int b = 0; b < UNI_N; b++) {
+            int smaller = 0;
+            for (int c = b + 1; c < UNI_N; c++)
+                smaller += order[c] < order[b];
+            index = index * (UNI_N - b) + smaller;
+        }
+        perm[index]++;
+    }
+    double chi_pos = 0, chi_perm = 0, want_pos = UNI_EPOCHS / (double)UNI_N,
+           want_perm = UNI_EPOCHS / 120.0;
+    for (int b = 0; b < UNI_N; b++)
+        for (int i = 0; i < UNI_N; i++)
+            chi_pos += (pos[b][i] - want_pos) * (pos[b][i] - want_pos) / want_pos;
+    for (int k = 0; k < 120; k++)
+        chi_perm += (perm[k] - want_perm) * (perm[k] - want_perm) / want_perm;
+    if (!(chi_pos < 40) || !(chi_perm < 175))
+        fail_msg("the shuffle is not uniform: chi-square %.1f over row positions (bound 40), "
+                 "%.1f over permutations (bound 175); row 0 at position 0 %ld times of %d",
+                 chi_pos, chi_perm, pos[0][0], UNI_EPOCHS);
+    free(r.loss);
+    nncc_history_free(h);
+    nncc_model_free(m);
+    nncc_array_free(x);
+    nncc_array_free(y);
+}
+
 /* Keras computes split_at = ⌊N·(1 − validation_split)⌋ with the Python
  * float (a double) the user wrote: 0.2 on 10 rows trains on 8 and validates
  * on 2.  Counted here as the steps of a batch-1 epoch. */
@@ -1830,6 +1925,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_metric_keys_and_evaluate_order, setup),
         cmocka_unit_test_setup(test_history_csv, setup),
         cmocka_unit_test_setup(test_shuffle_order, setup),
+        cmocka_unit_test_setup(test_shuffle_uniform, setup),
         cmocka_unit_test_setup(test_validation_split_decimal, setup),
         cmocka_unit_test_setup(test_default_batch_size, setup),
         cmocka_unit_test_setup(test_progress_verbose1, setup),
