@@ -29,8 +29,10 @@
  *    against Keras 2.15's formula written out here from the predictions
  *    (../shared/reference/keras-behaviour.md §4).
  * 2. The generated training step (codegen, through the JIT) against the
- *    reference step for an MLP, a CNN and a model with two inputs, Add,
- *    Dropout and Concatenate: loss, metrics and every gradient, for two
+ *    reference step for an MLP, a CNN, a model with two inputs, Add,
+ *    Dropout and Concatenate, and one with broadcasting Add (sum_to) and a
+ *    softmax in the middle (softmax_grad), which the plan must hold: loss,
+ *    metrics and every gradient, for two
  *    dropout seeds; then one full step with an optimizer (Adam; RMSprop
  *    centered with momentum; SGD Nesterov with clipvalue) whose updated
  *    weights and slots must match the interpreter's (every parameter and
@@ -1423,6 +1425,60 @@ static void test_compiled_clipnorm_one(void **state)
     compiled_case("mlp clipnorm 1", mlp(), MLP_SPEC, opt, 1e-3);
 }
 
+/* Broadcasting Add (its gradient sums dy back to each input's shape:
+ * sum_to) and softmax in the middle of a network (its own gradient kernel,
+ * softmax_grad, not the p − y of a softmax fused into the loss): three
+ * inputs (None, 4, 1, 2), (None, 4, 5, 2), (None, 1, 5, 2), a Dense on
+ * each, added with broadcasting over axes 2 and 1, a softmax Activation,
+ * Dense tanh, Flatten, Dense. */
+static nncc_model *broadcast_softmax(void)
+{
+    nncc_graph *g = NN(nncc_graph_new());
+    nncc_tensor *x1 = NN(nncc_input(g, NNCC_SHAPE(4, 1, 2)));
+    nncc_tensor *x2 = NN(nncc_input(g, NNCC_SHAPE(4, 5, 2)));
+    nncc_tensor *x3 = NN(nncc_input(g, NNCC_SHAPE(1, 5, 2)));
+    nncc_tensor *a = nncc_dense(x1, .units = 3);
+    nncc_tensor *b = nncc_dense(x2, .units = 3, .activation = NNCC_TANH);
+    nncc_tensor *c = nncc_dense(x3, .units = 3, .activation = NNCC_SIGMOID);
+    nncc_tensor *h = nncc_add(NNCC_TENSORS(a, b));
+    h = nncc_add(NNCC_TENSORS(c, h));
+    h = nncc_activation(h, .activation = NNCC_SOFTMAX);
+    h = nncc_dense(h, .units = 4, .activation = NNCC_TANH);
+    h = nncc_flatten(h);
+    h = nncc_dense(h, .units = 3);
+    return NN(nncc_model_new_n(NNCC_TENSORS(x1, x2, x3), NNCC_TENSORS(NN(h))));
+}
+
+/* The nodes of `op` with their own kernel (not absorbed into a group). */
+static int kernels_of(const struct ir_plan *p, enum ir_op op)
+{
+    int k = 0;
+    for (int i = 0; i < p->program.n_nodes; i++)
+        k += p->program.nodes[i]->op == op && p->groups[i].kind != IR_GROUP_MEMBER;
+    return k;
+}
+
+static void test_compiled_broadcast_softmax(void **state)
+{
+    (void)state;
+    /* The training step must hold the kernels this case is for: one
+     * sum_to per broadcast input (x1's and x3's branches), and a
+     * softmax_grad. */
+    struct gm g;
+    gm_init(&g, "broadcast softmax (plan)", broadcast_softmax(), MSE(.batch = 3));
+    int sum_to = kernels_of(&g.plans[0], IR_SUM_TO);
+    int softmax_grad = kernels_of(&g.plans[0], IR_SOFTMAX_GRAD);
+    gm_free(&g);
+    if (sum_to < 2 || softmax_grad != 1)
+        fail_msg("the training step has %d sum_to and %d softmax_grad kernels; the case needs "
+                 "at least 2 and 1",
+                 sum_to, softmax_grad);
+    /* The reference's gradients against finite differences, then the
+     * generated step against the reference. */
+    assert_int_equal(fd_case("broadcast softmax", broadcast_softmax(), MSE(.batch = 3)), 0);
+    compiled_case("broadcast softmax", broadcast_softmax(), MSE(.batch = 8), ADAM, 1e-3);
+}
+
 /* A shared layer in the generated step (see iso_fd_shared: a fixed bug). */
 static void iso_compiled_shared(void **state)
 {
@@ -1710,6 +1766,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_compiled_merge_dropout),
         cmocka_unit_test(test_compiled_dropout_half),
         cmocka_unit_test(test_compiled_clipnorm_one),
+        cmocka_unit_test(test_compiled_broadcast_softmax),
         cmocka_unit_test(test_compiled_shared),
         cmocka_unit_test(test_pool_ties_first),
         cmocka_unit_test(test_threads),
