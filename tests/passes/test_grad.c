@@ -32,13 +32,13 @@
  *    reference step for an MLP, a CNN, a model with two inputs, Add,
  *    Dropout and Concatenate, and one with broadcasting Add (sum_to) and a
  *    softmax in the middle (softmax_grad), which the plan must hold: loss,
- *    metrics and every gradient, for two
- *    dropout seeds; then one full step with an optimizer (Adam; RMSprop
- *    centered with momentum; SGD Nesterov with clipvalue) whose updated
- *    weights and slots must match the interpreter's (every parameter and
- *    slot value is saved and restored between the two runs).  Max-pooling
- *    ties, generated and reference, fused and not, against hand-worked
- *    gradients that name the winning cell (the first in window order).
+ *    metrics and every gradient, for two dropout seeds; then one full
+ *    step with an optimizer (Adam; RMSprop centered with momentum; SGD
+ *    Nesterov with clipvalue) whose updated weights and slots must match
+ *    the interpreter's (every parameter and slot value is saved and
+ *    restored between the two runs).  Max-pooling ties, generated and
+ *    reference, fused and not, against hand-worked gradients that name the
+ *    winning cell (the first in window order).
  * 3. The generated step gives the same gradients on 1 and 2 OpenMP threads
  *    (omp_set_num_threads, looked up in the loaded object's dependencies;
  *    skipped where generated code is built without OpenMP, as in the
