@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config   # the build
   clang libomp-dev libclang-rt-14-dev            # the JIT's compiler, OpenMP, sanitizers
   libcmocka-dev                                  # tests
+  python3 python3-numpy                          # tests/interop (test_model_io_interop)
   zlib1g-dev libjansson-dev                      # gzip data sets, model files
   dataset-fashion-mnist                          # the real Fashion-MNIST
 )
