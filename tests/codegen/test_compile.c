@@ -618,6 +618,134 @@ static void test_train(void **state)
     remove_dir(dir);
 }
 
+/* ---- --weights, the program's --scale, --cflags ------------------------------ */
+
+/* Predictions of prog on input file `in` (extra: more arguments, or NULL),
+ * compared with want. */
+static void expect_prog(const char *dir, const char *prog, const char *in, const char *extra1,
+                        const char *extra2, const struct nncc_array *want, const char *what)
+{
+    struct run r = extra1 ? RUN(dir, prog, "--input", in, "--output", "y.npy", extra1, extra2)
+                          : RUN(dir, prog, "--input", in, "--output", "y.npy");
+    expect_status(&r, 0, what);
+    run_free(&r);
+    char pb[600];
+    struct nncc_array *got = nncc_load_npy(path_in(pb, dir, "y.npy"));
+    assert_non_null(got);
+    assert_int_equal(nncc_array_size(got), nncc_array_size(want));
+    expect_close(got->data, want->data, nncc_array_size(want), 1e-6, what);
+    nncc_array_free(got);
+}
+
+/* The largest |a − b| of two arrays of the same size. */
+static double max_diff(const struct nncc_array *a, const struct nncc_array *b)
+{
+    double d = 0;
+    for (int64_t i = 0; i < nncc_array_size(a); i++)
+        d = fmax(d, fabs((double)a->data[i] - (double)b->data[i]));
+    return d;
+}
+
+static void test_options(void **state)
+{
+    (void)state;
+    nncc_model *m = small_model(NULL, NULL, NULL);
+    char *dir = make_dir();
+    char model_path[600], w_path[600], pb[600];
+    path_in(model_path, dir, "model.safetensors");
+    path_in(w_path, dir, "other.safetensors");
+    enum { N = 7 };
+    struct nncc_array *x = random_input(m, N);
+    assert_int_equal(nncc_save_npy(path_in(pb, dir, "x.npy"), x), NNCC_OK);
+
+    /* --weights: the saved model (weights A) compiled with other weights
+     * (B, from nncc_save_weights) predicts as nncc_predict with B, and
+     * far from A's predictions (so the option took effect). */
+    assert_int_equal(nncc_save(m, model_path), NNCC_OK);
+    struct nncc_array *want_a = nncc_predict(m, x->data, N);
+    assert_int_equal(nncc_model_init_weights(m, 99), NNCC_OK);
+    assert_int_equal(nncc_save_weights(m, w_path), NNCC_OK);
+    struct nncc_array *want_b = nncc_predict(m, x->data, N);
+    assert_non_null(want_a);
+    assert_non_null(want_b);
+    assert_true(max_diff(want_a, want_b) > 1e-3);
+    RUN_OK(dir, NNCC, "compile", model_path, "-o", "pa");
+    expect_prog(dir, "./pa", "x.npy", NULL, NULL, want_a, "without --weights");
+    RUN_OK(dir, NNCC, "compile", model_path, "--weights", "other.safetensors", "-o", "pb");
+    expect_prog(dir, "./pb", "x.npy", NULL, NULL, want_b, "--weights");
+    /* a weights file that does not fit the model: exit 1, naming the file */
+    nncc_model *other = nncc_sequential(NNCC_LAYERS(nncc_dense_layer(
+        .units = 3, .input_shape = NNCC_SHAPE(4))));
+    assert_non_null(other);
+    assert_int_equal(nncc_save_weights(other, path_in(pb, dir, "misfit.safetensors")), NNCC_OK);
+    nncc_model_free(other);
+    struct run r = RUN(dir, NNCC, "compile", model_path, "--weights", "misfit.safetensors", "-o",
+                       "pm");
+    expect_status(&r, 1, "--weights misfit.safetensors");
+    assert_non_null(strstr(r.err, "misfit.safetensors"));
+    run_free(&r);
+
+    /* The program's --scale multiplies the input it reads: float input
+     * by 0.5 (exact), and IDX bytes by 1 instead of the default 1/255. */
+    struct nncc_array *xs = nncc_array_new(x->shape);
+    assert_non_null(xs);
+    for (int64_t i = 0; i < nncc_array_size(x); i++)
+        xs->data[i] = x->data[i] * 0.5f;
+    struct nncc_array *want_s = nncc_predict(m, xs->data, N);
+    assert_non_null(want_s);
+    assert_true(max_diff(want_s, want_b) > 1e-4);
+    expect_prog(dir, "./pb", "x.npy", "--scale", "0.5", want_s, "--scale 0.5");
+    unsigned char idx[12 + N * 32] = {0, 0, 0x08, 2, 0, 0, 0, N, 0, 0, 0, 32};
+    for (int i = 0; i < N * 32; i++) {
+        idx[12 + i] = (unsigned char)(i * 29 % 7);
+        xs->data[i] = (float)idx[12 + i];
+    }
+    write_bytes(path_in(pb, dir, "x.idx"), idx, sizeof idx);
+    struct nncc_array *want_u = nncc_predict(m, xs->data, N);
+    assert_non_null(want_u);
+    expect_prog(dir, "./pb", "x.idx", "--scale", "1", want_u, "IDX --scale 1");
+    r = RUN(dir, "./pb", "--input", "x.npy", "--scale", "half");
+    expect_status(&r, 2, "--scale half");
+    assert_non_null(strstr(r.err, "--scale needs a number, got 'half'"));
+    run_free(&r);
+
+    /* --cflags reach the compiler: a -D and an -include of a header that,
+     * when the macro is defined, makes the program say so on stderr; the
+     * predictions are unchanged.  Without --cflags, no message. */
+    static const char hook[] = "#ifdef NNCC_TEST_HOOK\n#include <stdio.h>\n"
+                               "__attribute__((constructor)) static void nncc_test_hook(void)\n"
+                               "{ fprintf(stderr, \"hook %d\\n\", NNCC_TEST_HOOK); }\n#endif\n";
+    write_bytes(path_in(pb, dir, "hook.h"), hook, sizeof hook - 1);
+    char cflags[700];
+    snprintf(cflags, sizeof cflags, "-O1 -DNNCC_TEST_HOOK=417 -include %s", pb);
+    RUN_OK(dir, NNCC, "compile", model_path, "--weights", "other.safetensors", "--cflags", cflags,
+           "-o", "ph");
+    r = RUN(dir, "./ph", "--input", "x.npy", "--output", "y.npy");
+    expect_status(&r, 0, "built with --cflags");
+    assert_non_null(strstr(r.err, "hook 417\n"));
+    run_free(&r);
+    expect_prog(dir, "./ph", "x.npy", NULL, NULL, want_b, "built with --cflags");
+    r = RUN(dir, "./pb", "--input", "x.npy", "--output", "y.npy");
+    expect_status(&r, 0, "built without --cflags");
+    assert_null(strstr(r.err, "hook"));
+    run_free(&r);
+    /* a flag the compiler refuses: exit 1 with the compiler's message */
+    r = RUN(dir, NNCC, "compile", model_path, "--cflags", "-O2 -fnncc-no-such-flag", "-o", "pf");
+    expect_status(&r, 1, "--cflags -fnncc-no-such-flag");
+    assert_non_null(strstr(r.err, "-fnncc-no-such-flag"));
+    assert_int_equal(access(path_in(pb, dir, "pf"), F_OK), -1); /* no program */
+    run_free(&r);
+
+    nncc_array_free(x);
+    nncc_array_free(xs);
+    nncc_array_free(want_a);
+    nncc_array_free(want_b);
+    nncc_array_free(want_s);
+    nncc_array_free(want_u);
+    nncc_model_free(m);
+    remove_dir(dir);
+}
+
 /* ---- --threads and usage errors -------------------------------------------- */
 
 static void test_threads_and_usage(void **state)
@@ -668,6 +796,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_train),
         cmocka_unit_test(test_threads_and_usage),
+        cmocka_unit_test(test_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
