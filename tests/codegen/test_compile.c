@@ -15,9 +15,12 @@
  * Without argv[1] it runs the other groups: the deployment program's
  * errors (wrong shape, truncated and unknown files exit 2), hostile model
  * and layer names, the training step (a few steps through the emitted C
- * against nncc_fit), --threads (ldd shows the OpenMP runtime), and usage
- * errors.  Children write into a per-test mkdtemp() folder and share the
- * build's test cache.
+ * against nncc_fit), --threads (ldd shows the OpenMP runtime), usage
+ * errors, and the options that change what is built or read: --weights
+ * (predictions as nncc_predict's with those weights), the program's --scale
+ * and --cflags (a -D and an -include the program shows, a refused flag).
+ * Children write into a per-test mkdtemp() folder and share the build's
+ * test cache.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1336,9 +1336,7 @@ static void test_shuffle_uniform(void **state)
     nncc_history *h = fit_ok(nncc_fit(m, x, y, .batch_size = 1, .epochs = UNI_EPOCHS,
                                       .callbacks = &cb, .n_callbacks = 1));
     assert_int_equal(r.n, UNI_N * UNI_EPOCHS);
-    static long pos[UNI_N][UNI_N], perm[120];
-    memset(pos, 0, sizeof pos);
-    memset(perm, 0, sizeof perm);
+    long pos[UNI_N][UNI_N] = {{0}}, perm[120] = {0};
     for (int e = 0; e < UNI_EPOCHS; e++) {
         int order[UNI_N], seen = 0;
         for (int b = 0; b < UNI_N; b++) {
