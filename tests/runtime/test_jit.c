@@ -1,5 +1,7 @@
 /*
- * test_jit.c — the JIT toolchain (runtime/jit/jit.c) and SHA-256 (ir/sha256.c).
+ * test_jit.c — the JIT toolchain (runtime/jit/jit.c) and SHA-256 (ir/sha256.c),
+ * its cache's checks (damaged entries rebuilt, stale temporary files removed,
+ * a private folder), also through nncc_predict.
  *
  * Every test that touches the cache gets a fresh, empty $XDG_CACHE_HOME made
  * with mkdtemp() and removed afterwards, so tests neither see each other's
@@ -646,6 +648,89 @@ static void test_cache_permissions(void **state)
     }
 }
 
+/* ---- Through the public API -------------------------------------------- */
+
+/* Dense(3) on 4 inputs, seeded; with `relu` another kernel of the same
+ * shapes. */
+static nncc_model *tiny_model(bool relu)
+{
+    nncc_graph *g = nncc_graph_new();
+    assert_non_null(g);
+    nncc_graph_set_seed(g, 5);
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4));
+    nncc_tensor *y = nncc_dense(x, .units = 3, .activation = relu ? NNCC_RELU : NNCC_LINEAR);
+    nncc_model *m = nncc_model_new(x, y);
+    assert_non_null(m);
+    return m;
+}
+
+/* Predicts two fixed samples with a fresh tiny model into out[6]. */
+static void tiny_predict(bool relu, float out[6])
+{
+    static const float xv[8] = {1, -2, 3, -4, -1, 2, -3, 4};
+    nncc_model *m = tiny_model(relu);
+    struct nncc_array *r = nncc_predict(m, xv, 2);
+    if (!r) fprintf(stderr, "%s\n", nncc_last_error());
+    assert_non_null(r);
+    assert_int_equal(nncc_array_size(r), 6);
+    memcpy(out, r->data, sizeof(float) * 6);
+    nncc_array_free(r);
+    nncc_model_free(m);
+}
+
+/* The one object in the cache folder whose name is not in `skip`; its path
+ * goes to path. */
+static void find_object(const char *dir, const char *skip, char *path, size_t size)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    path[0] = '\0';
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 3 || strcmp(e->d_name + n - 3, ".so") != 0) continue;
+        if (skip && strstr(skip, e->d_name)) continue;
+        snprintf(path, size, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    assert_true(path[0] != '\0');
+}
+
+/* nncc_predict over a damaged cache: a truncated object crashed it with
+ * SIGBUS, another model's object under its key gave that model's numbers
+ * (or aborted in free() when the shapes differ).  Each time the object is
+ * rebuilt and the numbers are the first run's, bit for bit. */
+static void test_predict_damaged_cache(void **state)
+{
+    struct fixture *fx = *state;
+    float want[6], got[6], relu[6];
+    tiny_predict(false, want);
+    bool negative = false;
+    for (int i = 0; i < 6; i++) negative |= want[i] < 0;
+    assert_true(negative); /* so that ReLU's code gives other numbers */
+    char so[1400], other[1400], hash[1500], other_hash[1500];
+    find_object(fx->jit.cache_dir, NULL, so, sizeof so);
+
+    struct stat st;
+    assert_int_equal(stat(so, &st), 0);
+    assert_int_equal(truncate(so, st.st_size / 2), 0);
+    tiny_predict(false, got);
+    assert_memory_equal(got, want, sizeof want);
+
+    tiny_predict(true, relu);
+    find_object(fx->jit.cache_dir, so, other, sizeof other);
+    copy_file(other, so);
+    tiny_predict(false, got);
+    assert_memory_equal(got, want, sizeof want);
+
+    snprintf(hash, sizeof hash, "%s.sha256", so);
+    snprintf(other_hash, sizeof other_hash, "%s.sha256", other);
+    copy_file(other, so);
+    copy_file(other_hash, hash);
+    tiny_predict(false, got);
+    assert_memory_equal(got, want, sizeof want);
+}
+
 /* ---- Configuration and errors ------------------------------------------ */
 
 /* A malloc'd copy of an environment variable (NULL when unset), for
@@ -744,6 +829,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_exe_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_temp_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_permissions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_predict_damaged_cache, setup, teardown),
         cmocka_unit_test(test_bad_compiler),
         cmocka_unit_test_setup_teardown(test_verbose_flag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_folder_error, setup, teardown),
