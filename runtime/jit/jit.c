@@ -10,10 +10,11 @@
  * <key>.so is a hit and no compiler runs; on a miss it writes <key>.c (the
  * source followed by `const char nncc_cache_key[] = "<key>";`) and runs the
  * compiler into a temporary file that is renamed into place only on success,
- * after its SHA-256 went into <key>.so.sha256.  Every file in the cache is
- * written to a unique temporary name and renamed, so the cache never holds a
- * partial file and several processes compiling the same source at once all
- * succeed (the last rename wins, with identical content).  The public header
+ * after its SHA-256 went into <key>.so.sha256 (<key>.exe.sha256 for a
+ * program).  Every file in the cache is written to a unique temporary name
+ * and renamed, so the cache never holds a partial file and several processes
+ * compiling the same source at once all succeed (the last rename wins, with
+ * identical content).  The public header
  * is written once per header version to <cache>/include/<sha256 of
  * header>/nncc.h and passed with -I, so code is always compiled against the
  * header of the library that loads it.

@@ -7,10 +7,10 @@
  * SHA-256 of source + flags + compiler identity + nncc's public header), writes
  * atomically (temporary file + rename, so two processes compiling the same
  * source at once both succeed), dlopen()s the result and looks up symbols.
- * Each <key>.so or <key>.exe has a hash file <key>.so.sha256 and holds its
- * key (`nncc_cache_key`); an entry that fails either check is rebuilt, never
- * loaded or run.  The cache is per user (a folder others can write is
- * refused: they could plant code).
+ * Each <key>.so or <key>.exe has a hash file beside it (<key>.so.sha256,
+ * <key>.exe.sha256) and holds its key (`nncc_cache_key`); an entry that
+ * fails either check is rebuilt, never loaded or run.  The cache is per user
+ * (a folder others can write is refused: they could plant code).
  *
  * The public header is embedded in the library (nncc_header_text) and written
  * into the cache, so generated and user code always compiles against the very
