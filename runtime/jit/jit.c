@@ -7,14 +7,26 @@
  * in the cache key; it then creates the cache folder ($XDG_CACHE_HOME/nncc,
  * else $HOME/.cache/nncc).  nncc_jit_compile() names the output by the SHA-256
  * of (source, flags, compiler version, public header), so an existing
- * <key>.so is a hit and no compiler runs; on a miss it writes <key>.c and runs
- * the compiler into a temporary file that is renamed into place only on
- * success.  Every file in the cache is written to a unique temporary name and
- * renamed, so the cache never holds a partial file and several processes
+ * <key>.so is a hit and no compiler runs; on a miss it writes <key>.c (the
+ * source followed by `const char nncc_cache_key[] = "<key>";`) and runs the
+ * compiler into a temporary file that is renamed into place only on success,
+ * after its SHA-256 went into <key>.so.sha256 (<key>.exe.sha256 for a
+ * program).  Every file in the cache is written to a unique temporary name
+ * and renamed, so the cache never holds a partial file and several processes
  * compiling the same source at once all succeed (the last rename wins, with
- * identical content).  The public header is written once per header version
- * to <cache>/include/<sha256 of header>/nncc.h and passed with -I, so code is
- * always compiled against the header of the library that loads it.
+ * identical content).  The public header
+ * is written once per header version to <cache>/include/<sha256 of
+ * header>/nncc.h and passed with -I, so code is always compiled against the
+ * header of the library that loads it.
+ *
+ * Nothing found in the cache is trusted (see "Verifying cache entries"): a
+ * hit is used only when its hash file matches and it holds its key, checked
+ * on bytes read before anything is mapped or run; nncc_jit_load() checks the
+ * nncc_cache_key symbol too.  A bad entry is rebuilt (a note under
+ * NNCC_VERBOSE).  The header copy is compared with the embedded text and a
+ * source is rewritten on every miss.  Temporary files older than an hour are
+ * removed whenever an entry is written.  The cache is per user: its folders
+ * are made 0700 and a folder another user owns or can write is refused.
  *
  * Child processes are started with posix_spawnp() and an argv array, never a
  * shell, so paths and flags need no quoting.  Errors go through nncc_fail();
@@ -26,6 +38,7 @@
 
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <ctype.h>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +78,8 @@ static bool is_regular_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* mkdir -p with mode 0755.  Returns 0 or an errno value. */
+/* mkdir -p with mode 0700 (the cache is per user; see nncc_jit_init).
+ * Returns 0 or an errno value. */
 static int mkdir_p(const char *path)
 {
     char buf[JIT_PATH_CAP];
@@ -78,7 +92,7 @@ static int mkdir_p(const char *path)
         if (buf[i] != '/' && buf[i] != '\0') continue;
         char saved = buf[i];
         buf[i] = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
             /* An existing folder can still fail with EACCES on some systems. */
             int err = errno;
             struct stat st;
@@ -101,7 +115,7 @@ static enum nncc_status write_atomic(const char *path, const void *data, size_t 
         return nncc_fail(NNCC_ERR_IO, "path too long: '%s'", path);
     int fd = mkstemp(tmp);
     if (fd < 0) return nncc_fail(NNCC_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
-    fchmod(fd, 0644); /* mkstemp makes 0600; match what a normal umask gives */
+    fchmod(fd, 0644); /* mkstemp makes 0600; readable like the objects (0755) */
 
     const char *p = data;
     while (len > 0) {
@@ -128,6 +142,194 @@ static enum nncc_status write_atomic(const char *path, const void *data, size_t 
                          strerror(err));
     }
     return NNCC_OK;
+}
+
+/* Reads a whole regular file without mapping it (a file truncated under a
+ * mapping raises SIGBUS; read() just returns less).  NULL on any failure,
+ * with no error recorded: the callers treat an unreadable entry as bad. */
+static char *read_quiet(const char *path, size_t *len)
+{
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *grown = realloc(buf, cap * 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            free(buf);
+            buf = NULL;
+        }
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (!buf) return NULL;
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+/* True when hay[0..n) contains needle[0..m). */
+static bool contains(const char *hay, size_t n, const char *needle, size_t m)
+{
+    if (m == 0) return true;
+    for (size_t i = 0; n >= m && i <= n - m; i++) {
+        const char *q = memchr(hay + i, needle[0], n - m + 1 - i);
+        if (!q) return false;
+        i = (size_t)(q - hay);
+        if (memcmp(q, needle, m) == 0) return true;
+    }
+    return false;
+}
+
+/* ---- Verifying cache entries ------------------------------------------- */
+
+/* Every object or executable <key>.so / <key>.exe has a hash file
+ * <key>.so.sha256 holding the SHA-256 of its bytes (64 hex digits and a
+ * newline), written when the entry is.  And the object holds its key:
+ * the compiled source ends with
+ *     const char nncc_cache_key[] = "<key>";
+ * An entry is used only when the hash file exists and matches and the key's
+ * text (with its NUL) is in the file; both are checked on the bytes read
+ * with read(), before dlopen() or exec, so a truncated file is never mapped.
+ * nncc_jit_load() then checks the symbol itself.  What this guards against
+ * is damage and mix-ups (a killed writer, a full disk, a copy under the
+ * wrong name), not someone with write access to the cache: they could write
+ * a matching hash file, which is why the cache folder must be private
+ * (nncc_jit_init). */
+
+#define JIT_HASH_SUFFIX ".sha256"
+
+/* Checks the entry `path` stored under `key`; false with the reason in
+ * `why` when it must not be used. */
+static bool entry_ok(const char *path, const char *key, char *why, size_t wsize)
+{
+    char hash_path[JIT_PATH_CAP];
+    if ((size_t)snprintf(hash_path, sizeof hash_path, "%s" JIT_HASH_SUFFIX, path) >=
+        sizeof hash_path) {
+        snprintf(why, wsize, "path too long");
+        return false;
+    }
+    size_t hlen, len;
+    char *recorded = read_quiet(hash_path, &hlen);
+    bool hash_ok = recorded && (hlen == 64 || (hlen == 65 && recorded[64] == '\n'));
+    for (size_t i = 0; hash_ok && i < 64; i++)
+        hash_ok = isxdigit((unsigned char)recorded[i]) && !isupper((unsigned char)recorded[i]);
+    if (!hash_ok) {
+        snprintf(why, wsize, "%s hash file %s" JIT_HASH_SUFFIX, recorded ? "a malformed" : "no",
+                 strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
+        free(recorded);
+        return false;
+    }
+    char *data = read_quiet(path, &len);
+    if (!data) {
+        free(recorded);
+        snprintf(why, wsize, "cannot read it");
+        return false;
+    }
+    char hex[NNCC_SHA256_HEX_SIZE];
+    nncc_sha256_str(data, len, hex);
+    bool ok = memcmp(hex, recorded, 64) == 0;
+    if (!ok)
+        snprintf(why, wsize, "%zu bytes whose SHA-256 %.12s... is not the %.12s... recorded "
+                 "when it was written: truncated or replaced", len, hex, recorded);
+    else if (!(ok = contains(data, len, key, strlen(key) + 1)))
+        snprintf(why, wsize, "it does not hold its key %.12s... (nncc_cache_key): the object "
+                 "of another source", key);
+    free(recorded);
+    free(data);
+    return ok;
+}
+
+/* Writes the hash file of the finished (not yet renamed) entry `tmp` that
+ * will become `path`. */
+static enum nncc_status write_entry_hash(const char *tmp, const char *path)
+{
+    size_t len;
+    char *data = read_quiet(tmp, &len);
+    if (!data) return nncc_fail(NNCC_ERR_IO, "cannot read '%s': %s", tmp, strerror(errno));
+    char hex[NNCC_SHA256_HEX_SIZE + 1], hash_path[JIT_PATH_CAP];
+    nncc_sha256_str(data, len, hex);
+    free(data);
+    strcat(hex, "\n");
+    if ((size_t)snprintf(hash_path, sizeof hash_path, "%s" JIT_HASH_SUFFIX, path) >=
+        sizeof hash_path)
+        return nncc_fail(NNCC_ERR_IO, "path too long: '%s'", path);
+    return write_atomic(hash_path, hex, 65);
+}
+
+/* The key a cache-named object is stored under (<64 hex>.so), or false for
+ * any other file name. */
+static bool key_of_path(const char *path, char key[NNCC_SHA256_HEX_SIZE])
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (strlen(base) != 67 || strcmp(base + 64, ".so") != 0) return false;
+    for (int i = 0; i < 64; i++)
+        if (!isxdigit((unsigned char)base[i]) || isupper((unsigned char)base[i])) return false;
+    memcpy(key, base, 64);
+    key[64] = '\0';
+    return true;
+}
+
+/* ---- Temporary files of killed compiles -------------------------------- */
+
+/* A temporary file (NAME.tmp.XXXXXX) older than this belongs to a writer
+ * that died: no compile of generated code comes near an hour, and a live
+ * compiler's output file is only created when it starts writing. */
+#define JIT_TMP_STALE_S 3600
+
+static void sweep_folder(const struct nncc_jit *jit, const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[JIT_PATH_CAP];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) continue;
+        struct stat st;
+        if (lstat(path, &st) != 0) continue;
+        if (S_ISDIR(st.st_mode) && depth > 0) {
+            sweep_folder(jit, path, depth - 1);
+            continue;
+        }
+        if (!S_ISREG(st.st_mode) || !strstr(e->d_name, ".tmp.") || st.st_uid != geteuid() ||
+            now - st.st_mtime < JIT_TMP_STALE_S)
+            continue;
+        if (unlink(path) == 0 && jit->verbose)
+            fprintf(stderr, "nncc: jit: removed stale temporary file '%s' (%lld min old)\n",
+                    path, (long long)(now - st.st_mtime) / 60);
+    }
+    closedir(d);
+}
+
+/* Removes stale temporary files from the cache folder and the header
+ * folders (<cache>/include/<hash>/). */
+static void sweep_stale_temps(const struct nncc_jit *jit)
+{
+    sweep_folder(jit, jit->cache_dir, 0);
+    char inc[JIT_PATH_CAP];
+    if ((size_t)snprintf(inc, sizeof inc, "%s/include", jit->cache_dir) < sizeof inc)
+        sweep_folder(jit, inc, 1);
 }
 
 /* ---- Running a child process ------------------------------------------- */
@@ -333,6 +535,25 @@ enum nncc_status nncc_jit_init(struct nncc_jit *jit)
     if (err != 0)
         return nncc_fail(NNCC_ERR_IO, "cannot create cache folder '%s': %s", jit->cache_dir,
                          strerror(err));
+    /* The cache is per user.  Whoever can write it chooses the code nncc
+     * loads (a matching hash file is easy to write), so a folder another
+     * user owns or may write is refused, as ssh refuses a writable ~/.ssh.
+     * Root's folders are trusted, as root could change anything anyway. */
+    struct stat st;
+    if (stat(jit->cache_dir, &st) != 0)
+        return nncc_fail(NNCC_ERR_IO, "cannot use cache folder '%s': %s", jit->cache_dir,
+                         strerror(errno));
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return nncc_fail(NNCC_ERR_IO,
+                         "JIT cache folder '%s' belongs to another user (uid %lu): code "
+                         "they put there would run as you; use your own ($XDG_CACHE_HOME)",
+                         jit->cache_dir, (unsigned long)st.st_uid);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return nncc_fail(NNCC_ERR_IO,
+                         "JIT cache folder '%s' is writable by other users (mode 0%o): code "
+                         "they put there would run as you; make it private (chmod 700) or use "
+                         "another ($XDG_CACHE_HOME)",
+                         jit->cache_dir, (unsigned)(st.st_mode & 07777));
     return NNCC_OK;
 }
 
@@ -350,7 +571,18 @@ static enum nncc_status ensure_header(const struct nncc_jit *jit, char *incdir, 
     char path[JIT_PATH_CAP];
     if ((size_t)snprintf(path, sizeof path, "%s/nncc.h", incdir) >= sizeof path)
         return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", incdir);
-    if (is_regular_file(path)) return NNCC_OK;
+    /* Compared with the embedded text, not only found: a damaged copy (an
+     * interrupted write on a full disk) would break or change every compile. */
+    if (is_regular_file(path)) {
+        size_t len;
+        char *text = read_quiet(path, &len);
+        bool same = text && len == nncc_header_len && memcmp(text, nncc_header_text, len) == 0;
+        free(text);
+        if (same) return NNCC_OK;
+        if (jit->verbose)
+            fprintf(stderr, "nncc: jit: cache header '%s' differs from nncc's: rewriting it\n",
+                    path);
+    }
 
     int err = mkdir_p(incdir);
     if (err != 0)
@@ -496,15 +728,23 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
         sizeof res->so_path)
         return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
 
-    if (is_regular_file(res->so_path)) {
-        res->cache_hit = true;
-        if (jit->verbose) fprintf(stderr, "nncc: jit: cache hit %.12s.%s\n", key, ext);
-        return NNCC_OK;
+    struct stat entry_st;
+    if (lstat(res->so_path, &entry_st) == 0) {
+        char why[300];
+        if (entry_ok(res->so_path, key, why, sizeof why)) {
+            res->cache_hit = true;
+            if (jit->verbose) fprintf(stderr, "nncc: jit: cache hit %.12s.%s\n", key, ext);
+            return NNCC_OK;
+        }
+        if (jit->verbose)
+            fprintf(stderr, "nncc: jit: cache entry %.12s.%s is bad (%s): rebuilding it\n", key,
+                    ext, why);
     }
 
     /* The source stays in the cache next to its object: diagnostics name it,
-     * and it is there to read when a compiled kernel misbehaves.  An existing
-     * one is complete (renamed into place) and identical (same key). */
+     * and it is there to read when a compiled kernel misbehaves.  It is
+     * rewritten on every miss rather than trusted: a damaged copy would
+     * compile into other code.  It ends with the key (see entry_ok). */
     char c_path[JIT_PATH_CAP], tmp_so[JIT_PATH_CAP];
     if ((size_t)snprintf(c_path, sizeof c_path, "%s/%s.c", jit->cache_dir, key) >= sizeof c_path ||
         (size_t)snprintf(tmp_so, sizeof tmp_so, "%s/%s.%s.tmp.XXXXXX", jit->cache_dir, key, ext) >=
@@ -512,8 +752,22 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
         st = nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
         goto fail;
     }
-    if (!is_regular_file(c_path)) {
-        st = write_atomic(c_path, source, len);
+    {
+        static const char fp_fmt[] =
+            "\n/* nncc: the JIT cache key, checked when the object is loaded */\n"
+            "extern const char nncc_cache_key[];\n"
+            "__attribute__((visibility(\"default\"), used)) const char nncc_cache_key[] = "
+            "\"%s\";\n";
+        size_t cap = len + sizeof fp_fmt + NNCC_SHA256_HEX_SIZE;
+        char *fp_source = malloc(cap);
+        if (!fp_source) {
+            st = nncc_fail(NNCC_ERR_NOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(fp_source, source, len);
+        int n = snprintf(fp_source + len, cap - len, fp_fmt, key);
+        st = write_atomic(c_path, fp_source, len + (size_t)n);
+        free(fp_source);
         if (st != NNCC_OK) goto fail;
     }
 
@@ -555,6 +809,15 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
         goto fail;
     }
 
+    /* Readable by all, like any file a compiler writes (the folder keeps the
+     * cache private); the hash file first, so that a reader never finds the
+     * new object without it (it finds the old one with it and rebuilds). */
+    chmod(tmp_so, 0755);
+    st = write_entry_hash(tmp_so, res->so_path);
+    if (st != NNCC_OK) {
+        unlink(tmp_so);
+        goto fail;
+    }
     if (rename(tmp_so, res->so_path) != 0) {
         int e = errno;
         unlink(tmp_so);
@@ -565,6 +828,7 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
     res->compile_s = elapsed;
     if (jit->verbose)
         fprintf(stderr, "nncc: jit: compiled %.12s.%s in %.3f s\n", key, ext, elapsed);
+    sweep_stale_temps(jit); /* writing an entry is rare enough to pay for a scan */
     return NNCC_OK;
 
 fail:
@@ -644,14 +908,42 @@ enum nncc_status nncc_jit_preprocess(struct nncc_jit *jit, const char *path,
     return *text ? NNCC_OK : nncc_last_status();
 }
 
+/* A bad entry loses its hash file, so that the next compile rebuilds it
+ * even when only the check after dlopen() told it was bad. */
+static void *refuse_entry(const char *so_path, const char *why)
+{
+    char hash_path[JIT_PATH_CAP];
+    if ((size_t)snprintf(hash_path, sizeof hash_path, "%s" JIT_HASH_SUFFIX, so_path) <
+        sizeof hash_path)
+        unlink(hash_path);
+    return NNCC_FAIL_NULL(NNCC_ERR_COMPILE,
+                          "JIT cache entry '%s' is damaged (%s): not loaded; the next compile "
+                          "rebuilds it",
+                          so_path, why);
+}
+
 void *nncc_jit_load(const char *so_path)
 {
     if (!so_path) return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_jit_load: path is NULL");
+    /* A cache entry is checked before it is mapped, then by its symbol. */
+    char key[NNCC_SHA256_HEX_SIZE], why[300];
+    bool entry = key_of_path(so_path, key);
+    if (entry && !entry_ok(so_path, key, why, sizeof why)) return refuse_entry(so_path, why);
     void *handle = dlopen(so_path, RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
-        const char *why = dlerror();
+        const char *err = dlerror();
         return NNCC_FAIL_NULL(NNCC_ERR_COMPILE, "cannot load '%s': %s", so_path,
-                              why ? why : "unknown dlopen error");
+                              err ? err : "unknown dlopen error");
+    }
+    if (entry) {
+        dlerror();
+        const char *stored = dlsym(handle, "nncc_cache_key");
+        if (!stored || strncmp(stored, key, NNCC_SHA256_HEX_SIZE) != 0) {
+            snprintf(why, sizeof why, "its nncc_cache_key is %s%.64s%s, not its name's key",
+                     stored ? "'" : "", stored ? stored : "missing", stored ? "'" : "");
+            dlclose(handle);
+            return refuse_entry(so_path, why);
+        }
     }
     return handle;
 }

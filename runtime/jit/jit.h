@@ -7,6 +7,10 @@
  * SHA-256 of source + flags + compiler identity + nncc's public header), writes
  * atomically (temporary file + rename, so two processes compiling the same
  * source at once both succeed), dlopen()s the result and looks up symbols.
+ * Each <key>.so or <key>.exe has a hash file beside it (<key>.so.sha256,
+ * <key>.exe.sha256) and holds its key (`nncc_cache_key`); an entry that
+ * fails either check is rebuilt, never loaded or run.  The cache is per user
+ * (a folder others can write is refused: they could plant code).
  *
  * The public header is embedded in the library (nncc_header_text) and written
  * into the cache, so generated and user code always compiles against the very
@@ -63,7 +67,11 @@ enum nncc_status nncc_jit_preprocess(struct nncc_jit *jit, const char *path,
                                      const char *const *args, int n_args, char **text,
                                      size_t *len, char **diagnostics);
 
-/* dlopen()s a shared object (RTLD_NOW|RTLD_LOCAL).  NULL + error on failure. */
+/* dlopen()s a shared object (RTLD_NOW|RTLD_LOCAL).  NULL + error on failure.
+ * A cache entry (a file named <64 hex digits>.so) is checked first: its hash
+ * file and key before it is mapped, its nncc_cache_key symbol after; a bad
+ * one is refused (NNCC_ERR_COMPILE, "JIT cache entry '...' is damaged") and
+ * loses its hash file, so that the next compile rebuilds it. */
 void *nncc_jit_load(const char *so_path);
 
 /* dlsym(); NULL + error (naming the symbol and file) when it is missing. */

@@ -10,7 +10,8 @@
  * `nncc graph` as DOT and as IR text; and model files written to a per-test
  * mkdtemp() folder: one that does not compile (the diagnostic must name the
  * user's file and line), one without the entry, one whose entry fails with a
- * shape error, one that includes a header next to it, and NNCC_DUMP.  The
+ * shape error, one that includes a header next to it, and NNCC_DUMP; and
+ * damaged entries in a private JIT cache (rebuilt, never loaded).  The
  * children share the build's test cache ($XDG_CACHE_HOME, set by CTest), so
  * only files the tests write are compiled on every run.
  */
@@ -765,6 +766,96 @@ static void test_include_change_recompiles(void **state)
                  "object: the JIT cache key does not cover headers the model file includes");
 }
 
+/* Names of the <key>.so entries in folder `dir`, newline-separated, in a
+ * malloc'd string. */
+static char *list_objects(const char *dir)
+{
+    struct buf b = {0};
+    buf_add(&b, "", 0);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (ends_with(e->d_name, ".so")) {
+            buf_add(&b, e->d_name, strlen(e->d_name));
+            buf_add(&b, "\n", 1);
+        }
+    closedir(d);
+    return b.s;
+}
+
+/* Overwrites file `to` with `len` bytes of file `from` (all of it when len
+ * is -1). */
+static void copy_prefix(const char *from, const char *to, long len)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    int c;
+    for (long i = 0; (len < 0 || i < len) && (c = getc(in)) != EOF; i++)
+        putc(c, out);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* A damaged cache entry is rebuilt, never loaded: a truncated object
+ * crashed every later `nncc summary` with SIGBUS, and another model's
+ * object under seed_cnn's key made it print the other model. */
+static void test_summary_damaged_cache(void **state)
+{
+    struct tmp *t = *state;
+    char cache[1100], folder[1200], path[1500], other[1500];
+    snprintf(cache, sizeof cache, "%s", tmp_path(t, "cache"));
+    snprintf(folder, sizeof folder, "%s/nncc", cache);
+    const char *saved = getenv("XDG_CACHE_HOME");
+    char *saved_copy = saved ? strdup(saved) : NULL;
+    setenv("XDG_CACHE_HOME", cache, 1);
+
+    expect_summary("seed_cnn");
+    char *cnn = list_objects(folder);
+    assert_int_equal(strchr(cnn, '\n') - cnn, 67); /* one object: <64 hex>.so */
+    snprintf(path, sizeof path, "%s/%.67s", folder, cnn);
+
+    /* Truncated: rebuilt, with a note under NNCC_VERBOSE. */
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(truncate(path, st.st_size / 2), 0);
+    setenv("NNCC_VERBOSE", "1", 1);
+    struct run r = RUN("summary", EXAMPLES "seed_cnn.c");
+    unsetenv("NNCC_VERBOSE");
+    expect_status(&r, 0, "nncc summary seed_cnn.c, object truncated");
+    expect_contains(r.err, "is bad (", "NNCC_VERBOSE=1 nncc summary seed_cnn.c");
+    expect_contains(r.err, "rebuilding it", "NNCC_VERBOSE=1 nncc summary seed_cnn.c");
+    run_free(&r);
+    expect_summary("seed_cnn");
+
+    /* Empty. */
+    copy_prefix(path, path, 0);
+    expect_summary("seed_cnn");
+
+    /* Another model's object (and then with its hash file too). */
+    expect_summary("seed_sequential");
+    char *both = list_objects(folder);
+    const char *seq = strcmp(both, cnn) == 0 ? NULL : both;
+    if (seq && strncmp(seq, cnn, 67) == 0) seq += 68;
+    assert_non_null(seq);
+    snprintf(other, sizeof other, "%s/%.67s", folder, seq);
+    copy_prefix(other, path, -1);
+    expect_summary("seed_cnn");
+    char hash[1600], other_hash[1600];
+    snprintf(hash, sizeof hash, "%s.sha256", path);
+    snprintf(other_hash, sizeof other_hash, "%s.sha256", other);
+    copy_prefix(other, path, -1);
+    copy_prefix(other_hash, hash, -1);
+    expect_summary("seed_cnn");
+
+    free(cnn);
+    free(both);
+    if (saved_copy) setenv("XDG_CACHE_HOME", saved_copy, 1);
+    else unsetenv("XDG_CACHE_HOME");
+    free(saved_copy);
+}
+
 /* Run with the folder "nncc test cli XXXXXX": a path with spaces. */
 static void test_path_with_spaces(void **state)
 {
@@ -859,6 +950,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_include_next_to_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_include_change_recompiles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_path_with_spaces, setup_space, teardown),
+        cmocka_unit_test_setup_teardown(test_summary_damaged_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run, setup, teardown),
         cmocka_unit_test(test_emit_c),
     };
