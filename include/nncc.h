@@ -386,7 +386,12 @@ enum nncc_status nncc_set_weights(nncc_layer *layer, int i, const float *values,
 /* Every weight of a model's layers in one safetensors file: one F32 tensor
  * per weight, named as nncc_layer_weight_name() ("dense/kernel"), in Keras'
  * layouts, with "__metadata__": {"format": "nncc-weights", …}.  The file is
- * replaced atomically (a temporary file in the same folder, then rename).
+ * replaced atomically (a temporary file in the same folder, then rename),
+ * as are those of nncc_save and nncc_save_npy: a file saved over keeps its
+ * permissions (a new one gets 0666 & ~umask, as fopen); a symbolic link at
+ * the path is written through to its target and stays a link; a save killed
+ * midway may leave a hidden ".nncc-….tmp" file beside the target, which the
+ * next save of the same path removes.
  * Loading matches tensors by name and checks every shape; a missing or extra
  * tensor, a wrong shape or a malformed file is an error naming the file and
  * the tensor, and leaves the model's weights unchanged. */
