@@ -19,7 +19,8 @@
  * - Broken and hostile files: one test per committed fixture in
  *   tests/fixtures/model_io/ (made by make_fixtures.py there), each a clear
  *   error naming the file and the problem; hostile names load and predict
- *   (the generated C escapes them).
+ *   (the generated C escapes them); names of NNCC_MAX_NAME bytes, the limit
+ *   both the constructors and the loader check, save and load in full.
  * - `nncc summary FILE.safetensors`.
  * With --interop (a CTest test of its own) it runs the scripts in tests/interop, or
  * prints "skipped" and exits 77 when python3 with NumPy is missing.
@@ -804,6 +805,55 @@ static void test_hostile_names(void **state)
     nncc_model_free(m);
 }
 
+/* Names of NNCC_MAX_NAME (256) bytes, the limit the loader checks too, save
+ * and load: a functional model whose input, layers (two of them with four
+ * weights and optimizer slots) and model name have 256 bytes; and a
+ * Sequential whose first layer's name has 250, so its implicit input is
+ * named "<250 bytes>_input", 256 bytes, in full. */
+static void test_names_at_limit_round_trip(void **state)
+{
+    char in_name[NNCC_MAX_NAME + 1], bn_name[NNCC_MAX_NAME + 1], d_name[NNCC_MAX_NAME + 1],
+        m_name[NNCC_MAX_NAME + 1], first[251], implicit[NNCC_MAX_NAME + 1];
+    memset(in_name, 'i', NNCC_MAX_NAME);
+    memset(bn_name, 'b', NNCC_MAX_NAME);
+    memset(d_name, 'd', NNCC_MAX_NAME);
+    memset(m_name, 'm', NNCC_MAX_NAME);
+    in_name[NNCC_MAX_NAME] = bn_name[NNCC_MAX_NAME] = d_name[NNCC_MAX_NAME] =
+        m_name[NNCC_MAX_NAME] = '\0';
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4), .name = in_name);
+    nncc_tensor *y = nncc_batchnorm(x, .name = bn_name);
+    y = nncc_dense(y, .units = 3, .activation = NNCC_SOFTMAX, .name = d_name);
+    nncc_model *m = nncc_model_new(x, y, .name = m_name);
+    if (!m)
+        fail_msg("%s", nncc_last_error());
+    assert_int_equal(nncc_compile(m, .optimizer = nncc_adam(),
+                                  .loss = NNCC_CATEGORICAL_CROSSENTROPY),
+                     NNCC_OK);
+    fill_weights(m, 0.5f);
+    nncc_model *r = round_trip(m, *state, "limit.st");
+    assert_train_identical(m, r);
+    assert_string_equal(nncc_layer_name(nncc_tensor_layer(nncc_model_input(r, 0))), in_name);
+    assert_non_null(nncc_model_get_layer(r, bn_name));
+    assert_non_null(nncc_model_get_layer(r, d_name));
+    nncc_model_free(r);
+    nncc_model_free(m);
+
+    memset(first, 'f', 250);
+    first[250] = '\0';
+    snprintf(implicit, sizeof implicit, "%s_input", first);
+    assert_int_equal(strlen(implicit), NNCC_MAX_NAME);
+    m = nncc_sequential(NNCC_LAYERS(nncc_dense_layer(.units = 2, .input_shape = NNCC_SHAPE(3),
+                                                     .name = first)));
+    if (!m)
+        fail_msg("%s", nncc_last_error());
+    assert_string_equal(nncc_layer_name(nncc_tensor_layer(nncc_model_input(m, 0))), implicit);
+    r = round_trip(m, *state, "limit_seq.st");
+    assert_string_equal(nncc_layer_name(nncc_tensor_layer(nncc_model_input(r, 0))), implicit);
+    nncc_model_free(r);
+    nncc_model_free(m);
+}
+
 static void test_bad_arguments(void **state)
 {
     char path[256];
@@ -923,6 +973,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_save_removes_stale_temps),
         cmocka_unit_test(test_valid_fixture),
         cmocka_unit_test(test_hostile_names),
+        cmocka_unit_test(test_names_at_limit_round_trip),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_cli_summary),
         cmocka_unit_test(test_bad_header_len_past_end),
