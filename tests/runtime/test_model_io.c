@@ -13,9 +13,10 @@
  *   at random moments; the file under the name always loads intact; a
  *   successful save leaves no temporary file and removes a killed one's.
  * - Saving (nncc_save, nncc_save_weights, nncc_save_npy): a file saved over
- *   keeps its mode; a symbolic link is written through to its target; a
- *   240-byte file name saves and loads; stale temporary files of the same
- *   path are removed, a live writer's and other paths' kept.
+ *   keeps its mode; a symbolic link is written through to its target (a
+ *   loop of links is an error); a 240-byte file name saves and loads; stale
+ *   temporary files of the same path are removed, a live writer's and other
+ *   paths' kept.
  * - Broken and hostile files: one test per committed fixture in
  *   tests/fixtures/model_io/ (made by make_fixtures.py there), each a clear
  *   error naming the file and the problem; hostile names load and predict
@@ -611,6 +612,21 @@ static void test_save_through_symlink(void **state)
     if (!r)
         fail_msg("%s", nncc_last_error());
     nncc_model_free(r);
+    /* A loop of links is an error naming the path, and both stay links. */
+    char loop_a[300], loop_b[300];
+    snprintf(loop_a, sizeof loop_a, "%s/loop-a", dir);
+    snprintf(loop_b, sizeof loop_b, "%s/loop-b", dir);
+    assert_int_equal(symlink("loop-b", loop_a), 0);
+    assert_int_equal(symlink("loop-a", loop_b), 0);
+    for (int w = 0; w < 3; w++) {
+        assert_int_not_equal(save_with(w, loop_a), NNCC_OK);
+        assert_int_equal(nncc_last_status(), NNCC_ERR_IO);
+        assert_non_null(strstr(nncc_last_error(), loop_a));
+        assert_non_null(strstr(nncc_last_error(), strerror(ELOOP)));
+        struct stat st;
+        assert_int_equal(lstat(loop_a, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+    }
 }
 
 /* A file name of 240 bytes (NAME_MAX is 255) saves and loads: the temporary
