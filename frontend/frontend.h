@@ -118,9 +118,6 @@ const char *layer_who(enum layer_kind kind, const char *name, char *buf, size_t 
 /* False, with an error "<who>: <what> \"xxx…\" is N bytes; a name holds at
  * most NNCC_MAX_NAME (256)", when name is longer than NNCC_MAX_NAME. */
 bool check_name_length(const char *who, const char *what, const char *name);
-/* A malloc'd formatted string (names built from names: no fixed buffer can
- * cut them short); NULL with the error set when out of memory. */
-char *frontend_strfmt(const char *fmt, ...) NNCC_PRINTF(1, 2);
 
 /* Lowering functions, one per kind (see layers.def). */
 #define LAYER(id, cls, base, mn, mx, lower, cw, cr) \

@@ -10,7 +10,6 @@
  * named automatically).  nncc_apply_n(), behind the one-call forms
  * (`nncc_dense(x, …)`), then frees such a layer, so they never leak.
  */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -51,23 +50,6 @@ bool check_name_length(const char *who, const char *what, const char *name)
                             "NNCC_MAX_NAME (%d) bytes",
               who, what, name, n, NNCC_MAX_NAME);
     return false;
-}
-
-char *frontend_strfmt(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s) {
-        nncc_fail(NNCC_ERR_NOMEM, "out of memory (a name)");
-        return NULL;
-    }
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    return s;
 }
 
 bool check_activation(const char *who, enum nncc_activation a)
@@ -214,7 +196,7 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
 nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape shape, bool trainable,
                           enum nncc_initializer init)
 {
-    char *name = frontend_strfmt("%s/%s", l->name, what);
+    char *name = ir_strfmt("%s/%s", l->name, what);
     if (!name)
         return NULL;
     nncc_tensor *t = ir_add_param(l->g, shape, name, trainable, init, l);
@@ -229,8 +211,8 @@ nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape sha
 nncc_tensor *layer_node(nncc_layer *l, enum ir_op op, nncc_tensor *const *in, int n_in,
                         const struct ir_attrs *a, const char *what)
 {
-    char *name = l->n_calls == 0 ? frontend_strfmt("%s/%s", l->name, what)
-                                 : frontend_strfmt("%s/%d/%s", l->name, l->n_calls, what);
+    char *name = l->n_calls == 0 ? ir_strfmt("%s/%s", l->name, what)
+                                 : ir_strfmt("%s/%d/%s", l->name, l->n_calls, what);
     if (!name)
         return NULL;
     nncc_tensor *t = ir_add_node(l->g, op, in, n_in, a, l, name);

@@ -415,7 +415,7 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
             g->n_layers--; /* keep the name; nncc_call() joins it again */
             l->g = NULL;
         }
-        char *name = frontend_strfmt("%s_input", l->name);
+        char *name = ir_strfmt("%s_input", l->name);
         if (name && strlen(name) > NNCC_MAX_NAME) {
             nncc_fail(NNCC_ERR_ARG,
                       "sequential \"%s\": the implicit input is named after the first layer, "

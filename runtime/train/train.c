@@ -145,7 +145,7 @@ enum nncc_status nncc_compile_(nncc_model *m, struct nncc_compile_opts o)
                 continue;
             for (int s = 0; s < t->n_slots; s++) {
                 /* Allocated: a saved tensor's name must never be cut short. */
-                char *name = frontend_strfmt("optimizer/%s/%s", w->name, t->slot_names[s]);
+                char *name = ir_strfmt("optimizer/%s/%s", w->name, t->slot_names[s]);
                 nncc_tensor *slot = name ? ir_add_slot(m->g, w, name, init[s]) : NULL;
                 free(name);
                 if (!slot) {
