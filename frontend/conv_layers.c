@@ -33,7 +33,7 @@ static bool padding_ok(const char *who, enum nncc_padding p)
 
 nncc_layer *nncc_conv2d_layer_(struct nncc_conv2d_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     layer_who(LAYER_CONV2D, o.name, who, sizeof who);
     if (o.filters <= 0)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: filters must be a positive integer, got %d", who,
@@ -60,7 +60,7 @@ nncc_tensor *lower_conv2d(nncc_layer *l, nncc_tensor *const *in, int n_in)
     const struct nncc_conv2d_opts *o = &l->o.conv2d;
     nncc_tensor *x = in[0];
     if (!l->built) {
-        char who[300], s0[160];
+        char who[WHO_SIZE], s0[160];
         struct nncc_shape xs = x->shape;
         if (xs.rank != 4)
             return NNCC_FAIL_NULL(NNCC_ERR_SHAPE,
@@ -93,7 +93,7 @@ nncc_tensor *lower_conv2d(nncc_layer *l, nncc_tensor *const *in, int n_in)
 
 static nncc_layer *pool_layer(enum layer_kind kind, struct nncc_pool2d_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     layer_who(kind, o.name, who, sizeof who);
     if (!pair_ok(who, "pool_size", o.pool_size, 2, true))
         return NULL;

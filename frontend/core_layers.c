@@ -20,7 +20,7 @@
 
 nncc_layer *nncc_dense_layer_(struct nncc_dense_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     WHO(LAYER_DENSE, o);
     if (o.units <= 0)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: units must be a positive integer, got %d", who,
@@ -39,7 +39,7 @@ nncc_tensor *lower_dense(nncc_layer *l, nncc_tensor *const *in, int n_in)
     nncc_tensor *x = in[0];
     struct nncc_shape xs = x->shape;
     if (!l->built) {
-        char who[300], s0[160];
+        char who[WHO_SIZE], s0[160];
         if (xs.rank < 2 || xs.dim[xs.rank - 1] < 0)
             return NNCC_FAIL_NULL(NNCC_ERR_SHAPE,
                                   "%s: the last dimension of its input must be known, got %s",
@@ -65,7 +65,7 @@ nncc_tensor *lower_dense(nncc_layer *l, nncc_tensor *const *in, int n_in)
 
 nncc_layer *nncc_activation_layer_(struct nncc_activation_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     WHO(LAYER_ACTIVATION, o);
     if (!check_activation(who, o.activation))
         return NULL;
@@ -100,7 +100,7 @@ nncc_tensor *lower_flatten(nncc_layer *l, nncc_tensor *const *in, int n_in)
 
 nncc_layer *nncc_reshape_layer_(struct nncc_reshape_opts o)
 {
-    char who[300], s0[160];
+    char who[WHO_SIZE], s0[160];
     WHO(LAYER_RESHAPE, o);
     struct nncc_shape t = o.target_shape;
     if (t.rank < 0 || t.rank >= NNCC_MAX_RANK)
@@ -133,7 +133,7 @@ nncc_tensor *lower_reshape(nncc_layer *l, nncc_tensor *const *in, int n_in)
 
 nncc_layer *nncc_dropout_layer_(struct nncc_dropout_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     WHO(LAYER_DROPOUT, o);
     if (!(o.rate >= 0.0f && o.rate < 1.0f))
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: rate must be in [0, 1), got %g", who,
@@ -164,7 +164,7 @@ static bool check_alpha(const char *who, float *alpha, float dflt)
 
 nncc_layer *nncc_leaky_relu_layer_(struct nncc_leaky_relu_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     WHO(LAYER_LEAKY_RELU, o);
     if (!check_alpha(who, &o.alpha, 0.3f))
         return NULL;
@@ -173,7 +173,7 @@ nncc_layer *nncc_leaky_relu_layer_(struct nncc_leaky_relu_opts o)
 
 nncc_layer *nncc_elu_layer_(struct nncc_elu_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     WHO(LAYER_ELU, o);
     if (!check_alpha(who, &o.alpha, 1.0f))
         return NULL;

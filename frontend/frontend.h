@@ -112,6 +112,12 @@ bool check_activation(const char *who, enum nncc_activation a);
 bool check_initializer(const char *who, const char *field, enum nncc_initializer i);
 bool check_input_shape(const char *who, struct nncc_shape s, bool given);
 const char *layer_who(enum layer_kind kind, const char *name, char *buf, size_t size);
+/* Room for a layer_who() label: the longest kind, quotes and a name of
+ * NNCC_MAX_NAME bytes, never truncated. */
+#define WHO_SIZE (NNCC_MAX_NAME + 48)
+/* False, with an error "<who>: <what> \"xxx…\" is N bytes; a name holds at
+ * most NNCC_MAX_NAME (256)", when name is longer than NNCC_MAX_NAME. */
+bool check_name_length(const char *who, const char *what, const char *name);
 
 /* Lowering functions, one per kind (see layers.def). */
 #define LAYER(id, cls, base, mn, mx, lower, cw, cr) \

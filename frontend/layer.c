@@ -41,6 +41,17 @@ const char *layer_who(enum layer_kind kind, const char *name, char *buf, size_t 
 
 /* ---- Option checks ----------------------------------------------------- */
 
+bool check_name_length(const char *who, const char *what, const char *name)
+{
+    size_t n = strlen(name);
+    if (n <= NNCC_MAX_NAME)
+        return true;
+    nncc_fail(NNCC_ERR_ARG, "%s: %s \"%.24s…\" is %zu bytes long; a name holds at most "
+                            "NNCC_MAX_NAME (%d) bytes",
+              who, what, name, n, NNCC_MAX_NAME);
+    return false;
+}
+
 bool check_activation(const char *who, enum nncc_activation a)
 {
     if ((int)a >= 0 && a < NNCC_ACTIVATION_COUNT)
@@ -81,10 +92,12 @@ bool check_input_shape(const char *who, struct nncc_shape s, bool given)
 
 nncc_layer *layer_new(enum layer_kind kind, const char *name, struct nncc_shape input_shape)
 {
-    char who[160];
-    layer_who(kind, name, who, sizeof who);
     if (name && !name[0])
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: a layer name cannot be empty", kinds[kind].base);
+    if (name && !check_name_length(kinds[kind].base, "the layer name", name))
+        return NULL;
+    char who[WHO_SIZE];
+    layer_who(kind, name, who, sizeof who);
     bool has_shape = input_shape.rank > 0;
     if (!check_input_shape(who, input_shape, has_shape))
         return NULL;
@@ -146,9 +159,15 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
                              "graph; layer names must be unique",
                              kinds[l->kind].base, l->name);
     } else {
-        char buf[256];
+        /* An auto_name (a Sequential's "<first layer>_input") was checked
+         * against NNCC_MAX_NAME by its maker; the others are short. */
+        char buf[64];
         if (auto_name) {
-            snprintf(buf, sizeof buf, "%s", auto_name);
+            if (name_taken(g, auto_name))
+                return nncc_fail(NNCC_ERR_GRAPH, "%s \"%s\": the name is already used in this "
+                                 "graph", kinds[l->kind].base, auto_name);
+            if (!(l->name = strdup(auto_name)))
+                return nncc_fail(NNCC_ERR_NOMEM, "out of memory");
         } else if (l->kind == LAYER_INPUT) {
             /* Keras counts inputs from 1 (input_1), other layers from 0. */
             for (int k = 1;; k++) {
@@ -161,14 +180,11 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
             for (int k = 1; name_taken(g, buf); k++)
                 snprintf(buf, sizeof buf, "%s_%d", kinds[l->kind].base, k);
         }
-        if (name_taken(g, buf))
-            return nncc_fail(NNCC_ERR_GRAPH, "%s \"%s\": the name is already used in this graph",
-                             kinds[l->kind].base, buf);
-        if (!(l->name = strdup(buf)))
+        if (!l->name && !(l->name = strdup(buf)))
             return nncc_fail(NNCC_ERR_NOMEM, "out of memory");
     }
     /* The graph keeps the label its nodes name the layer by in messages. */
-    char who[300];
+    char who[WHO_SIZE];
     enum nncc_status st = ir_graph_add_layer(g, l, layer_who(l->kind, l->name, who, sizeof who));
     if (st == NNCC_OK)
         l->g = g;
@@ -180,9 +196,11 @@ enum nncc_status layer_join(nncc_layer *l, nncc_graph *g, const char *auto_name)
 nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape shape, bool trainable,
                           enum nncc_initializer init)
 {
-    char name[300];
-    snprintf(name, sizeof name, "%s/%s", l->name, what);
+    char *name = ir_strfmt("%s/%s", l->name, what);
+    if (!name)
+        return NULL;
     nncc_tensor *t = ir_add_param(l->g, shape, name, trainable, init, l);
+    free(name);
     if (t) {
         NNCC_ASSERT(l->n_weights < LAYER_MAX_WEIGHTS);
         l->weights[l->n_weights++] = t;
@@ -193,12 +211,13 @@ nncc_tensor *layer_weight(nncc_layer *l, const char *what, struct nncc_shape sha
 nncc_tensor *layer_node(nncc_layer *l, enum ir_op op, nncc_tensor *const *in, int n_in,
                         const struct ir_attrs *a, const char *what)
 {
-    char name[300];
-    if (l->n_calls == 0)
-        snprintf(name, sizeof name, "%s/%s", l->name, what);
-    else
-        snprintf(name, sizeof name, "%s/%d/%s", l->name, l->n_calls, what);
-    return ir_add_node(l->g, op, in, n_in, a, l, name);
+    char *name = l->n_calls == 0 ? ir_strfmt("%s/%s", l->name, what)
+                                 : ir_strfmt("%s/%d/%s", l->name, l->n_calls, what);
+    if (!name)
+        return NULL;
+    nncc_tensor *t = ir_add_node(l->g, op, in, n_in, a, l, name);
+    free(name);
+    return t;
 }
 
 nncc_tensor *layer_activation(nncc_layer *l, nncc_tensor *x, enum nncc_activation act)
@@ -222,7 +241,7 @@ static nncc_tensor *call(nncc_layer *l, nncc_tensor *const *xs, int n, bool cons
         return NULL;
     }
     const struct layer_kind_info *k = layer_kind(l->kind);
-    char who[300];
+    char who[WHO_SIZE];
     layer_who(l->kind, l->name, who, sizeof who);
     if (l->kind == LAYER_INPUT)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: an InputLayer cannot be called; use the tensor "
@@ -344,7 +363,7 @@ nncc_tensor *lower_input(nncc_layer *l, nncc_tensor *const *in, int n_in)
 nncc_tensor *frontend_input(nncc_graph *g, struct nncc_shape shape, struct nncc_input_opts o,
                             const char *auto_name)
 {
-    char who[160];
+    char who[WHO_SIZE];
     layer_who(LAYER_INPUT, o.name, who, sizeof who);
     if (!g)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: the graph is NULL", who);
@@ -420,7 +439,7 @@ int64_t nncc_layer_count_trainable_params(const nncc_layer *l) { return count(l,
 
 static bool has_call(const nncc_layer *l, int node, const char *what)
 {
-    char who[300];
+    char who[WHO_SIZE];
     if (!l) {
         nncc_fail(NNCC_ERR_ARG, "layer is NULL");
         return false;

@@ -330,6 +330,8 @@ nncc_model *nncc_model_new_n_(nncc_tensor *const *inputs, int n_inputs,
     }
     if (o.name && !o.name[0])
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "model: a model name cannot be empty");
+    if (o.name && !check_name_length("model", "the model name", o.name))
+        return NULL;
     nncc_model *m = calloc(1, sizeof *m);
     char auto_name[32];
     if (g->n_models_made == 0)
@@ -382,7 +384,7 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
         return nncc_fail(NNCC_ERR_ARG, "sequential_add: the model is %s",
                          m ? "not a Sequential model" : "NULL");
     }
-    char who[300];
+    char who[WHO_SIZE];
     layer_who(l->kind, l->name, who, sizeof who);
     if (l->pending_in)
         return nncc_fail(NNCC_ERR_GRAPH,
@@ -413,10 +415,21 @@ enum nncc_status nncc_sequential_add(nncc_model *m, nncc_layer *l)
             g->n_layers--; /* keep the name; nncc_call() joins it again */
             l->g = NULL;
         }
-        char name[300];
-        snprintf(name, sizeof name, "%s_input", l->name);
+        char *name = ir_strfmt("%s_input", l->name);
+        if (name && strlen(name) > NNCC_MAX_NAME) {
+            nncc_fail(NNCC_ERR_ARG,
+                      "sequential \"%s\": the implicit input is named after the first layer, "
+                      "\"%.24s…_input\", %zu bytes long; a name holds at most NNCC_MAX_NAME "
+                      "(%d) bytes: shorten the layer's name or start from nncc_input()",
+                      m->name, l->name, strlen(name), NNCC_MAX_NAME);
+            free(name);
+            name = NULL;
+        }
         int mark = g->n_nodes;
-        nncc_tensor *x = frontend_input(g, l->input_shape, (struct nncc_input_opts){0}, name);
+        nncc_tensor *x = name ? frontend_input(g, l->input_shape, (struct nncc_input_opts){0},
+                                               name)
+                              : NULL;
+        free(name);
         if (!x) {
             layer_destroy(l);
             return nncc_last_status();
@@ -466,6 +479,10 @@ nncc_model *nncc_sequential_(nncc_layer *const *layers, int n, struct nncc_model
     }
     if (o.name && !o.name[0]) {
         st = nncc_fail(NNCC_ERR_ARG, "sequential: a model name cannot be empty");
+        goto fail;
+    }
+    if (o.name && !check_name_length("sequential", "the model name", o.name)) {
+        st = nncc_last_status();
         goto fail;
     }
     g = nncc_graph_new();

@@ -12,7 +12,7 @@
 
 nncc_layer *nncc_batchnorm_layer_(struct nncc_batchnorm_opts o)
 {
-    char who[300];
+    char who[WHO_SIZE];
     layer_who(LAYER_BATCHNORM, o.name, who, sizeof who);
     if (o.momentum == 0.0f)
         o.momentum = 0.99f;
@@ -37,7 +37,7 @@ nncc_tensor *lower_batchnorm(nncc_layer *l, nncc_tensor *const *in, int n_in)
     struct nncc_shape xs = x->shape;
     int axis = o->axis < 0 ? xs.rank + o->axis : o->axis;
     if (!l->built) {
-        char who[300], s0[160];
+        char who[WHO_SIZE], s0[160];
         layer_who(l->kind, l->name, who, sizeof who);
         if (xs.rank < 2 || axis < 1 || axis >= xs.rank)
             return NNCC_FAIL_NULL(NNCC_ERR_SHAPE, "%s: axis %d is out of range for input %s",

@@ -24,8 +24,6 @@
 #include <string.h>
 #include "frontend.h"
 
-#define MAX_NAME 256
-
 /* ---- Config fields ----------------------------------------------------- */
 
 enum field_type { F_INT, F_FLOAT, F_USE, F_ACT, F_INIT, F_PAD, F_PAIR, F_SHAPE, F_U64, F_BOOL };
@@ -564,9 +562,12 @@ char *model_config_json(const nncc_model *m)
 
 static bool name_ok(struct reader *r, json_t *v, const char *what, const char **out)
 {
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > MAX_NAME ||
+    /* The limit the constructors check (NNCC_MAX_NAME), so what saves loads. */
+    if (!json_is_string(v) || json_string_length(v) == 0 ||
+        json_string_length(v) > NNCC_MAX_NAME ||
         strlen(json_string_value(v)) != json_string_length(v)) {
-        BAD(r, "'%s': %s must be a non-empty name of at most %d bytes", r->path, what, MAX_NAME);
+        BAD(r, "'%s': %s must be a non-empty name of at most NNCC_MAX_NAME (%d) bytes", r->path,
+            what, NNCC_MAX_NAME);
         return false;
     }
     *out = json_string_value(v);

@@ -20,7 +20,7 @@ static const nncc_tensor *weight(const nncc_layer *l, int i)
     if (!l)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "layer is NULL");
     if (i < 0 || i >= l->n_weights) {
-        char who[300];
+        char who[WHO_SIZE];
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "%s: no weight %d (it has %d)",
                               layer_who(l->kind, l->name, who, sizeof who), i, l->n_weights);
     }

@@ -54,7 +54,9 @@
  * Names: layers are named as Keras names them (`dense`, `dense_1`, `conv2d`,
  * `input_1`…) but counted per graph rather than per process, so two models
  * built in one program get the same automatic names.  Explicit duplicate
- * names within one graph are an error.
+ * names within one graph are an error.  A name (of a layer, an input or a
+ * model) holds 1 to NNCC_MAX_NAME bytes; a longer one is refused when it is
+ * given, by the constructor, as the loader would refuse it in a file.
  *
  * Memory: each graph owns one arena, every layer called in it and its tensors;
  * nncc_model_free() frees the graph once no model uses it any more.
@@ -94,6 +96,10 @@ const char *nncc_last_error(void);
 enum nncc_status nncc_last_status(void);
 /* Forgets the calling thread's last error. */
 void nncc_clear_error(void);
+/* The longest name, in bytes without the NUL, of a layer, an input or a
+ * model (the Names paragraph above). */
+#define NNCC_MAX_NAME 256
+
 /* A short name for a status ("shape error", …). */
 const char *nncc_status_name(enum nncc_status status);
 
@@ -386,7 +392,12 @@ enum nncc_status nncc_set_weights(nncc_layer *layer, int i, const float *values,
 /* Every weight of a model's layers in one safetensors file: one F32 tensor
  * per weight, named as nncc_layer_weight_name() ("dense/kernel"), in Keras'
  * layouts, with "__metadata__": {"format": "nncc-weights", …}.  The file is
- * replaced atomically (a temporary file in the same folder, then rename).
+ * replaced atomically (a temporary file in the same folder, then rename),
+ * as are those of nncc_save and nncc_save_npy: a file saved over keeps its
+ * permissions (a new one gets 0666 & ~umask, as fopen); a symbolic link at
+ * the path is written through to its target and stays a link; a save killed
+ * midway may leave a hidden ".nncc-….tmp" file beside the target, which the
+ * next save of the same path removes.
  * Loading matches tensors by name and checks every shape; a missing or extra
  * tensor, a wrong shape or a malformed file is an error naming the file and
  * the tensor, and leaves the model's weights unchanged. */

@@ -8,6 +8,8 @@
  * carries the label the layer joined the graph with, so messages about it
  * need nothing from the frontend.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "ir.h"
@@ -37,6 +39,23 @@ static bool grow(void *arrayp, int *cap, int need, size_t elem)
 bool ir_grow_array(void *arrayp, int *cap, int need, size_t elem)
 {
     return grow(arrayp, cap, need, elem);
+}
+
+char *ir_strfmt(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!s) {
+        nncc_fail(NNCC_ERR_NOMEM, "out of memory (a name)");
+        return NULL;
+    }
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
 }
 
 enum nncc_status ir_graph_add_layer(nncc_graph *g, nncc_layer *layer, const char *label)

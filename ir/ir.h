@@ -152,6 +152,10 @@ struct ir_node {
 
 /* Grows a malloc'd array to hold `need` elements (error set on failure). */
 bool ir_grow_array(void *arrayp, int *cap, int need, size_t elem);
+/* A malloc'd formatted string, for names built from names (a fixed buffer
+ * could cut them short and make two equal); NULL with the error set when
+ * out of memory. */
+char *ir_strfmt(const char *fmt, ...) NNCC_PRINTF(1, 2);
 
 /* ---- Graph ------------------------------------------------------------- */
 

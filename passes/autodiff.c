@@ -63,9 +63,11 @@ static nncc_tensor *node(struct builder *b, enum ir_op op, nncc_tensor *const *i
 {
     if (b->st)
         return NULL;
-    char name[400];
-    snprintf(name, sizeof name, "%s/%s", like ? like->name : "train", what);
-    return push(b, ir_add_node(b->g, op, in, n_in, a, like ? like->layer : NULL, name));
+    char *name = ir_strfmt("%s/%s", like ? like->name : "train", what);
+    nncc_tensor *t = name ? ir_add_node(b->g, op, in, n_in, a, like ? like->layer : NULL, name)
+                          : NULL;
+    free(name);
+    return push(b, t);
 }
 
 /* Adds a gradient contribution; several are summed with ADD. */

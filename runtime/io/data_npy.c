@@ -14,22 +14,20 @@
  *
  * The writer emits version 1.0 '<f4', padding the header so the data starts
  * at a multiple of 64 bytes as NumPy does, and replaces the destination
- * atomically: it writes a temporary file in the same folder, flushes and
- * fsyncs it, then renames it over the target, so a reader never sees half a
- * file.  Bytes are assembled explicitly, so host endianness does not matter.
+ * atomically (runtime/io/atomic.c: a temporary file beside the target,
+ * fsynced, then renamed over it), so a reader never sees half a file.  Bytes are assembled explicitly, so host endianness does not matter.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "codegen/aot/formats.h"
 #include "ir/error.h"
+#include "runtime/io/atomic.h"
 
 _Static_assert(NNA_MAX_RANK == NNCC_MAX_RANK, "the format parser and nncc_shape differ in rank");
 
@@ -150,24 +148,6 @@ static bool write_full(int fd, const void *buf, size_t n)
     return true;
 }
 
-/* Creates a fresh temporary file next to path.  open() with O_EXCL and mode
- * 0666 (rather than mkstemp's 0600) lets the umask decide the permissions,
- * as for any file the user writes. */
-static int create_temp(const char *path, char *tmp, size_t size)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t seed = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 20 ^ (uint64_t)getpid() << 40 ^
-                    (uint64_t)(uintptr_t)tmp;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        seed = seed * 6364136223846793005u + 1442695040888963407u;
-        snprintf(tmp, size, "%s.tmp-%08x", path, (unsigned)(seed >> 32));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST) return fd;
-    }
-    return -1;
-}
-
 enum nncc_status nncc_save_npy(const char *path, const struct nncc_array *a)
 {
     if (!path) return nncc_fail(NNCC_ERR_ARG, "nncc_save_npy: path is NULL");
@@ -198,21 +178,14 @@ enum nncc_status nncc_save_npy(const char *path, const struct nncc_array *a)
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xff),
                              (unsigned char)(n >> 8)};
 
-    size_t cap = strlen(path) + 32;
-    char *tmp = malloc(cap);
     unsigned char *buf = malloc(NPY_CHUNK);
-    if (!tmp || !buf) {
-        free(tmp);
-        free(buf);
+    if (!buf)
         return nncc_fail(NNCC_ERR_NOMEM, "nncc_save_npy: out of memory");
-    }
-    enum nncc_status s = NNCC_OK;
-    int fd = create_temp(path, tmp, cap);
-    if (fd < 0) {
-        s = nncc_fail(NNCC_ERR_IO, "nncc_save_npy: cannot create a temporary file for '%s': %s",
-                      path, strerror(errno));
+    struct atomic_file af;
+    enum nncc_status s = atomic_open(&af, path, "nncc_save_npy");
+    if (s)
         goto done;
-    }
+    int fd = af.fd;
     bool ok = write_full(fd, pre, sizeof pre) && write_full(fd, header, (size_t)n);
     int64_t count = nncc_array_size(a);
     for (int64_t done = 0; ok && done < count;) {
@@ -225,26 +198,14 @@ enum nncc_status nncc_save_npy(const char *path, const struct nncc_array *a)
         ok = write_full(fd, buf, (size_t)(4 * k));
         done += k;
     }
-    /* fsync before rename: the new name must never point at unwritten data. */
-    ok = ok && fsync(fd) == 0;
-    int err = errno;
-    if (close(fd) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
     if (!ok) {
-        unlink(tmp);
-        s = nncc_fail(NNCC_ERR_IO, "nncc_save_npy: cannot write '%s': %s", tmp, strerror(err));
+        int err = errno;
+        atomic_abort(&af, NULL);
+        s = nncc_fail(NNCC_ERR_IO, "nncc_save_npy: cannot write '%s': %s", path, strerror(err));
         goto done;
     }
-    if (rename(tmp, path) != 0) {
-        err = errno;
-        unlink(tmp);
-        s = nncc_fail(NNCC_ERR_IO, "nncc_save_npy: cannot rename '%s' to '%s': %s", tmp, path,
-                      strerror(err));
-    }
+    s = atomic_commit(&af, NULL, "nncc_save_npy", path);
 done:
-    free(tmp);
     free(buf);
     return s;
 }

@@ -13,9 +13,11 @@
  * Keras' get_weights().  Whole-model files (runtime/io/model_io.c) use the
  * same writer and reader (safetensors.h).
  *
- * Saving is atomic: a fresh temporary file next to the target, written,
- * flushed and fsync()ed, then rename()d over the target (and the folder
- * fsync()ed), so a crash never leaves a half-written file under the name.
+ * Saving is atomic (runtime/io/atomic.c): a fresh temporary file beside the
+ * target, written, flushed and fsync()ed, then rename()d over the target,
+ * so a crash never leaves a half-written file under the name; the file
+ * keeps an existing target's permissions and a symbolic link at the path is
+ * written through to its target.
  *
  * Reading trusts nothing in the file: the header length is bounded (100 MB,
  * as the reference implementation) and must fit the file; the header must be
@@ -35,8 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
+#include "runtime/io/atomic.h"
 #include "runtime/io/safetensors.h"
 #include "ir/sha256.h"
 
@@ -185,49 +187,6 @@ static bool write_floats(FILE *f, const float *v, int64_t n)
     return true;
 }
 
-/* Opens a new temporary file next to `path` (O_EXCL, so never someone
- * else's); its name goes to tmp.  -1 with errno set on failure. */
-static int open_temp(const char *path, char *tmp, size_t size)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)tmp;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        int k = snprintf(tmp, size, "%s.tmp-%ld-%08lx", path, (long)getpid(),
-                         (unsigned long)(x >> 32));
-        if (k < 0 || (size_t)k >= size) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
-}
-
-/* fsync()s the folder holding path, so the rename itself is durable (best
- * effort: some file systems refuse to sync folders). */
-static void sync_parent(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - path) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    else
-        return;
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 enum nncc_status st_write(const char *path, const char *who, const struct st_tensor *ts, int n,
                           json_t *meta, bool checksum)
 {
@@ -235,50 +194,31 @@ enum nncc_status st_write(const char *path, const char *who, const struct st_ten
     char *header = make_header(path, who, ts, n, meta, checksum, &hlen);
     if (!header)
         return nncc_last_status();
-    size_t plen = strlen(path) + 64;
-    char *tmp = malloc(plen);
-    if (!tmp) {
+    struct atomic_file af;
+    if (atomic_open(&af, path, who)) {
         free(header);
-        return nncc_fail(NNCC_ERR_NOMEM, "%s '%s': out of memory", who, path);
+        return nncc_last_status();
     }
-    int fd = open_temp(path, tmp, plen);
-    if (fd < 0) {
-        int e = errno;
-        free(header);
-        free(tmp);
-        return nncc_fail(NNCC_ERR_IO, "%s: cannot create a temporary file next to '%s': %s", who,
-                         path, strerror(e));
-    }
-    FILE *f = fdopen(fd, "wb");
+    FILE *f = fdopen(af.fd, "wb");
     if (!f) {
         int e = errno;
-        close(fd);
-        unlink(tmp);
+        atomic_abort(&af, NULL);
         free(header);
-        free(tmp);
         return nncc_fail(NNCC_ERR_IO, "%s '%s': %s", who, path, strerror(e));
     }
     unsigned char lenbuf[8];
     put_u64le(lenbuf, (uint64_t)hlen);
+    errno = 0;
     bool ok = fwrite(lenbuf, 1, 8, f) == 8 && fwrite(header, 1, hlen, f) == hlen;
     for (int i = 0; i < n && ok; i++)
         ok = write_floats(f, ts[i].data, ir_shape_numel(ts[i].shape, 0));
-    int e = 0;
-    if (!ok || fflush(f) != 0 || fsync(fileno(f)) != 0)
-        e = errno ? errno : EIO;
-    if (fclose(f) != 0 && !e)
-        e = errno ? errno : EIO;
-    if (!e && rename(tmp, path) != 0)
-        e = errno;
     free(header);
-    if (e) {
-        unlink(tmp);
-        free(tmp);
+    if (!ok) {
+        int e = errno ? errno : EIO;
+        atomic_abort(&af, f);
         return nncc_fail(NNCC_ERR_IO, "%s: cannot write '%s': %s", who, path, strerror(e));
     }
-    free(tmp);
-    sync_parent(path);
-    return NNCC_OK;
+    return atomic_commit(&af, f, who, path);
 }
 
 /* ---- Reading ------------------------------------------------------------ */

@@ -144,9 +144,10 @@ enum nncc_status nncc_compile_(nncc_model *m, struct nncc_compile_opts o)
             if (!w->trainable)
                 continue;
             for (int s = 0; s < t->n_slots; s++) {
-                char name[400];
-                snprintf(name, sizeof name, "optimizer/%s/%s", w->name, t->slot_names[s]);
-                nncc_tensor *slot = ir_add_slot(m->g, w, name, init[s]);
+                /* Allocated: a saved tensor's name must never be cut short. */
+                char *name = ir_strfmt("optimizer/%s/%s", w->name, t->slot_names[s]);
+                nncc_tensor *slot = name ? ir_add_slot(m->g, w, name, init[s]) : NULL;
+                free(name);
                 if (!slot) {
                     nncc_train_state_free(t);
                     return nncc_last_status();

@@ -6,7 +6,8 @@
  * involved.  Covered: layers called on inputs of the wrong rank or size,
  * incompatible merges, bad reshapes, shared layers called on a different
  * shape, out-of-range options (checked at construction), disconnected and
- * malformed models, graphs mixed up, duplicate names, NULL propagation
+ * malformed models, graphs mixed up, duplicate names, names over
+ * NNCC_MAX_NAME (refused when given), NULL propagation
  * through a chain of calls (the first error is kept), and that a graph stays
  * usable after a failed call.  Mistakes that could crash run in a forked
  * child (runs_cleanly), so a crash fails one test instead of the run.
@@ -704,6 +705,55 @@ static void test_layer_called_in_second_graph(void **state)
 
 /* ---- Names ------------------------------------------------------------- */
 
+/* A name longer than NNCC_MAX_NAME (256) bytes, which the loader would
+ * refuse, is refused when it is given: by every layer constructor, nncc_input,
+ * nncc_model_new and nncc_sequential, and for the implicit input a Sequential
+ * names "<first layer>_input"; the message names the limit and the length. */
+static void test_names_too_long(void **state)
+{
+    (void)state;
+    char n300[301], n257[258], n256[257], n251[252];
+    memset(n300, 'x', 300);
+    n300[300] = '\0';
+    memcpy(n257, n300, 257);
+    n257[257] = '\0';
+    memcpy(n256, n300, 256);
+    n256[256] = '\0';
+    memcpy(n251, n300, 251);
+    n251[251] = '\0';
+    assert_null(nncc_dense_layer(.units = 2, .name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "dense: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    assert_null(nncc_dense_layer(.units = 2, .name = n257));
+    EXPECT_ERROR(NNCC_ERR_ARG, "dense: ", "257 bytes", "NNCC_MAX_NAME (256)");
+    assert_null(nncc_flatten_layer(.name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "flatten: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    assert_null(nncc_batchnorm_layer(.name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "batch_normalization: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    assert_null(nncc_add_layer(.name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "add: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    nncc_graph *g;
+    nncc_tensor *x = input_on(&g, NNCC_SHAPE(4));
+    assert_null(nncc_input(g, NNCC_SHAPE(4), .name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "input: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    /* The one-call form says the same and leaves the graph usable. */
+    assert_null(nncc_dense(x, .units = 2, .name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "dense: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    nncc_tensor *y = nncc_dense(x, .units = 2, .name = n256); /* the limit itself */
+    assert_non_null(y);
+    assert_string_equal(nncc_layer_name(nncc_tensor_layer(y)), n256);
+    assert_null(nncc_model_new(x, y, .name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "model: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    nncc_model *m = nncc_model_new(x, y, .name = n256);
+    assert_non_null(m);
+    assert_string_equal(nncc_model_name(m), n256);
+    nncc_model_free(m);
+    assert_null(nncc_sequential(NNCC_LAYERS(nncc_dense_layer(.units = 2)), .name = n300));
+    EXPECT_ERROR(NNCC_ERR_ARG, "sequential: ", "300 bytes", "NNCC_MAX_NAME (256)");
+    assert_null(nncc_sequential(NNCC_LAYERS(nncc_dense_layer(.units = 2, .input_shape = NNCC_SHAPE(3),
+                                                        .name = n251))));
+    EXPECT_ERROR(NNCC_ERR_ARG, "_input", "257 bytes", "NNCC_MAX_NAME (256)");
+}
+
 static void test_duplicate_names(void **state)
 {
     (void)state;
@@ -1070,6 +1120,7 @@ int main(void)
         cmocka_unit_test_setup(test_tensors_from_two_graphs, setup),
         cmocka_unit_test_setup(test_layer_called_in_second_graph, setup),
         cmocka_unit_test_setup(test_duplicate_names, setup),
+        cmocka_unit_test_setup(test_names_too_long, setup),
         cmocka_unit_test_setup(test_null_propagation, setup),
         cmocka_unit_test_setup(test_call_null_layer, setup),
         cmocka_unit_test_setup(test_graph_free_while_used, setup),

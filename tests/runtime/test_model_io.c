@@ -11,11 +11,17 @@
  *   with initial_epoch = epochs_done: bit-identical weights and slots.
  * - Kill while saving: a child saving a large model in a loop is SIGKILLed
  *   at random moments; the file under the name always loads intact; a
- *   successful save leaves no temporary file.
+ *   successful save leaves no temporary file and removes a killed one's.
+ * - Saving (nncc_save, nncc_save_weights, nncc_save_npy): a file saved over
+ *   keeps its mode; a symbolic link is written through to its target (a
+ *   loop of links is an error); a 240-byte file name saves and loads; stale
+ *   temporary files of the same path are removed, a live writer's and other
+ *   paths' kept.
  * - Broken and hostile files: one test per committed fixture in
  *   tests/fixtures/model_io/ (made by make_fixtures.py there), each a clear
  *   error naming the file and the problem; hostile names load and predict
- *   (the generated C escapes them).
+ *   (the generated C escapes them); names of NNCC_MAX_NAME bytes, the limit
+ *   both the constructors and the loader check, save and load in full.
  * - `nncc summary FILE.safetensors`.
  * With --interop (a CTest test of its own) it runs the scripts in tests/interop, or
  * prints "skipped" and exits 77 when python3 with NumPy is missing (fails
@@ -24,6 +30,7 @@
 #define _XOPEN_SOURCE 700 /* nftw, mkdtemp */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <math.h>
 #include <setjmp.h>
@@ -41,6 +48,7 @@
 #include <cmocka.h>
 #include <nncc.h>
 #include "runtime/train/train.h"
+#include "runtime/io/atomic.h"
 
 #define FIXTURES NNCC_SOURCE_DIR "/tests/fixtures/model_io/"
 
@@ -496,19 +504,219 @@ static void test_kill_while_saving(void **state)
             fail_msg("round %d: %s", round, nncc_last_error());
         assert_int_equal(r->layers[0]->weights[0]->shape.dim[0], 1024);
         nncc_model_free(r);
-        /* A killed save may leave its temporary file; never under the name. */
-        DIR *d = opendir(dir);
-        for (struct dirent *e; (e = readdir(d));)
-            if (strstr(e->d_name, ".tmp-")) {
-                char p[600];
-                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-                unlink(p);
-            }
-        closedir(d);
+        /* A killed save may leave its temporary file (never under the
+         * name); the next save removes it, so there is at most one. */
+        assert_true(count_entries(dir) <= 2);
     }
     assert_int_equal(nncc_save(m, path), NNCC_OK);
+    assert_int_equal(count_entries(dir), 1); /* the last orphan removed */
+    nncc_model_free(m);
+}
+
+/* ---- Saving: permissions, links, long names, stale temporary files ------- */
+
+/* The three atomic writers of runtime/io, each writing `path`. */
+static enum nncc_status save_with(int writer, const char *path)
+{
+    nncc_model *m = dense_family();
+    assert_non_null(m);
+    struct nncc_array *a = nncc_array_new(NNCC_SHAPE(2, 3));
+    assert_non_null(a);
+    enum nncc_status st = writer == 0   ? nncc_save(m, path)
+                          : writer == 1 ? nncc_save_weights(m, path)
+                                        : nncc_save_npy(path, a);
+    nncc_array_free(a);
+    nncc_model_free(m);
+    return st;
+}
+
+static const char *const writer_names[] = {"nncc_save", "nncc_save_weights", "nncc_save_npy"};
+
+static unsigned mode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (unsigned)(st.st_mode & 07777);
+}
+
+/* Saving over a file keeps its mode (a 0600 file stays private); a new file
+ * gets 0666 & ~umask, as fopen() gives. */
+static void test_save_keeps_mode(void **state)
+{
+    for (int w = 0; w < 3; w++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/mode-%d", (const char *)*state, w);
+        mode_t old = umask(027);
+        assert_int_equal(save_with(w, path), NNCC_OK);
+        umask(old);
+        if (mode_of(path) != 0640)
+            fail_msg("%s: a new file has mode %o, not 0640 (umask 027)", writer_names[w],
+                     mode_of(path));
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(save_with(w, path), NNCC_OK);
+        if (mode_of(path) != 0600)
+            fail_msg("%s: saving over a 0600 file left mode %o", writer_names[w], mode_of(path));
+        assert_int_equal(chmod(path, 0604), 0);
+        assert_int_equal(save_with(w, path), NNCC_OK);
+        assert_int_equal(mode_of(path), 0604);
+    }
+}
+
+/* A symbolic link at the path is written through to its target (relative
+ * to the link's folder, over two hops), and stays a link; a dangling link
+ * creates its target. */
+static void test_save_through_symlink(void **state)
+{
+    const char *dir = *state;
+    char sub[300], target[400], link1[300], link2[300], dangling[300], created[400];
+    snprintf(sub, sizeof sub, "%s/real", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    for (int w = 0; w < 3; w++) {
+        snprintf(target, sizeof target, "%s/target-%d", sub, w);
+        snprintf(link1, sizeof link1, "%s/link1-%d", dir, w);
+        snprintf(link2, sizeof link2, "%s/link2-%d", dir, w);
+        char rel[64];
+        snprintf(rel, sizeof rel, "real/target-%d", w);
+        assert_int_equal(symlink(rel, link1), 0);
+        snprintf(rel, sizeof rel, "link1-%d", w);
+        assert_int_equal(symlink(rel, link2), 0);
+        FILE *f = fopen(target, "w");
+        assert_non_null(f);
+        fclose(f);
+        assert_int_equal(chmod(target, 0600), 0);
+        assert_int_equal(save_with(w, link2), NNCC_OK);
+        struct stat st;
+        assert_int_equal(lstat(link2, &st), 0);
+        if (!S_ISLNK(st.st_mode))
+            fail_msg("%s: the link at the path was replaced by a regular file", writer_names[w]);
+        assert_int_equal(lstat(link1, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(lstat(target, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_true(st.st_size > 0); /* the new contents went to the target */
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(count_entries(sub), w + 1); /* no temporary file left */
+        /* A dangling link: its target is created. */
+        snprintf(dangling, sizeof dangling, "%s/dangling-%d", dir, w);
+        snprintf(rel, sizeof rel, "real/created-%d", w);
+        assert_int_equal(symlink(rel, dangling), 0);
+        assert_int_equal(save_with(w, dangling), NNCC_OK);
+        snprintf(created, sizeof created, "%s/created-%d", sub, w);
+        assert_int_equal(lstat(dangling, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(lstat(created, &st), 0);
+        assert_true(S_ISREG(st.st_mode) && st.st_size > 0);
+        assert_int_equal(unlink(created), 0);
+    }
+    snprintf(link2, sizeof link2, "%s/link2-0", dir); /* nncc_save's */
+    nncc_model *r = nncc_load(link2);
+    if (!r)
+        fail_msg("%s", nncc_last_error());
+    nncc_model_free(r);
+    /* A loop of links is an error naming the path, and both stay links. */
+    char loop_a[300], loop_b[300];
+    snprintf(loop_a, sizeof loop_a, "%s/loop-a", dir);
+    snprintf(loop_b, sizeof loop_b, "%s/loop-b", dir);
+    assert_int_equal(symlink("loop-b", loop_a), 0);
+    assert_int_equal(symlink("loop-a", loop_b), 0);
+    for (int w = 0; w < 3; w++) {
+        assert_int_not_equal(save_with(w, loop_a), NNCC_OK);
+        assert_int_equal(nncc_last_status(), NNCC_ERR_IO);
+        assert_non_null(strstr(nncc_last_error(), loop_a));
+        assert_non_null(strstr(nncc_last_error(), strerror(ELOOP)));
+        struct stat st;
+        assert_int_equal(lstat(loop_a, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+    }
+}
+
+/* A file name of 240 bytes (NAME_MAX is 255) saves and loads: the temporary
+ * name does not grow with it. */
+static void test_save_long_file_name(void **state)
+{
+    char dir[300], name[241], path[600];
+    in_dir(*state, "long", dir, sizeof dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    memset(name, 'n', 240);
+    memcpy(name + 240 - 12, ".safetensors", 12);
+    name[240] = '\0';
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    nncc_model *m = dense_family();
+    fill_weights(m, 0.25f);
+    if (nncc_save(m, path) != NNCC_OK)
+        fail_msg("%s", nncc_last_error());
+    assert_int_equal(nncc_save(m, path), NNCC_OK); /* over the old one */
+    nncc_model *r = nncc_load(path);
+    if (!r)
+        fail_msg("%s", nncc_last_error());
+    assert_weights_identical(m, r);
+    nncc_model_free(r);
+    assert_int_equal(nncc_save_weights(m, path), NNCC_OK);
+    assert_int_equal(nncc_load_weights(m, path), NNCC_OK);
     assert_int_equal(count_entries(dir), 1);
     nncc_model_free(m);
+}
+
+/* Makes an empty file `name` in dir, modified `age` seconds ago. */
+static void make_file(const char *dir, const char *name, int age)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("partial", f);
+    fclose(f);
+    struct timespec t[2];
+    clock_gettime(CLOCK_REALTIME, &t[0]);
+    t[0].tv_sec -= age;
+    t[1] = t[0];
+    assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* A save removes the temporary files earlier saves of the same path left
+ * (their writer is dead, or they are older than ATOMIC_STALE_SECONDS), and
+ * keeps a live writer's and other paths'. */
+static void test_save_removes_stale_temps(void **state)
+{
+    char dir[300], path[400], prefix[24], other[24];
+    in_dir(*state, "stale", dir, sizeof dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    atomic_temp_prefix(path, prefix);
+    atomic_temp_prefix("other.safetensors", other);
+    fflush(NULL);
+    pid_t dead = fork(); /* a pid that is certainly no longer alive */
+    assert_true(dead >= 0);
+    if (dead == 0)
+        _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    char killed[64], old[64], live[64], others[64];
+    snprintf(killed, sizeof killed, "%s%d.0000abcd.tmp", prefix, (int)dead);
+    snprintf(old, sizeof old, "%s%d.00001234.tmp", prefix, (int)getppid());
+    snprintf(live, sizeof live, "%s%d.00005678.tmp", prefix, (int)getpid());
+    snprintf(others, sizeof others, "%s%d.0000abcd.tmp", other, (int)dead);
+    make_file(dir, killed, 0);
+    make_file(dir, old, ATOMIC_STALE_SECONDS + 60);
+    make_file(dir, live, 0);
+    make_file(dir, others, 0);
+    nncc_model *m = dense_family();
+    assert_int_equal(nncc_save(m, path), NNCC_OK);
+    nncc_model_free(m);
+    if (exists_in(dir, killed))
+        fail_msg("a dead writer's temporary file '%s' was left", killed);
+    if (exists_in(dir, old))
+        fail_msg("a temporary file older than %d s was left", ATOMIC_STALE_SECONDS);
+    assert_true(exists_in(dir, live));   /* a live writer's */
+    assert_true(exists_in(dir, others)); /* another path's */
+    assert_true(exists_in(dir, "m.safetensors"));
+    assert_int_equal(count_entries(dir), 3);
 }
 
 /* ---- Broken and hostile files -------------------------------------------- */
@@ -610,6 +818,55 @@ static void test_hostile_names(void **state)
     /* and it saves and loads again */
     nncc_model *r = round_trip(m, *state, "hostile.st");
     assert_predictions_identical(m, r);
+    nncc_model_free(r);
+    nncc_model_free(m);
+}
+
+/* Names of NNCC_MAX_NAME (256) bytes, the limit the loader checks too, save
+ * and load: a functional model whose input, layers (two of them with four
+ * weights and optimizer slots) and model name have 256 bytes; and a
+ * Sequential whose first layer's name has 250, so its implicit input is
+ * named "<250 bytes>_input", 256 bytes, in full. */
+static void test_names_at_limit_round_trip(void **state)
+{
+    char in_name[NNCC_MAX_NAME + 1], bn_name[NNCC_MAX_NAME + 1], d_name[NNCC_MAX_NAME + 1],
+        m_name[NNCC_MAX_NAME + 1], first[251], implicit[NNCC_MAX_NAME + 1];
+    memset(in_name, 'i', NNCC_MAX_NAME);
+    memset(bn_name, 'b', NNCC_MAX_NAME);
+    memset(d_name, 'd', NNCC_MAX_NAME);
+    memset(m_name, 'm', NNCC_MAX_NAME);
+    in_name[NNCC_MAX_NAME] = bn_name[NNCC_MAX_NAME] = d_name[NNCC_MAX_NAME] =
+        m_name[NNCC_MAX_NAME] = '\0';
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4), .name = in_name);
+    nncc_tensor *y = nncc_batchnorm(x, .name = bn_name);
+    y = nncc_dense(y, .units = 3, .activation = NNCC_SOFTMAX, .name = d_name);
+    nncc_model *m = nncc_model_new(x, y, .name = m_name);
+    if (!m)
+        fail_msg("%s", nncc_last_error());
+    assert_int_equal(nncc_compile(m, .optimizer = nncc_adam(),
+                                  .loss = NNCC_CATEGORICAL_CROSSENTROPY),
+                     NNCC_OK);
+    fill_weights(m, 0.5f);
+    nncc_model *r = round_trip(m, *state, "limit.st");
+    assert_train_identical(m, r);
+    assert_string_equal(nncc_layer_name(nncc_tensor_layer(nncc_model_input(r, 0))), in_name);
+    assert_non_null(nncc_model_get_layer(r, bn_name));
+    assert_non_null(nncc_model_get_layer(r, d_name));
+    nncc_model_free(r);
+    nncc_model_free(m);
+
+    memset(first, 'f', 250);
+    first[250] = '\0';
+    snprintf(implicit, sizeof implicit, "%s_input", first);
+    assert_int_equal(strlen(implicit), NNCC_MAX_NAME);
+    m = nncc_sequential(NNCC_LAYERS(nncc_dense_layer(.units = 2, .input_shape = NNCC_SHAPE(3),
+                                                     .name = first)));
+    if (!m)
+        fail_msg("%s", nncc_last_error());
+    assert_string_equal(nncc_layer_name(nncc_tensor_layer(nncc_model_input(m, 0))), implicit);
+    r = round_trip(m, *state, "limit_seq.st");
+    assert_string_equal(nncc_layer_name(nncc_tensor_layer(nncc_model_input(r, 0))), implicit);
     nncc_model_free(r);
     nncc_model_free(m);
 }
@@ -735,8 +992,13 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_load_weights_from_model_file),
         cmocka_unit_test(test_resume_in_new_process),
         cmocka_unit_test(test_kill_while_saving),
+        cmocka_unit_test(test_save_keeps_mode),
+        cmocka_unit_test(test_save_through_symlink),
+        cmocka_unit_test(test_save_long_file_name),
+        cmocka_unit_test(test_save_removes_stale_temps),
         cmocka_unit_test(test_valid_fixture),
         cmocka_unit_test(test_hostile_names),
+        cmocka_unit_test(test_names_at_limit_round_trip),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_cli_summary),
         cmocka_unit_test(test_bad_header_len_past_end),
