@@ -23,13 +23,29 @@ struct args {
 /* Prints "nncc CMD: <fmt with what>" and the --help hint; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, const char *what);
 
-/* Preprocesses FILE.c with its own folder on the include path, so that the
- * cache key covers every header it includes.  NULL after printing why. */
-struct nncc_jit;
-char *cli_preprocess(struct nncc_jit *jit, const char *file, size_t *len);
+/* The warnings a user's file is compiled with: -Wall's, shown; and as
+ * errors, the type mistakes that would otherwise compile into a wrong model
+ * (`.activation = "relu"` is int-conversion in clang and an error in gcc;
+ * `nncc_fit(m, x->data, y->data)` incompatible-pointer-types; a loss for an
+ * activation enum-conversion). */
+#define CLI_USER_WARNINGS                                                                  \
+    "-Wall -Werror=int-conversion -Werror=incompatible-pointer-types "                   \
+    "-Werror=implicit-function-declaration -Werror=enum-conversion"
 
-/* Compiles FILE.c, loads it (*handle) and calls the entry: the model, or
- * NULL after printing why (*handle may be set even then: unload it). */
+/* Compiles FILE.c as written (its own folder on the include path) with
+ * CLI_USER_WARNINGS and `flags`, into a cached shared object or, with
+ * `exe`, a program linked with `link`.  The compiler's messages go to
+ * stderr (warnings too); false after saying the file does not compile. */
+struct nncc_jit;
+struct nncc_jit_result;
+bool cli_compile(struct nncc_jit *jit, const char *file, const char *flags, const char *link,
+                 bool exe, struct nncc_jit_result *res);
+
+/* The model of a FILE.safetensors (nncc_load), or: compiles FILE.c, loads
+ * it (*handle) and calls the entry in a child process that goes on with
+ * the command (this process only waits for it, and names the signal when
+ * the entry crashes).  NULL after printing why (*handle may be set even
+ * then: unload it); any other kind of file is refused. */
 nncc_model *load_model(const struct args *a, void **handle);
 
 /* nncc bench (cli/bench.c); argv holds the arguments after "bench". */

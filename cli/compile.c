@@ -6,7 +6,7 @@
  *                [--emit exe|c|obj|lib] [--batch N] [--name NAME] [--threads]
  *                [--train] [--external-weights] [--entry NAME] [--cflags FLAGS]
  *
- * The model comes from FILE.c's entry (cli/main.c's load_model) or from a
+ * The model comes from FILE.c's entry (cli/common.c's load_model) or from a
  * file nncc_save wrote; weights from --weights, else the saved model, else
  * (with a warning) what FILE.c's initializers drew.  codegen/aot.c writes
  * the sources; this file names the outputs, writes them, and runs the C

@@ -18,9 +18,10 @@
  *                                             nncc (cli/compile.c)
  *
  * FILE.c defines `nncc_model *model(void)` (or --entry NAME).  nncc
- * preprocesses it (so the cache key covers every header it includes),
- * compiles it through the JIT toolchain into a cached shared object against
- * its own header, loads it, calls the entry and prints.  Exit status: 0
+ * compiles it as written, with warnings (cli/common.c; the cache key covers
+ * every header it includes), through the JIT toolchain into a cached shared
+ * object against its own header, loads it, calls the entry in a child
+ * process (a crash there is named) and prints.  Exit status: 0
  * success, 1 a model or input error (including a FILE.c that does not
  * compile), 2 a usage error; `run` exits with the program's status.
  */
@@ -98,6 +99,7 @@ static const char usage_graph[] =
     "--ir.  Without --after, the graph as the model's layers built it; with\n"
     "--after, the program as the compiler's pipeline leaves it after that pass\n"
     "(fusion groups drawn as clusters; --ir adds what the pass decided).\n"
+    "FILE.safetensors, a model written by nncc_save, works as FILE.c does.\n"
     "\n"
     "options:\n"
     "  --entry NAME   the function returning the model (nncc_model *NAME(void))\n"
@@ -113,6 +115,7 @@ static const char usage_emit[] =
     "Compiles FILE.c, calls its model entry and prints the C translation unit\n"
     "nncc generates for the model's inference forward (what the JIT compiles).\n"
     "NNCC_DUMP=all also prints the IR after each pass, on stderr.\n"
+    "FILE.safetensors, a model written by nncc_save, works as FILE.c does.\n"
     "\n"
     "options:\n"
     "  --entry NAME   the function returning the model (nncc_model *NAME(void))\n"
@@ -194,6 +197,11 @@ static int cmd_run(int argc, char **argv)
     if (argv[0][0] == '-')
         return usage_error("run", "unknown option '%s'", argv[0]);
     const char *file = argv[0];
+    size_t flen = strlen(file);
+    if (flen < 3 || strcmp(file + flen - 2, ".c") != 0) {
+        fprintf(stderr, "nncc run: %s is not a C file (FILE.c, with its main())\n", file);
+        return EXIT_MODEL;
+    }
 #ifdef NNCC_RUN_CC
     setenv("NNCC_CC", NNCC_RUN_CC, 0); /* unless the user chose one */
 #endif
@@ -211,22 +219,11 @@ static int cmd_run(int argc, char **argv)
         if (slash)
             *slash = '\0';
     }
-    size_t len;
-    char *src = cli_preprocess(&jit, file, &len);
-    if (!src)
-        return EXIT_MODEL;
     char link[8400];
     snprintf(link, sizeof link, "-L%s -lnncc -Wl,-rpath,%s -lm", libdir, libdir);
-    struct nncc_jit_result res = {0};
-    enum nncc_status st = nncc_jit_compile_exe(&jit, src, len, "-O2 -w " NNCC_EXTRA_CFLAGS, link, &res);
-    free(src);
-    if (st != NNCC_OK) {
-        fputs(res.diagnostics ? res.diagnostics : nncc_last_error(), stderr);
-        fprintf(stderr, "nncc: %s does not compile\n", file);
-        free(res.diagnostics);
+    struct nncc_jit_result res;
+    if (!cli_compile(&jit, file, "-O2 " NNCC_EXTRA_CFLAGS, link, true, &res))
         return EXIT_MODEL;
-    }
-    free(res.diagnostics);
     fflush(NULL);
     argv[0] = (char *)file; /* the program sees its source's name as argv[0] */
     execv(res.so_path, argv);

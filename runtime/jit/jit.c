@@ -17,7 +17,10 @@
  * identical content).  The public header
  * is written once per header version to <cache>/include/<sha256 of
  * header>/nncc.h and passed with -I, so code is always compiled against the
- * header of the library that loads it.
+ * header of the library that loads it.  nncc_jit_compile_file() compiles a
+ * user's file where it is (messages point into it), keyed by its
+ * preprocessed text, and keeps its warnings in <key>.<ext>.log to show them
+ * again on a hit.
  *
  * Nothing found in the cache is trusted (see "Verifying cache entries"): a
  * hit is used only when its hash file matches and it holds its key, checked
@@ -615,8 +618,11 @@ static void hash_cpu(struct nncc_sha256 *s)
     fclose(f);
 }
 
+/* `kind` tells the products apart: "so" and "exe" compiled from a text,
+ * "file-so" and "file-exe" from a file keyed by its preprocessed text
+ * (the same text, compiled as written, gives other diagnostics). */
 static void cache_key(const struct nncc_jit *jit, const char *source, size_t len,
-                      const char *flags, const char *link, bool exe,
+                      const char *flags, const char *link, const char *kind,
                       char key[NNCC_SHA256_HEX_SIZE])
 {
     struct nncc_sha256 s;
@@ -626,7 +632,7 @@ static void cache_key(const struct nncc_jit *jit, const char *source, size_t len
     nncc_sha256_update(&s, "", 1);
     nncc_sha256_update(&s, flags, strlen(flags));
     nncc_sha256_update(&s, "", 1);
-    nncc_sha256_update(&s, exe ? "exe" : "so", exe ? 4 : 3);
+    nncc_sha256_update(&s, kind, strlen(kind) + 1);
     nncc_sha256_update(&s, link, strlen(link));
     nncc_sha256_update(&s, "", 1);
     nncc_sha256_update(&s, jit->cc_version, strlen(jit->cc_version));
@@ -663,16 +669,20 @@ static void split_words(char *s, char **argv, size_t *argc)
     }
 }
 
+/* Runs `cc [-E] flags [-shared -fPIC] -I<nncc's header> args -o out_path
+ * src_path link`: nncc's header folder comes before the caller's, so a stray
+ * nncc.h next to a model file cannot shadow it. */
 static int run_compiler(const struct nncc_jit *jit, const char *flags, const char *link,
-                        bool exe, const char *incdir, const char *out_path,
+                        bool exe, bool preprocess, const char *incdir,
+                        const char *const *args, int n_args, const char *out_path,
                         const char *src_path, struct run_out *out)
 {
     char *words = strdup(flags);
     char *link_words = strdup(link);
-    size_t n_words = count_words(flags) + count_words(link);
+    size_t n_words = count_words(flags) + count_words(link) + (size_t)n_args;
     size_t inc_len = strlen(incdir) + 3;
     char *inc = malloc(inc_len);
-    char **argv = calloc(n_words + 8, sizeof *argv);
+    char **argv = calloc(n_words + 9, sizeof *argv);
     if (!words || !link_words || !inc || !argv) {
         free(words);
         free(link_words);
@@ -684,16 +694,21 @@ static int run_compiler(const struct nncc_jit *jit, const char *flags, const cha
 
     size_t argc = 0;
     argv[argc++] = (char *)jit->cc;
+    if (preprocess)
+        argv[argc++] = "-E";
     split_words(words, argv, &argc);
-    if (!exe) {
+    if (!exe && !preprocess) {
         argv[argc++] = "-shared";
         argv[argc++] = "-fPIC";
     }
     argv[argc++] = inc;
+    for (int i = 0; i < n_args; i++)
+        argv[argc++] = (char *)args[i];
     argv[argc++] = "-o";
     argv[argc++] = (char *)out_path;
     argv[argc++] = (char *)src_path;
-    split_words(link_words, argv, &argc); /* libraries come after the source */
+    if (!preprocess)
+        split_words(link_words, argv, &argc); /* libraries come after the source */
     argv[argc] = NULL;
 
     int err = run_capture(argv, out);
@@ -704,28 +719,99 @@ static int run_compiler(const struct nncc_jit *jit, const char *flags, const cha
     return err;
 }
 
-static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t len,
+/* What to compile: a text, or (path set) a file as written, with args (one
+ * argument each) after nncc's header folder. */
+struct compile_src {
+    const char *text;
+    size_t len;
+    const char *path;
+    const char *const *args;
+    int n_args;
+};
+
+/* The message for a compiler run that failed, naming how it ended; the
+ * diagnostics stay in *diag for the caller. */
+static enum nncc_status compiler_failed(const struct nncc_jit *jit, const struct run_out *out,
+                                        const char *diag)
+{
+    char how[64];
+    describe_wstatus(out->wstatus, how, sizeof how);
+    if (!diag) diag = "(no output)\n";
+    size_t shown = strlen(diag);
+    int cut = shown > JIT_MSG_DIAG_CAP ? JIT_MSG_DIAG_CAP : (int)shown;
+    return nncc_fail(NNCC_ERR_COMPILE, "C compiler '%s' failed (%s):\n%.*s%s", jit->cc, how, cut,
+                     diag, (size_t)cut < shown ? "\n[... more in the full diagnostics]\n" : "");
+}
+
+/* A file's preprocessed text (with `flags` and `args`, as its compile will
+ * see them): what its cache key covers, so that a changed header changes
+ * the key.  On a preprocessor error, its messages go to res->diagnostics. */
+static enum nncc_status preprocess_file(struct nncc_jit *jit, const char *incdir,
+                                        const struct compile_src *src, const char *flags,
+                                        char **text, size_t *len, struct nncc_jit_result *res)
+{
+    *text = NULL;
+    char tmp[JIT_PATH_CAP];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s/pre.tmp.XXXXXX", jit->cache_dir) >= sizeof tmp)
+        return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return nncc_fail(NNCC_ERR_IO, "cannot create '%s': %s", tmp, strerror(errno));
+    close(fd);
+    struct run_out out;
+    int err = run_compiler(jit, flags, "", false, true, incdir, src->args, src->n_args, tmp,
+                           src->path, &out);
+    if (err != 0) {
+        unlink(tmp);
+        return nncc_fail(NNCC_ERR_COMPILE, "cannot run C compiler '%s': %s", jit->cc,
+                         strerror(err));
+    }
+    if (!WIFEXITED(out.wstatus) || WEXITSTATUS(out.wstatus) != 0) {
+        unlink(tmp);
+        res->diagnostics = out.text;
+        return compiler_failed(jit, &out, out.text);
+    }
+    free(out.text); /* warnings: the compile that follows repeats them */
+    *text = nncc_read_file(tmp, len);
+    unlink(tmp);
+    return *text ? NNCC_OK : nncc_last_status();
+}
+
+static enum nncc_status compile(struct nncc_jit *jit, const struct compile_src *src,
                                 const char *flags, const char *link, bool exe,
                                 struct nncc_jit_result *res)
 {
     if (!res) return nncc_fail(NNCC_ERR_ARG, "nncc_jit_compile: res is NULL");
     memset(res, 0, sizeof *res);
-    if (!jit || !jit->cc[0] || (!source && len > 0))
+    if (!jit || !jit->cc[0] || (!src->path && !src->text && src->len > 0))
         return nncc_fail(NNCC_ERR_ARG, "nncc_jit_compile: %s",
                          !jit || !jit->cc[0] ? "toolchain not initialised" : "source is NULL");
-    if (!source) source = "";
     if (!flags) flags = "";
     if (!link) link = "";
     const char *ext = exe ? "exe" : "so";
+    bool file = src->path != NULL;
 
     char incdir[JIT_PATH_CAP];
     enum nncc_status st = ensure_header(jit, incdir, sizeof incdir);
     if (st != NNCC_OK) return st;
 
     char key[NNCC_SHA256_HEX_SIZE];
-    cache_key(jit, source, len, flags, link, exe, key);
+    if (file) {
+        char *text;
+        size_t len;
+        st = preprocess_file(jit, incdir, src, flags, &text, &len, res);
+        if (st != NNCC_OK) goto fail;
+        cache_key(jit, text, len, flags, link, exe ? "file-exe" : "file-so", key);
+        free(text);
+    } else {
+        cache_key(jit, src->text ? src->text : "", src->len, flags, link, ext, key);
+    }
+    /* A file's warnings are kept next to its object and shown again on a
+     * hit: the user sees the same messages whether or not a compiler ran. */
+    char log_path[JIT_PATH_CAP];
     if ((size_t)snprintf(res->so_path, sizeof res->so_path, "%s/%s.%s", jit->cache_dir, key, ext) >=
-        sizeof res->so_path)
+            sizeof res->so_path ||
+        (size_t)snprintf(log_path, sizeof log_path, "%s.log", res->so_path) >= sizeof log_path)
         return nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
 
     struct stat entry_st;
@@ -733,6 +819,8 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
         char why[300];
         if (entry_ok(res->so_path, key, why, sizeof why)) {
             res->cache_hit = true;
+            if (file && is_regular_file(log_path))
+                res->diagnostics = nncc_read_file(log_path, NULL);
             if (jit->verbose) fprintf(stderr, "nncc: jit: cache hit %.12s.%s\n", key, ext);
             return NNCC_OK;
         }
@@ -741,10 +829,13 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
                     ext, why);
     }
 
-    /* The source stays in the cache next to its object: diagnostics name it,
+    /* A text stays in the cache next to its object: diagnostics name it,
      * and it is there to read when a compiled kernel misbehaves.  It is
      * rewritten on every miss rather than trusted: a damaged copy would
-     * compile into other code.  It ends with the key (see entry_ok). */
+     * compile into other code.  It ends with the key (see entry_ok).  A
+     * user's file is compiled where it is, so that messages point into it;
+     * its key comes from a one-line header forced in with -include, which
+     * moves none of the file's lines. */
     char c_path[JIT_PATH_CAP], tmp_so[JIT_PATH_CAP];
     if ((size_t)snprintf(c_path, sizeof c_path, "%s/%s.c", jit->cache_dir, key) >= sizeof c_path ||
         (size_t)snprintf(tmp_so, sizeof tmp_so, "%s/%s.%s.tmp.XXXXXX", jit->cache_dir, key, ext) >=
@@ -752,21 +843,29 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
         st = nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
         goto fail;
     }
+    static const char fp_fmt[] =
+        "\n/* nncc: the JIT cache key, checked when the object is loaded */\n"
+        "extern const char nncc_cache_key[];\n"
+        "__attribute__((visibility(\"default\"), used)) const char nncc_cache_key[] = "
+        "\"%s\";\n";
+    char fp_path[JIT_PATH_CAP];
+    if ((size_t)snprintf(fp_path, sizeof fp_path, "%s/%s.key.h", jit->cache_dir, key) >=
+        sizeof fp_path) {
+        st = nncc_fail(NNCC_ERR_IO, "cache path too long: '%s'", jit->cache_dir);
+        goto fail;
+    }
     {
-        static const char fp_fmt[] =
-            "\n/* nncc: the JIT cache key, checked when the object is loaded */\n"
-            "extern const char nncc_cache_key[];\n"
-            "__attribute__((visibility(\"default\"), used)) const char nncc_cache_key[] = "
-            "\"%s\";\n";
+        size_t len = file ? 0 : src->len;
         size_t cap = len + sizeof fp_fmt + NNCC_SHA256_HEX_SIZE;
         char *fp_source = malloc(cap);
         if (!fp_source) {
             st = nncc_fail(NNCC_ERR_NOMEM, "out of memory");
             goto fail;
         }
-        memcpy(fp_source, source, len);
+        if (len)
+            memcpy(fp_source, src->text, len);
         int n = snprintf(fp_source + len, cap - len, fp_fmt, key);
-        st = write_atomic(c_path, fp_source, len + (size_t)n);
+        st = write_atomic(file ? fp_path : c_path, fp_source, len + (size_t)n);
         free(fp_source);
         if (st != NNCC_OK) goto fail;
     }
@@ -780,9 +879,25 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
     }
     close(fd);
 
+    /* A file's arguments, then the key header forced in before its text. */
+    const char **args = malloc(sizeof *args * (size_t)(src->n_args + 2));
+    if (!args) {
+        unlink(tmp_so);
+        st = nncc_fail(NNCC_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    int n_args = 0;
+    for (int i = 0; i < src->n_args; i++)
+        args[n_args++] = src->args[i];
+    if (file) {
+        args[n_args++] = "-include";
+        args[n_args++] = fp_path;
+    }
     struct run_out out;
     double t0 = now_s();
-    int err = run_compiler(jit, flags, link, exe, incdir, tmp_so, c_path, &out);
+    int err = run_compiler(jit, flags, link, exe, false, incdir, args, n_args, tmp_so,
+                           file ? src->path : c_path, &out);
+    free(args);
     double elapsed = now_s() - t0;
     if (err != 0) {
         unlink(tmp_so);
@@ -798,14 +913,7 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
 
     if (!WIFEXITED(out.wstatus) || WEXITSTATUS(out.wstatus) != 0) {
         unlink(tmp_so);
-        char how[64];
-        describe_wstatus(out.wstatus, how, sizeof how);
-        const char *diag = res->diagnostics ? res->diagnostics : "(no output)\n";
-        size_t shown = strlen(diag);
-        int cut = shown > JIT_MSG_DIAG_CAP ? JIT_MSG_DIAG_CAP : (int)shown;
-        st = nncc_fail(NNCC_ERR_COMPILE, "C compiler '%s' failed (%s):\n%.*s%s", jit->cc, how,
-                       cut, diag,
-                       (size_t)cut < shown ? "\n[... more in the full diagnostics]\n" : "");
+        st = compiler_failed(jit, &out, res->diagnostics);
         goto fail;
     }
 
@@ -818,6 +926,10 @@ static enum nncc_status compile(struct nncc_jit *jit, const char *source, size_t
         unlink(tmp_so);
         goto fail;
     }
+    /* The log before the object: an object in place always has its log.  A
+     * log that cannot be written only costs the warnings on later hits. */
+    if (file && res->diagnostics && write_atomic(log_path, res->diagnostics, out.len) != NNCC_OK)
+        nncc_clear_error();
     if (rename(tmp_so, res->so_path) != 0) {
         int e = errno;
         unlink(tmp_so);
@@ -839,14 +951,28 @@ fail:
 enum nncc_status nncc_jit_compile(struct nncc_jit *jit, const char *source, size_t len,
                                   const char *flags, struct nncc_jit_result *res)
 {
-    return compile(jit, source, len, flags, NULL, false, res);
+    struct compile_src src = {.text = source, .len = len};
+    return compile(jit, &src, flags, NULL, false, res);
 }
 
 enum nncc_status nncc_jit_compile_exe(struct nncc_jit *jit, const char *source, size_t len,
                                       const char *flags, const char *link,
                                       struct nncc_jit_result *res)
 {
-    return compile(jit, source, len, flags, link, true, res);
+    struct compile_src src = {.text = source, .len = len};
+    return compile(jit, &src, flags, link, true, res);
+}
+
+enum nncc_status nncc_jit_compile_file(struct nncc_jit *jit, const char *path,
+                                       const char *const *args, int n_args, const char *flags,
+                                       const char *link, bool exe, struct nncc_jit_result *res)
+{
+    if (!path) {
+        if (res) memset(res, 0, sizeof *res);
+        return nncc_fail(NNCC_ERR_ARG, "nncc_jit_compile_file: path is NULL");
+    }
+    struct compile_src src = {.path = path, .args = args, .n_args = n_args};
+    return compile(jit, &src, flags, link, exe, res);
 }
 
 /* ---- Loading ----------------------------------------------------------- */

@@ -59,6 +59,19 @@ enum nncc_status nncc_jit_compile_exe(struct nncc_jit *jit, const char *source, 
                                       const char *flags, const char *link,
                                       struct nncc_jit_result *res);
 
+/* Compiles the C file at `path` as written, so that the compiler's messages
+ * (res->diagnostics: errors on failure, warnings on success) point at its
+ * own lines and columns.  The arguments are `flags` (one string), -shared
+ * -fPIC unless `exe`, nncc's header folder, `args` (one argument each, e.g.
+ * -I folders), the file, then `link`.  The cache key covers the file's
+ * preprocessed text (made with the same flags and args), so a change in any
+ * header it includes recompiles it; its warnings are kept in the cache and
+ * given again on a hit.  A preprocessor or compiler error is
+ * NNCC_ERR_COMPILE. */
+enum nncc_status nncc_jit_compile_file(struct nncc_jit *jit, const char *path,
+                                       const char *const *args, int n_args, const char *flags,
+                                       const char *link, bool exe, struct nncc_jit_result *res);
+
 /* Runs the preprocessor on a file (nncc's header folder first, then args,
  * each one argument) into a malloc'd text.  Compiling that text makes the
  * cache key cover every header the file includes.  On failure the compiler's

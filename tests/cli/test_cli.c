@@ -9,9 +9,12 @@
  * (then the planned inference workspace, a line of nncc's own);
  * `nncc graph` as DOT and as IR text; and model files written to a per-test
  * mkdtemp() folder: one that does not compile (the diagnostic must name the
- * user's file and line), one without the entry, one whose entry fails with a
- * shape error, one that includes a header next to it, and NNCC_DUMP; and
- * damaged entries in a private JIT cache (rebuilt, never loaded).  The
+ * user's file, line and column, under the line the user wrote), type
+ * mistakes refused at compile time, a warning shown, an entry that crashes
+ * (the signal named, exit 1), an entry that is a variable, files that are
+ * neither C nor a model file, one without the entry, one whose entry fails
+ * with a shape error, one that includes a header next to it, and NNCC_DUMP;
+ * and damaged entries in a private JIT cache (rebuilt, never loaded).  The
  * children share the build's test cache ($XDG_CACHE_HOME, set by CTest), so
  * only files the tests write are compiled on every run.
  */
@@ -604,6 +607,195 @@ static void test_compile_error(void **state)
     run_free(&r);
 }
 
+/* An error inside a layer call's macro is reported at the user's own line
+ * and column, under the line the user wrote (the file is compiled as
+ * written, not as preprocessed text). */
+static void test_syntax_error_at_user_column(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "syntax_error.c",
+               "#include <nncc.h>\n"
+               "nncc_model *model(void)\n"
+               "{\n"
+               "    nncc_tensor *x = nncc_input(nncc_graph_new(), NNCC_SHAPE(4));\n"
+               "    nncc_tensor *y = nncc_dense(x, .units = 3, .activation = NNCC_RELU) +;\n"
+               "    return nncc_model_new(x, y);\n"
+               "}\n");
+    struct run r = RUN_IN(t->dir, "summary", "syntax_error.c");
+    expect_status(&r, 1, "nncc summary syntax_error.c");
+    assert_string_equal(r.out, "");
+    expect_contains(r.err, "syntax_error.c:5:74: error: expected expression", "stderr");
+    expect_contains(r.err, "nncc_dense(x, .units = 3, .activation = NNCC_RELU) +;\n", "stderr");
+    expect_contains(r.err, "nncc: syntax_error.c does not compile\n", "stderr");
+    run_free(&r);
+}
+
+/* Keras habits that C would compile into a wrong model are compile errors,
+ * with the compiler's message at the user's line. */
+static void test_type_mistakes_refused(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "relu.c",
+               "#include <nncc.h>\n"
+               "nncc_model *model(void)\n"
+               "{\n"
+               "    nncc_tensor *x = nncc_input(nncc_graph_new(), NNCC_SHAPE(4));\n"
+               "    nncc_tensor *y = nncc_dense(x, .units = 3, .activation = \"relu\");\n"
+               "    return nncc_model_new(x, y);\n"
+               "}\n");
+    struct run r = RUN_IN(t->dir, "summary", "relu.c");
+    expect_status(&r, 1, "nncc summary relu.c (.activation = \"relu\")");
+    assert_string_equal(r.out, "");
+    expect_contains(r.err, "relu.c:5:62: error: incompatible ", "stderr"); /* gcc: types; clang: pointer to integer conversion */
+    expect_contains(r.err, "nncc: relu.c does not compile\n", "stderr");
+    run_free(&r);
+
+    write_text(t->dir, "fit.c",
+               "#include <nncc.h>\n"
+               "void train(nncc_model *m, struct nncc_array *x, struct nncc_array *y)\n"
+               "{\n"
+               "    nncc_fit(m, x->data, y->data);\n"
+               "}\n"
+               "nncc_model *model(void) { return NULL; }\n");
+    r = RUN_IN(t->dir, "graph", "fit.c");
+    expect_status(&r, 1, "nncc graph fit.c (nncc_fit(m, x->data, y->data))");
+    expect_contains(r.err, "fit.c:4:", "stderr");
+    expect_contains(r.err, "incompatible-pointer-types]", "stderr");
+    expect_contains(r.err, "nncc: fit.c does not compile\n", "stderr");
+    run_free(&r);
+
+    write_text(t->dir, "undeclared.c",
+               "#include <nncc.h>\n"
+               "nncc_model *model(void) { return nncc_conv(NULL); }\n");
+    r = RUN_IN(t->dir, "emit-c", "undeclared.c");
+    expect_status(&r, 1, "nncc emit-c undeclared.c (a function nncc does not have)");
+    expect_contains(r.err, "undeclared.c:2:34: error: implicit declaration of function", "stderr");
+    run_free(&r);
+}
+
+/* A file that compiles with a warning: the warning reaches stderr, at the
+ * user's line, also when the object comes from the cache. */
+static void test_warning_shown(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "warn.c",
+               "#include <nncc.h>\n"
+               "nncc_model *model(void)\n"
+               "{\n"
+               "    int unused;\n"
+               "    nncc_tensor *x = nncc_input(nncc_graph_new(), NNCC_SHAPE(4));\n"
+               "    return nncc_model_new(x, nncc_dense(x, .units = 3));\n"
+               "}\n");
+    for (int pass = 0; pass < 2; pass++) { /* compiled, then a cache hit */
+        struct run r = RUN_IN(t->dir, "summary", "warn.c");
+        expect_status(&r, 0, "nncc summary warn.c");
+        expect_contains(r.out, " dense (Dense)               (None, 3)                 15        ",
+                        "summary of warn.c");
+        expect_contains(r.err, "warn.c:4:9: warning: unused variable", "stderr of warn.c");
+        run_free(&r);
+    }
+}
+
+/* An entry that crashes: the command says so, naming the signal, and exits
+ * 1 instead of dying without a word. */
+static void test_entry_crashes(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "crash.c",
+               "#include <nncc.h>\n"
+               "#include <stdlib.h>\n"
+               "nncc_model *model(void)\n"
+               "{\n"
+               "    nncc_model **none = NULL;\n"
+               "    return *none;\n"
+               "}\n"
+               "nncc_model *aborts(void) { abort(); }\n");
+    const char *file = tmp_path(t, "crash.c");
+    char want[1200];
+    struct run r = RUN("summary", file);
+    expect_status(&r, 1, "nncc summary crash.c");
+    assert_string_equal(r.out, "");
+    snprintf(want, sizeof want, "nncc: model() in %s crashed (SIGSEGV)\n", file);
+    assert_string_equal(r.err, want);
+    run_free(&r);
+
+    r = RUN_IN(t->dir, "graph", "--entry", "aborts", "crash.c");
+    expect_status(&r, 1, "nncc graph --entry aborts crash.c");
+    assert_string_equal(r.err, "nncc: aborts() in crash.c crashed (SIGABRT)\n");
+    run_free(&r);
+
+    r = RUN_IN(t->dir, "compile", "crash.c", "-o", "out");
+    expect_status(&r, 1, "nncc compile crash.c");
+    assert_string_equal(r.err, "nncc: model() in crash.c crashed (SIGSEGV)\n");
+    run_free(&r);
+}
+
+/* `int model = 3;` links like a function: it is refused before the call. */
+static void test_entry_is_variable(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "variable.c", "int model = 3;\n");
+    struct run r = RUN_IN(t->dir, "summary", "variable.c");
+    expect_status(&r, 1, "nncc summary variable.c");
+    assert_string_equal(r.out, "");
+    assert_string_equal(r.err, "nncc: variable.c: `model` is a variable, not a function: define "
+                               "`nncc_model *model(void)`\n");
+    run_free(&r);
+}
+
+/* A file that is neither C nor a model file is not handed to the compiler. */
+static void test_not_a_model_file(void **state)
+{
+    struct tmp *t = *state;
+    write_text(t->dir, "data.npy", "\x93NUMPY\x01\x00");
+    write_text(t->dir, "notes.txt", "int model = 3;\n");
+    static const char *const names[] = {"data.npy", "notes.txt"};
+    static const char *const cmds[] = {"summary", "graph", "emit-c", "bench", "compile"};
+    for (int i = 0; i < 2; i++) {
+        for (int c = 0; c < 5; c++) {
+            struct run r = RUN_IN(t->dir, cmds[c], names[i]);
+            char what[100], want[300];
+            snprintf(what, sizeof what, "nncc %s %s", cmds[c], names[i]);
+            expect_status(&r, 1, what);
+            assert_string_equal(r.out, "");
+            snprintf(want, sizeof want, "nncc: %s is neither a C file (FILE.c) nor a model file "
+                     "(FILE.safetensors, written by nncc_save)\n", names[i]);
+            assert_string_equal(r.err, want);
+            run_free(&r);
+        }
+        struct run r = RUN_IN(t->dir, "run", names[i]);
+        expect_status(&r, 1, "nncc run on a file that is not C");
+        char want[200];
+        snprintf(want, sizeof want, "nncc run: %s is not a C file (FILE.c, with its main())\n",
+                 names[i]);
+        assert_string_equal(r.err, want);
+        run_free(&r);
+    }
+}
+
+/* graph and emit-c read a model file as summary does, rather than handing
+ * it to the C compiler. */
+static void test_graph_of_saved_model(void **state)
+{
+    struct tmp *t = *state;
+    nncc_model *m = nncc_sequential(
+        NNCC_LAYERS(nncc_dense_layer(.units = 2, .input_shape = NNCC_SHAPE(3))),
+        .name = "saved_model");
+    assert_non_null(m);
+    assert_int_equal(nncc_save(m, tmp_path(t, "saved.safetensors")), NNCC_OK);
+    nncc_model_free(m);
+    struct run r = RUN_IN(t->dir, "graph", "--ir", "saved.safetensors");
+    expect_status(&r, 0, "nncc graph --ir saved.safetensors");
+    assert_true(starts_with(r.out, "program: 5 nodes, inputs: %0, outputs: %4\n"));
+    assert_string_equal(r.err, "");
+    run_free(&r);
+    r = RUN_IN(t->dir, "emit-c", "saved.safetensors");
+    expect_status(&r, 0, "nncc emit-c saved.safetensors");
+    assert_true(starts_with(r.out, "/* Generated by nncc " NNCC_VERSION_STRING
+                                   " for model \"saved_model\". */\n"));
+    run_free(&r);
+}
+
 static const char other_src[] =
     "#include <nncc.h>\n"
     "nncc_model *other(void)\n"
@@ -943,6 +1135,13 @@ int main(void)
         cmocka_unit_test(test_graph_after),
         cmocka_unit_test(test_dump_env),
         cmocka_unit_test_setup_teardown(test_compile_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_error_at_user_column, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_type_mistakes_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_warning_shown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_crashes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_is_variable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_a_model_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_graph_of_saved_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_returns_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_returns_null_silently, setup, teardown),

@@ -7,6 +7,7 @@
  * with mkdtemp() and removed afterwards, so tests neither see each other's
  * objects nor the user's real cache.  The real compiler is used ($NNCC_CC if
  * set, else clang or cc), which keeps the whole file at about a second.
+ * nncc_jit_compile_file is tested on files written into that folder.
  */
 #if !defined(_GNU_SOURCE) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, setenv, fork, utimensat */
@@ -259,6 +260,78 @@ static void test_missing_symbol(void **state)
 
     assert_null(nncc_jit_load("/nonexistent/nncc-test.so"));
     assert_non_null(strstr(nncc_last_error(), "cannot load '/nonexistent/nncc-test.so'"));
+}
+
+/* Writes `text` to fx->dir/name; the path goes to `path`. */
+static void write_in(const struct fixture *fx, const char *name, const char *text, char *path,
+                     size_t size)
+{
+    snprintf(path, size, "%s/%s", fx->dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A file compiled as written: its warnings name its own line and come back
+ * on a cache hit; a change in a header it includes gives another key. */
+static void test_compile_file(void **state)
+{
+    struct fixture *fx = *state;
+    char header[1100], file[1100], inc[1200];
+    write_in(fx, "value.h", "#define VALUE 7\n", header, sizeof header);
+    write_in(fx, "value.c",
+             "#include <value.h>\n"
+             "int value(void) { int unused; return VALUE; }\n",
+             file, sizeof file);
+    snprintf(inc, sizeof inc, "-I%s", fx->dir);
+    const char *args[] = {inc};
+    char want[1200];
+    snprintf(want, sizeof want, "%s:2:23: warning: unused variable", file);
+
+    struct nncc_jit_result res, again, changed;
+    assert_int_equal(nncc_jit_compile_file(&fx->jit, file, args, 1, "-O0 -Wall", NULL, false, &res),
+                     NNCC_OK);
+    assert_false(res.cache_hit);
+    assert_non_null(res.diagnostics);
+    assert_non_null(strstr(res.diagnostics, want));
+    void *h = nncc_jit_load(res.so_path);
+    assert_non_null(h);
+    assert_int_equal(call_int_fn(h, "value", res.so_path), 7);
+    nncc_jit_unload(h);
+    assert_int_equal(count_entries(fx->jit.cache_dir, ".c"), 0); /* compiled where it is */
+
+    assert_int_equal(
+        nncc_jit_compile_file(&fx->jit, file, args, 1, "-O0 -Wall", NULL, false, &again), NNCC_OK);
+    assert_true(again.cache_hit);
+    assert_string_equal(again.so_path, res.so_path);
+    assert_non_null(again.diagnostics);
+    assert_string_equal(again.diagnostics, res.diagnostics);
+
+    write_in(fx, "value.h", "#define VALUE 9\n", header, sizeof header);
+    assert_int_equal(
+        nncc_jit_compile_file(&fx->jit, file, args, 1, "-O0 -Wall", NULL, false, &changed),
+        NNCC_OK);
+    assert_false(changed.cache_hit);
+    assert_string_not_equal(changed.so_path, res.so_path);
+    h = nncc_jit_load(changed.so_path);
+    assert_non_null(h);
+    assert_int_equal(call_int_fn(h, "value", changed.so_path), 9);
+    nncc_jit_unload(h);
+    free(res.diagnostics);
+    free(again.diagnostics);
+    free(changed.diagnostics);
+
+    /* A header that is missing fails in the preprocessor, at the file's line. */
+    struct nncc_jit_result bad;
+    write_in(fx, "missing.c", "int x;\n#include <no_such_header.h>\n", file, sizeof file);
+    assert_int_equal(nncc_jit_compile_file(&fx->jit, file, args, 1, NULL, NULL, false, &bad),
+                     NNCC_ERR_COMPILE);
+    snprintf(want, sizeof want, "%s:2:10: fatal error: ", file);
+    assert_non_null(bad.diagnostics);
+    assert_non_null(strstr(bad.diagnostics, want));
+    assert_string_equal(bad.so_path, "");
+    free(bad.diagnostics);
 }
 
 /* Four processes compile the same new source into the same empty cache at
@@ -817,6 +890,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_compile_load_and_cache_hit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_symbol, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_compile_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_compile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embedded_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_entry, setup, teardown),
