@@ -128,9 +128,9 @@ static enum nncc_status csv_field(struct csv *c, const char *a, size_t n, int64_
 }
 
 /* Reads the data lines: every field checked and kept as it arrives.  A
- * field's leading blanks are dropped and its trailing blanks counted rather
- * than stored, so a field longer than CSV_FIELD_MAX is refused at once
- * while "1" followed by any number of blanks is still "1". */
+ * field's leading blanks are dropped and at most CAP characters stored, so
+ * a field longer than CSV_FIELD_MAX is refused as soon as a non-blank
+ * comes after them, while "1" followed by any number of blanks is "1". */
 static enum nncc_status csv_parse(struct csv *c, int64_t *rows, int64_t *cols)
 {
     enum { CAP = CSV_FIELD_MAX + 4 };
@@ -155,32 +155,37 @@ static enum nncc_status csv_parse(struct csv *c, int64_t *rows, int64_t *cols)
             break;
         }
         int64_t col = 0;
-        size_t n = 0, pending = 0; /* stored chars; blanks seen after them */
-        bool any = false;          /* a non-blank or a delimiter on this line */
+        size_t n = 0, last = 0; /* chars stored; up to the last non-blank */
+        bool any = false;       /* a non-blank or a delimiter on this line */
+        bool lost_cr = false;   /* a '\r' past CAP: fine only as the line's last char */
         for (;; ch = csv_getc(&c->in)) {
             bool end = ch == EOF || ch == '\n';
+            if (lost_cr && !end) return csv_field(c, f, n, line, col);
             if (end || ch == c->delim) {
-                if (end && n > 0 && pending == 0 && f[n - 1] == '\r') n--; /* "\r\n" */
-                while (n > 0 && is_blank(f[n - 1], c->delim)) n--;
-                if (end && !any && n == 0) break; /* a blank line */
-                enum nncc_status s = csv_field(c, f, n, line, col);
+                if (end && last > 0 && last == n && f[last - 1] == '\r') last--; /* "\r\n" */
+                while (last > 0 && is_blank(f[last - 1], c->delim)) last--;
+                if (end && !any && last == 0) break; /* a blank line */
+                enum nncc_status s = csv_field(c, f, last, line, col);
                 if (s != NNCC_OK) return s;
                 col++;
-                n = pending = 0;
+                n = last = 0;
                 if (end) break;
                 any = true;
                 continue;
             }
             if (is_blank((char)ch, c->delim)) {
-                if (n > 0) pending++;
+                if (n > 0 && n < CAP) f[n++] = (char)ch; /* leading blanks are dropped */
                 continue;
             }
             if (ch != '\r') any = true;
-            for (; pending > 0 && n < CAP; pending--) f[n++] = ' ';
-            pending = 0;
-            if (n < CAP) f[n++] = (char)ch;
-            if (n >= CSV_FIELD_MAX + 2) /* too long even without a final '\r' */
+            if (ch == '\r' && n == CAP) {
+                lost_cr = true;
+                continue;
+            }
+            if (n == CAP || n >= CSV_FIELD_MAX + 2) /* too long even without a final '\r' */
                 return csv_field(c, f, n, line, col);
+            f[n++] = (char)ch;
+            last = n;
         }
         if (col == 0) { /* a blank line: fine only if nothing but blanks follows */
             blank_line = line;

@@ -1034,6 +1034,22 @@ static void test_csv_streams(void **state)
             fail_msg("a bad line %d took %ld KiB more memory and %.2f s", k + 1, grown_kib, secs);
         unlink(p);
     }
+    /* Only non-blank characters count towards the field limit: "2" then 300
+     * blanks and "\r\n" is 2; blanks inside a field are quoted as they are. */
+    char line[400];
+    snprintf(line, sizeof line, "1,2%300s\r\n", "");
+    write_text(p, line);
+    struct nncc_array *a = nncc_load_csv(p);
+    check_shape(a, NNCC_SHAPE(1, 2));
+    assert_true(a->data[0] == 1.0f && a->data[1] == 2.0f);
+    nncc_array_free(a);
+    snprintf(line, sizeof line, "1,x%300s\r\n", "");
+    write_text(p, line);
+    assert_null(nncc_load_csv(p));
+    check_error(NNCC_ERR_FORMAT, "line 1, column 2: 'x' is not a number", p);
+    write_text(p, "1 \t2\n");
+    assert_null(nncc_load_csv(p));
+    check_error(NNCC_ERR_FORMAT, "line 1, column 1: '1 ?2' is not a number", p);
 }
 
 /* Every loader refuses a FIFO at once, naming it, rather than blocking in
