@@ -739,7 +739,10 @@ struct nncc_data nncc_load_idx_(const char *images, const char *labels, struct n
 struct nncc_array *nncc_load_idx_file(const char *path);
 
 /* NumPy .npy: float32, float64, uint8, int64 (C order, little endian) are
- * read as float32; arrays are written as float32 ('<f4'). */
+ * read as float32; arrays are written as float32 ('<f4').
+ * Every loader (IDX, .npy, CSV) reads regular files only: a FIFO, device or
+ * directory is refused at once (NNCC_ERR_IO, naming the file), never waited
+ * on. */
 struct nncc_array *nncc_load_npy(const char *path);
 enum nncc_status nncc_save_npy(const char *path, const struct nncc_array *a);
 
@@ -749,7 +752,8 @@ struct nncc_csv_opts {
     bool header;       /* skip the first line */
 };
 /* A CSV file of numbers: one row per line, the same number of columns on
- * every line; an array of shape (rows, columns). */
+ * every line; an array of shape (rows, columns).  Parsed as it is read: the
+ * first bad field is reported without reading the rest. */
 struct nncc_array *nncc_load_csv_(const char *path, struct nncc_csv_opts o);
 #define nncc_load_csv(path, ...) nncc_load_csv_((path), NNCC_OPTS_(nncc_csv_opts, __VA_ARGS__))
 

@@ -5,12 +5,18 @@
  * codes decoded bit by bit from per-length counts (slow but small and easy
  * to check; a Fashion-MNIST test set inflates in well under a second).
  *
- * Contract: every input byte is read through need_bits(), which fails on
- * the end of the input; every back reference is checked against this
- * stream's output so far (not an earlier gzip member's); code tables are
- * checked for over-subscription and (as zlib does) incompleteness; the
- * output never grows past max_out.  Errors set a message and return -1; the
- * output buffer is then freed.  Each gzip member's CRC-32 and length, and a
+ It streams both ways: compressed bytes are pulled from a source
+ * (struct nna_src: bytes in memory, refilled by a callback) and the output
+ * goes to a sink callback 32 KiB at a time, through a 64 KiB window that
+ * holds what back references may reach, so memory is a constant and the
+ * sink (deploy_read.c) can check a header, and stop a gzip bomb, as soon as
+ * its bytes are out.  nna_gunzip() is the same decoder into one buffer.
+ *
+ * Contract: every input byte is read through nna_src_byte(), which fails on the
+ * end of the input; every back reference is checked against this stream's
+ * output so far (not an earlier gzip member's); code tables are checked for
+ * over-subscription and (as zlib does) incompleteness.  Errors set a
+ * message and return -1 (or the sink's own status, with its message).  Each gzip member's CRC-32 and length, and a
  * header CRC when there is one, are checked.  No global mutable state.
  * tests/codegen/test_inflate.c holds it to zlib's answers: the same bytes,
  * or a refusal where zlib refuses.
@@ -25,14 +31,21 @@
 #define INF_MAXDCODES 30
 #define INF_FIXLCODES 288
 
+#define INF_WIN 65536 /* the window: twice the farthest back reference */
+
 struct inf {
-    const unsigned char *in;
-    size_t len, pos;
+    struct nna_src *src;
     unsigned long bitbuf; /* bits not yet used, lowest first */
     int bitcnt;
-    unsigned char *out;
-    size_t start;         /* where this stream's output begins: no reference reaches before */
-    size_t out_len, out_cap, max_out;
+    unsigned char *win;   /* the last output, INF_WIN bytes */
+    size_t wlen;
+    uint64_t total;       /* this stream's output: no reference reaches before it */
+    uint32_t crc;         /* of the output handed to the sink */
+    nna_sink sink;
+    void *ctx;
+    char *err;
+    size_t err_size;
+    int sink_rc;     /* the sink's refusal, which set err itself */
     const char *why; /* set on the first error */
 };
 
@@ -48,14 +61,34 @@ static int fail(struct inf *s, const char *why)
     return -1;
 }
 
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n);
+
+int nna_src_byte(struct nna_src *src)
+{
+    if (src->pos == src->len) {
+        if (!src->fill || src->done)
+            return -1;
+        src->consumed += src->len;
+        src->pos = src->len = 0;
+        if (src->fill(src->ctx, &src->p, &src->len))
+            src->error = 1;
+        if (src->error || src->len == 0) {
+            src->done = 1; /* nothing more either way */
+            return -1;
+        }
+    }
+    return src->p[src->pos++];
+}
+
 /* need bits (at most 16) from the input, or -1 at its end. */
 static long need_bits(struct inf *s, int need)
 {
     unsigned long val = s->bitbuf;
     while (s->bitcnt < need) {
-        if (s->pos >= s->len)
+        int c = nna_src_byte(s->src);
+        if (c < 0)
             return fail(s, "truncated compressed data");
-        val |= (unsigned long)s->in[s->pos++] << s->bitcnt;
+        val |= (unsigned long)c << s->bitcnt;
         s->bitcnt += 8;
     }
     s->bitbuf = val >> need;
@@ -63,21 +96,28 @@ static long need_bits(struct inf *s, int need)
     return (long)(val & ((1UL << need) - 1));
 }
 
+/* Hands the oldest n bytes of the window to the sink. */
+static int flush(struct inf *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    s->crc = crc32_update(s->crc, s->win, n);
+    int rc = s->sink(s->ctx, s->win, n, s->err, s->err_size);
+    if (rc) {
+        s->sink_rc = rc;
+        return fail(s, "stopped by the reader");
+    }
+    memmove(s->win, s->win + n, s->wlen - n);
+    s->wlen -= n;
+    return 0;
+}
+
 static int put_byte(struct inf *s, unsigned char c)
 {
-    if (s->out_len == s->out_cap) {
-        if (s->out_cap >= s->max_out)
-            return fail(s, "decompressed data larger than the limit");
-        size_t cap = s->out_cap ? s->out_cap * 2 : 65536;
-        if (cap > s->max_out || cap < s->out_cap)
-            cap = s->max_out;
-        unsigned char *p = realloc(s->out, cap);
-        if (!p)
-            return fail(s, "out of memory");
-        s->out = p;
-        s->out_cap = cap;
-    }
-    s->out[s->out_len++] = c;
+    if (s->wlen == INF_WIN && flush(s, INF_WIN / 2))
+        return -1;
+    s->win[s->wlen++] = c;
+    s->total++;
     return 0;
 }
 
@@ -86,19 +126,21 @@ static int stored(struct inf *s)
 {
     s->bitbuf = 0;
     s->bitcnt = 0;
-    if (s->len - s->pos < 4)
-        return fail(s, "truncated stored block");
-    unsigned n = s->in[s->pos] | (unsigned)s->in[s->pos + 1] << 8;
-    unsigned nn = s->in[s->pos + 2] | (unsigned)s->in[s->pos + 3] << 8;
-    s->pos += 4;
+    int b[4];
+    for (int i = 0; i < 4; i++)
+        if ((b[i] = nna_src_byte(s->src)) < 0)
+            return fail(s, "truncated stored block");
+    unsigned n = (unsigned)b[0] | (unsigned)b[1] << 8;
+    unsigned nn = (unsigned)b[2] | (unsigned)b[3] << 8;
     if (n != (~nn & 0xffffu))
         return fail(s, "stored block length does not match its complement");
-    if (s->len - s->pos < n)
-        return fail(s, "truncated stored block");
-    for (unsigned i = 0; i < n; i++)
-        if (put_byte(s, s->in[s->pos + i]))
+    for (unsigned i = 0; i < n; i++) {
+        int c = nna_src_byte(s->src);
+        if (c < 0)
+            return fail(s, "truncated stored block");
+        if (put_byte(s, (unsigned char)c))
             return -1;
-    s->pos += n;
+    }
     return 0;
 }
 
@@ -188,10 +230,10 @@ static int codes(struct inf *s, const struct huff *lencode, const struct huff *d
             if (dextra < 0)
                 return -1;
             size_t dist = (size_t)dist_base[dsym] + (size_t)dextra;
-            if (dist > s->out_len - s->start)
+            if (dist > s->total)
                 return fail(s, "distance too far back");
-            for (size_t i = 0; i < len; i++)
-                if (put_byte(s, s->out[s->out_len - dist]))
+            for (size_t i = 0; i < len; i++) /* the window always holds dist bytes */
+                if (put_byte(s, s->win[s->wlen - dist]))
                     return -1;
         }
     }
@@ -284,36 +326,30 @@ static int dynamic(struct inf *s)
     return codes(s, &lencode, &distcode);
 }
 
-int nna_inflate(const unsigned char *in, size_t len, size_t *pos, size_t max_out,
-                unsigned char **out, size_t *out_len, size_t *out_cap, char *err,
-                size_t err_size)
+/* One raw DEFLATE stream (RFC 1951), all its output through the sink. */
+static int inflate_stream(struct inf *s)
 {
-    struct inf s = {.in = in, .len = len, .pos = *pos, .out = *out, .start = *out_len,
-                    .out_len = *out_len, .out_cap = *out_cap, .max_out = max_out};
     int last = 0, rc = 0;
     while (!last && rc == 0) {
-        long l = need_bits(&s, 1), type = l < 0 ? -1 : need_bits(&s, 2);
+        long l = need_bits(s, 1), type = l < 0 ? -1 : need_bits(s, 2);
         if (l < 0 || type < 0) {
             rc = -1;
             break;
         }
         last = (int)l;
         if (type == 0)
-            rc = stored(&s);
+            rc = stored(s);
         else if (type == 1)
-            rc = fixed(&s);
+            rc = fixed(s);
         else if (type == 2)
-            rc = dynamic(&s);
+            rc = dynamic(s);
         else
-            rc = fail(&s, "invalid block type 3");
+            rc = fail(s, "invalid block type 3");
     }
-    *out = s.out;
-    *out_len = s.out_len;
-    *out_cap = s.out_cap;
-    *pos = s.pos; /* unused bits of the last byte are padding */
-    if (rc)
-        snprintf(err, err_size, "corrupt gzip data: %s (at compressed byte %zu)", s.why,
-                 s.pos);
+    if (rc == 0)
+        rc = flush(s, s->wlen);
+    s->bitbuf = 0; /* unused bits of the last byte are padding */
+    s->bitcnt = 0;
     return rc;
 }
 
@@ -337,86 +373,156 @@ static uint32_t le32(const unsigned char *p)
     return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* Reads n bytes of a gzip header or trailer; -1 at the end of the input. */
+static int src_bytes(struct nna_src *src, unsigned char *p, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int c = nna_src_byte(src);
+        if (c < 0)
+            return -1;
+        p[i] = (unsigned char)c;
+    }
+    return 0;
+}
+
+/* One member's header, after its two magic bytes; NULL or why not. */
+static const char *gzip_header(struct nna_src *src)
+{
+    unsigned char h[10] = {0x1f, 0x8b}, b[2];
+    if (src_bytes(src, h + 2, 8))
+        return "truncated gzip header";
+    if (h[2] != 8)
+        return "unknown gzip compression method";
+    if (h[3] & 0xe0)
+        return "reserved gzip header flags set";
+    unsigned flg = h[3];
+    uint32_t crc = crc32_update(0, h, 10); /* FHCRC: the low 16 bits of the header's CRC-32 */
+    if (flg & 4) { /* FEXTRA */
+        if (src_bytes(src, b, 2))
+            return "truncated gzip header";
+        crc = crc32_update(crc, b, 2);
+        for (size_t xlen = b[0] | (size_t)b[1] << 8; xlen > 0; xlen--) {
+            if (src_bytes(src, b, 1))
+                return "truncated gzip header";
+            crc = crc32_update(crc, b, 1);
+        }
+    }
+    for (unsigned bit = 8; bit <= 16; bit <<= 1) /* FNAME, FCOMMENT: NUL-terminated */
+        if (flg & bit)
+            do {
+                if (src_bytes(src, b, 1))
+                    return "truncated gzip header";
+                crc = crc32_update(crc, b, 1);
+            } while (b[0]);
+    if (flg & 2) {
+        if (src_bytes(src, b, 2))
+            return "truncated gzip header";
+        if ((crc & 0xffffu) != (b[0] | (unsigned)b[1] << 8))
+            return "corrupt gzip header: CRC mismatch";
+    }
+    return NULL;
+}
+
+int nna_gunzip_stream(struct nna_src *src, int magic_read, nna_sink sink, void *ctx, char *err,
+                      size_t err_size)
+{
+    struct inf s = {.src = src, .sink = sink, .ctx = ctx, .err = err, .err_size = err_size};
+    s.win = malloc(INF_WIN);
+    if (!s.win) {
+        snprintf(err, err_size, "out of memory");
+        return NNA_EMEM;
+    }
+    int rc = 0;
+    /* Another member follows when the next bytes are a gzip magic; anything
+     * else after a member is ignored, as gzip(1) does. */
+    for (int members = 0;; members++) {
+        unsigned char m[2] = {0x1f, 0x8b};
+        int end = members == 0 && magic_read ? 0 : src_bytes(src, m, 2);
+        if (end || m[0] != 0x1f || m[1] != 0x8b) {
+            if (members == 0) {
+                snprintf(err, err_size, "%s", end ? "truncated gzip header" : "not a gzip file");
+                rc = -1;
+            }
+            break;
+        }
+        const char *why = gzip_header(src);
+        if (why) {
+            snprintf(err, err_size, "%s", why);
+            rc = -1;
+            break;
+        }
+        s.total = 0;
+        s.crc = 0;
+        s.why = NULL;
+        if (inflate_stream(&s)) {
+            if (s.sink_rc)
+                rc = s.sink_rc; /* the sink's message is in err */
+            else {
+                snprintf(err, err_size, "corrupt gzip data: %s (at compressed byte %llu)", s.why,
+                         (unsigned long long)(src->consumed + src->pos));
+                rc = -1;
+            }
+            break;
+        }
+        unsigned char t[8];
+        if (src_bytes(src, t, 8)) {
+            snprintf(err, err_size, "truncated gzip stream: its trailer is missing");
+            rc = -1;
+            break;
+        }
+        if (le32(t) != s.crc || le32(t + 4) != (uint32_t)s.total) {
+            snprintf(err, err_size, "corrupt gzip data: CRC or length mismatch");
+            rc = -1;
+            break;
+        }
+    }
+    free(s.win);
+    return rc;
+}
+
+/* nna_gunzip's sink: appends to a buffer of at most max_out bytes. */
+struct buf_sink {
+    unsigned char *p;
+    size_t n, cap, max;
+};
+
+static int buf_put(void *ctx, const unsigned char *p, size_t n, char *err, size_t err_size)
+{
+    struct buf_sink *b = ctx;
+    if (n > b->max - b->n) {
+        snprintf(err, err_size, "corrupt gzip data: decompressed data larger than the limit");
+        return -1;
+    }
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->n + n)
+            cap = cap > b->max / 2 ? b->max : cap * 2;
+        unsigned char *q = realloc(b->p, cap);
+        if (!q) {
+            snprintf(err, err_size, "out of memory");
+            return NNA_EMEM;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+    return 0;
+}
+
 int nna_gunzip(const unsigned char *in, size_t len, size_t max_out, unsigned char **out,
                size_t *out_len, char *err, size_t err_size)
 {
-    unsigned char *buf = NULL;
-    size_t n = 0, cap = 0, pos = 0;
-    int members = 0;
+    struct nna_src src = {.p = in, .len = len};
+    struct buf_sink b = {.max = max_out};
     *out = NULL;
     *out_len = 0;
-    /* Another member follows when the next bytes are a gzip magic. */
-    while (members == 0 || (len - pos >= 2 && in[pos] == 0x1f && in[pos + 1] == 0x8b)) {
-        const char *why = NULL;
-        if (len - pos < 10)
-            why = "truncated gzip header";
-        else if (in[pos] != 0x1f || in[pos + 1] != 0x8b)
-            why = "not a gzip file";
-        else if (in[pos + 2] != 8)
-            why = "unknown gzip compression method";
-        else if (in[pos + 3] & 0xe0)
-            why = "reserved gzip header flags set";
-        if (!why) {
-            unsigned flg = in[pos + 3];
-            size_t head = pos;
-            pos += 10;
-            if (flg & 4) { /* FEXTRA */
-                if (len - pos < 2) {
-                    why = "truncated gzip header";
-                } else {
-                    size_t xlen = in[pos] | (size_t)in[pos + 1] << 8;
-                    pos += 2;
-                    if (len - pos < xlen)
-                        why = "truncated gzip header";
-                    else
-                        pos += xlen;
-                }
-            }
-            for (unsigned bit = 8; bit <= 16 && !why; bit <<= 1) /* FNAME, FCOMMENT */
-                if (flg & bit) {
-                    while (pos < len && in[pos])
-                        pos++;
-                    if (pos == len)
-                        why = "truncated gzip header";
-                    else
-                        pos++;
-                }
-            if (!why && (flg & 2)) { /* FHCRC: the low 16 bits of the header's CRC-32 */
-                if (len - pos < 2)
-                    why = "truncated gzip header";
-                else if ((crc32_update(0, in + head, pos - head) & 0xffffu) !=
-                         (in[pos] | (unsigned)in[pos + 1] << 8))
-                    why = "corrupt gzip header: CRC mismatch";
-                else
-                    pos += 2;
-            }
-        }
-        if (why) {
-            snprintf(err, err_size, "%s", why);
-            free(buf);
-            return -1;
-        }
-        size_t start = n;
-        if (nna_inflate(in, len, &pos, max_out, &buf, &n, &cap, err, err_size)) {
-            free(buf);
-            return -1;
-        }
-        if (len - pos < 8) {
-            snprintf(err, err_size, "truncated gzip stream: its trailer is missing");
-            free(buf);
-            return -1;
-        }
-        uint32_t crc = n > start ? crc32_update(0, buf + start, n - start) : 0;
-        if (le32(in + pos) != crc ||
-            le32(in + pos + 4) != (uint32_t)(n - start)) {
-            snprintf(err, err_size, "corrupt gzip data: CRC or length mismatch");
-            free(buf);
-            return -1;
-        }
-        pos += 8;
-        members++;
+    int rc = nna_gunzip_stream(&src, 0, buf_put, &b, err, err_size);
+    if (rc) {
+        free(b.p);
+        return rc;
     }
-    *out = buf;
-    *out_len = n;
+    *out = b.p;
+    *out_len = b.n;
     return 0;
 }

@@ -14,16 +14,30 @@
  * indices or one-hot rows, any readable format) adds the accuracy on stderr.
  * --bench times batch-1 latency and full-batch throughput.
  *
+ * Input is decoded as it is read (deploy_read.c): memory is the declared
+ * array plus a constant, and a gzip bomb is refused as soon as its output
+ * passes what its header declares.  --input and --labels must name regular
+ * files (a FIFO is refused without blocking); '-' is standard input.
+ *
  * Exit status: 0 success; 2 a usage error or bad input (unreadable file,
  * unknown format, truncated data, wrong shape), with a message; 1 when
- * memory or writing the output fails.  Buffers are sized from the checked
- * row count, and every row handed to the model is complete.
+ * memory (reading the input too) or writing the output fails, as --help
+ * says.  Buffers are sized from the checked row count, and every row handed
+ * to the model is complete.
  */
+#if !defined(_POSIX_C_SOURCE) && !defined(_WIN32)
+#define _POSIX_C_SOURCE 200809L /* open, fstat, fcntl, fdopen */
+#endif
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 #include "deploy.h"
 
 #define NNA_ERR 2  /* bad input or usage */
@@ -107,45 +121,57 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* The whole file (or standard input for NULL / "-"), malloc'd. */
-static unsigned char *read_all(const char *path, size_t *len, char *err, size_t err_size)
+/* A source of bytes from an open file, a chunk at a time. */
+struct file_src {
+    FILE *f;
+    unsigned char buf[1 << 16];
+};
+
+static int file_fill(void *ctx, const unsigned char **p, size_t *len)
 {
-    int std = !path || strcmp(path, "-") == 0;
-    FILE *f = std ? stdin : fopen(path, "rb");
-    if (!f) {
+    struct file_src *fs = ctx;
+    *len = fread(fs->buf, 1, sizeof fs->buf, fs->f);
+    *p = fs->buf;
+    return *len == 0 && ferror(fs->f) ? -1 : 0;
+}
+
+/* Opens a file to read, refusing anything but a regular file before any
+ * read: a FIFO with no writer would block open() itself, hence O_NONBLOCK
+ * until fstat() has looked.  *size gets the file's size.  NULL with err set. */
+static FILE *open_input(const char *path, uint64_t *size, char *err, size_t err_size)
+{
+#if defined(__unix__) || defined(__APPLE__)
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0) {
         snprintf(err, err_size, "cannot open: %s", strerror(errno));
         return NULL;
     }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            unsigned char *p = cap < SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
-            if (!p) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_size, "not a regular file%s: refused, as reading it could block or "
+                 "never end", S_ISFIFO(st.st_mode) ? " but a FIFO (named pipe)"
+                              : S_ISDIR(st.st_mode) ? " but a directory"
+                              : S_ISCHR(st.st_mode) ? " but a character device" : "");
+        close(fd);
+        return NULL;
     }
-    int bad = ferror(f);
-    if (!std)
-        fclose(f);
-    if (!buf)
-        snprintf(err, err_size, "out of memory");
-    else if (bad) {
-        snprintf(err, err_size, "read error");
-        free(buf);
-        buf = NULL;
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 ? fdopen(fd, "rb")
+                                                                          : NULL;
+    if (!f) {
+        snprintf(err, err_size, "cannot open: %s", strerror(errno));
+        close(fd);
+        return NULL;
     }
-    *len = n;
-    return buf;
+    *size = (uint64_t)st.st_size;
+    return f;
+#else
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        snprintf(err, err_size, "cannot open: %s", strerror(errno));
+    *size = NNA_SIZE_UNKNOWN;
+    return f;
+#endif
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -154,25 +180,38 @@ static int ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Reads and decodes a file; 0, or NNA_ERR after printing why. */
+/* Reads and decodes a file (standard input for NULL or "-") as it
+ * arrives; 0, or NNA_ERR (bad input), or NNA_FAIL (out of memory) after
+ * printing why. */
 static int load(const char *prog, const char *path, enum nna_format fmt, long row,
                 struct nna_array *a)
 {
     char err[400];
-    size_t len;
-    const char *shown = path ? path : "(standard input)";
-    unsigned char *buf = read_all(path, &len, err, sizeof err);
-    if (!buf) {
+    int std = !path || strcmp(path, "-") == 0;
+    const char *shown = std ? "(standard input)" : path;
+    uint64_t size = NNA_SIZE_UNKNOWN;
+    memset(a, 0, sizeof *a);
+    struct file_src *fs = malloc(sizeof *fs);
+    if (!fs) {
+        fprintf(stderr, "%s: %s: out of memory\n", prog, shown);
+        return NNA_FAIL;
+    }
+    fs->f = std ? stdin : open_input(path, &size, err, sizeof err);
+    if (!fs->f) {
         fprintf(stderr, "%s: %s: %s\n", prog, shown, err);
+        free(fs);
         return NNA_ERR;
     }
-    if (fmt == NNA_AUTO && path && (ends_with(path, ".raw") || ends_with(path, ".f32")))
+    if (fmt == NNA_AUTO && !std && (ends_with(path, ".raw") || ends_with(path, ".f32")))
         fmt = NNA_RAW;
-    int rc = nna_decode(buf, len, fmt, row, a, err, sizeof err);
-    free(buf);
+    struct nna_src src = {.fill = file_fill, .ctx = fs};
+    int rc = nna_read(&src, size, fmt, row, a, err, sizeof err);
+    if (!std)
+        fclose(fs->f);
+    free(fs);
     if (rc) {
         fprintf(stderr, "%s: %s: %s\n", prog, shown, err);
-        return NNA_ERR;
+        return rc == NNA_EMEM ? NNA_FAIL : NNA_ERR;
     }
     return 0;
 }

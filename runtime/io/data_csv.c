@@ -12,10 +12,12 @@
  * numbers); a leading UTF-8 byte order mark is skipped.  Errors name the file, the line (counted from 1, header
  * included) and the column.
  *
- * The file is read in one go — one allocation bounded by its size — and
- * parsed twice: once to check it and count rows and columns, once to fill
- * the array, so no growable buffers are needed and memory stays at the file
- * plus the result.
+ * The file is parsed as it is read, a chunk at a time, in one pass: the
+ * first bad field is reported as soon as its bytes arrive (a bad first line
+ * is refused without reading the rest), no field is kept longer than
+ * CSV_FIELD_MAX, and memory is the values kept plus a constant.  Only a
+ * regular file is opened (open_regular.h: a FIFO is refused without
+ * blocking).
  */
 #include <errno.h>
 #include <math.h>
@@ -24,8 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ir/error.h"
+#include "runtime/io/open_regular.h"
 
 #define CSV_FIELD_MAX 256 /* longer fields are not numbers anyone writes */
 
@@ -54,96 +58,154 @@ static const char *quote_field(const char *p, size_t n, char out[48])
 
 static bool is_blank(char c, char delim) { return (c == ' ' || c == '\t') && c != delim; }
 
-struct csv {
-    const char *path;
-    const char *text;
-    size_t len;
-    char delim;
-    bool header;
+/* The file, a chunk at a time. */
+struct csv_in {
+    FILE *fp;
+    unsigned char buf[64 * 1024];
+    size_t n, i;
 };
 
-/* Walks the data lines.  With out == NULL, checks everything and counts
- * rows and columns; with out set (a second pass over text known good),
- * stores the values. */
-static enum nncc_status csv_parse(const struct csv *c, float *out, int64_t *rows, int64_t *cols)
+/* The next byte, or EOF at the end of the file or on a read error. */
+static int csv_getc(struct csv_in *in)
 {
-    const char *p = c->text, *end = c->text + c->len;
-    int64_t line = 1, nrows = 0, ncols = out ? *cols : 0, first_line = 0;
-    if (c->len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) p += 3; /* a UTF-8 BOM, as spreadsheets write */
+    if (in->i == in->n) {
+        in->n = fread(in->buf, 1, sizeof in->buf, in->fp);
+        in->i = 0;
+        if (in->n == 0) return EOF;
+    }
+    return in->buf[in->i++];
+}
+
+struct csv {
+    const char *path;
+    char delim;
+    bool header;
+    struct csv_in in;
+    float *v; /* the values so far, row-major */
+    size_t nv, cap;
+};
+
+static enum nncc_status csv_push(struct csv *c, float x)
+{
+    if (c->nv == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 4096;
+        float *v = cap <= SIZE_MAX / sizeof *v ? realloc(c->v, cap * sizeof *v) : NULL;
+        if (!v)
+            return csv_fail(c->path, NNCC_ERR_NOMEM, "out of memory for %zu values", c->nv + 1);
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->nv++] = x;
+    return NNCC_OK;
+}
+
+/* Checks field n (chars at a, blanks trimmed) of a line and keeps its value. */
+static enum nncc_status csv_field(struct csv *c, const char *a, size_t n, int64_t line,
+                                  int64_t col)
+{
+    char q48[48];
+    if (n == 0)
+        return csv_fail(c->path, NNCC_ERR_FORMAT, "line %lld, column %lld: empty field",
+                        (long long)line, (long long)col + 1);
+    char buf[CSV_FIELD_MAX];
+    char *stop = buf;
+    float v = 0;
+    if (n < sizeof buf) {
+        memcpy(buf, a, n);
+        buf[n] = '\0';
+        errno = 0;
+        v = strtof(buf, &stop);
+    }
+    if (n >= sizeof buf || stop != buf + n) /* length first: buf + n may not exist */
+        return csv_fail(c->path, NNCC_ERR_FORMAT, "line %lld, column %lld: '%s' is not a number",
+                        (long long)line, (long long)col + 1, quote_field(a, n, q48));
+    if (!isfinite(v))
+        return csv_fail(c->path, NNCC_ERR_FORMAT, "line %lld, column %lld: '%s' is %s",
+                        (long long)line, (long long)col + 1, quote_field(a, n, q48),
+                        errno == ERANGE ? "out of float32 range"
+                                        : "not a finite number (nan and inf are refused)");
+    return csv_push(c, v);
+}
+
+/* Reads the data lines: every field checked and kept as it arrives.  A
+ * field's leading blanks are dropped and at most CAP characters stored, so
+ * a field longer than CSV_FIELD_MAX is refused as soon as a non-blank
+ * comes after them, while "1" followed by any number of blanks is "1". */
+static enum nncc_status csv_parse(struct csv *c, int64_t *rows, int64_t *cols)
+{
+    enum { CAP = CSV_FIELD_MAX + 4 };
+    char f[CAP];
+    int64_t line = 1, nrows = 0, ncols = 0, first_line = 0, blank_line = 0;
+    int ch = csv_getc(&c->in); /* the first chunk: a file's first bytes are all there */
+    if (ch == 0xEF && c->in.n >= 3 && !memcmp(c->in.buf, "\xEF\xBB\xBF", 3)) {
+        c->in.i = 3; /* a UTF-8 BOM, as spreadsheets write */
+        ch = csv_getc(&c->in);
+    }
     if (c->header) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
+        while (ch != EOF && ch != '\n') ch = csv_getc(&c->in);
+        if (ch == '\n') ch = csv_getc(&c->in);
         line = 2;
     }
-    for (; p < end; line++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end, *next = nl ? nl + 1 : end;
-        if (le > p && le[-1] == '\r') le--;
-
-        const char *q = p;
-        while (q < le && is_blank(*q, c->delim)) q++;
-        if (q == le) { /* a blank line: fine only if nothing but blanks follows */
-            for (q = next; q < end; q++)
-                if (!is_blank(*q, c->delim) && *q != '\r' && *q != '\n')
+    for (; ch != EOF; line++) {
+        if (blank_line) { /* after a blank line only blanks may follow */
+            for (; ch != EOF; ch = csv_getc(&c->in))
+                if (!is_blank((char)ch, c->delim) && ch != '\r' && ch != '\n')
                     return csv_fail(c->path, NNCC_ERR_FORMAT, "line %lld is empty",
-                                    (long long)line);
+                                    (long long)blank_line);
             break;
         }
-
         int64_t col = 0;
-        for (const char *f = p;; col++) {
-            const char *fe = memchr(f, c->delim, (size_t)(le - f));
-            if (!fe) fe = le;
-            const char *a = f, *b = fe; /* the field without surrounding blanks */
-            while (a < b && is_blank(*a, c->delim)) a++;
-            while (b > a && is_blank(b[-1], c->delim)) b--;
-            if (out) {
-                char buf[CSV_FIELD_MAX];
-                memcpy(buf, a, (size_t)(b - a));
-                buf[b - a] = '\0';
-                out[nrows * ncols + col] = strtof(buf, NULL);
-            } else {
-                char q48[48];
-                size_t n = (size_t)(b - a);
-                if (n == 0)
-                    return csv_fail(c->path, NNCC_ERR_FORMAT, "line %lld, column %lld: empty field",
-                                    (long long)line, (long long)col + 1);
-                char buf[CSV_FIELD_MAX];
-                char *stop = buf;
-                float v = 0;
-                if (n < sizeof buf) {
-                    memcpy(buf, a, n);
-                    buf[n] = '\0';
-                    errno = 0;
-                    v = strtof(buf, &stop);
-                }
-                if (n >= sizeof buf || stop != buf + n) /* length first: buf + n may not exist */
-                    return csv_fail(c->path, NNCC_ERR_FORMAT,
-                                    "line %lld, column %lld: '%s' is not a number",
-                                    (long long)line, (long long)col + 1, quote_field(a, n, q48));
-                if (!isfinite(v))
-                    return csv_fail(c->path, NNCC_ERR_FORMAT,
-                                    "line %lld, column %lld: '%s' is %s",
-                                    (long long)line, (long long)col + 1, quote_field(a, n, q48),
-                                    errno == ERANGE ? "out of float32 range"
-                                                    : "not a finite number (nan and inf are refused)");
+        size_t n = 0, last = 0; /* chars stored; up to the last non-blank */
+        bool any = false;       /* a non-blank or a delimiter on this line */
+        bool lost_cr = false;   /* a '\r' past CAP: fine only as the line's last char */
+        for (;; ch = csv_getc(&c->in)) {
+            bool end = ch == EOF || ch == '\n';
+            if (lost_cr && !end) return csv_field(c, f, n, line, col);
+            if (end || ch == c->delim) {
+                if (end && last > 0 && last == n && f[last - 1] == '\r') last--; /* "\r\n" */
+                while (last > 0 && is_blank(f[last - 1], c->delim)) last--;
+                if (end && !any && last == 0) break; /* a blank line */
+                enum nncc_status s = csv_field(c, f, last, line, col);
+                if (s != NNCC_OK) return s;
+                col++;
+                n = last = 0;
+                if (end) break;
+                any = true;
+                continue;
             }
-            if (fe == le) break;
-            f = fe + 1;
+            if (is_blank((char)ch, c->delim)) {
+                if (n > 0 && n < CAP) f[n++] = (char)ch; /* leading blanks are dropped */
+                continue;
+            }
+            if (ch != '\r') any = true;
+            if (ch == '\r' && n == CAP) {
+                lost_cr = true;
+                continue;
+            }
+            if (n == CAP || n >= CSV_FIELD_MAX + 2) /* too long even without a final '\r' */
+                return csv_field(c, f, n, line, col);
+            f[n++] = (char)ch;
+            last = n;
         }
-        col++;
-        if (!out && nrows == 0) {
+        if (col == 0) { /* a blank line: fine only if nothing but blanks follows */
+            blank_line = line;
+            if (ch != EOF) ch = csv_getc(&c->in);
+            continue;
+        }
+        if (nrows == 0) {
             ncols = col;
             first_line = line;
-        } else if (!out && col != ncols) {
+        } else if (col != ncols) {
             return csv_fail(c->path, NNCC_ERR_FORMAT,
                             "line %lld has %lld columns, expected %lld (as on line %lld)",
                             (long long)line, (long long)col, (long long)ncols,
                             (long long)first_line);
         }
         nrows++;
-        p = next;
+        if (ch != EOF) ch = csv_getc(&c->in);
     }
+    if (ferror(c->in.fp))
+        return csv_fail(c->path, NNCC_ERR_IO, "cannot read: %s", strerror(errno));
     if (nrows == 0)
         return csv_fail(c->path, NNCC_ERR_FORMAT, "%s", c->header ? "no data rows after the header"
                                                                   : "no data rows");
@@ -162,40 +224,43 @@ struct nncc_array *nncc_load_csv_(const char *path, struct nncc_csv_opts o)
                               "nncc_load_csv: '%s': delimiter 0x%02x cannot separate numbers",
                               path, (unsigned char)delim);
 
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return (csv_fail(path, NNCC_ERR_IO, "cannot open: %s", strerror(errno)), NULL);
-    struct nncc_array *a = NULL;
-    char *text = NULL;
     struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        csv_fail(path, NNCC_ERR_IO, "not a regular file");
-        goto done;
-    }
+    const char *why;
+    int fd = io_open_regular(path, &st, &why);
+    if (fd < 0)
+        return why ? (csv_fail(path, NNCC_ERR_IO, "%s", why), NULL)
+                   : (csv_fail(path, NNCC_ERR_IO, "cannot open: %s", strerror(errno)), NULL);
     if (st.st_size == 0) {
-        csv_fail(path, NNCC_ERR_FORMAT, "empty file");
-        goto done;
+        close(fd);
+        return (csv_fail(path, NNCC_ERR_FORMAT, "empty file"), NULL);
     }
-    if ((uint64_t)st.st_size >= SIZE_MAX || !(text = malloc((size_t)st.st_size))) {
-        csv_fail(path, NNCC_ERR_NOMEM, "out of memory for %lld bytes", (long long)st.st_size);
-        goto done;
+    struct csv *c = calloc(1, sizeof *c);
+    FILE *fp = c ? fdopen(fd, "rb") : NULL;
+    if (!fp) {
+        free(c);
+        close(fd);
+        return NNCC_FAIL_NULL(NNCC_ERR_NOMEM, "CSV file '%s': out of memory", path);
     }
-    size_t len = fread(text, 1, (size_t)st.st_size, fp);
-    if (len != (size_t)st.st_size) {
-        csv_fail(path, NNCC_ERR_IO, "cannot read: %s",
-                 ferror(fp) ? strerror(errno) : "the file shrank while being read");
-        goto done;
+    c->path = path;
+    c->delim = delim;
+    c->header = o.header;
+    c->in.fp = fp;
+    struct nncc_array *a = NULL;
+    int64_t rows = 0, cols = 0;
+    if (csv_parse(c, &rows, &cols) == NNCC_OK) {
+        /* The array takes the values as they are (nncc_array_free frees both). */
+        a = calloc(1, sizeof *a);
+        if (!a) {
+            csv_fail(path, NNCC_ERR_NOMEM, "out of memory");
+        } else {
+            a->shape = NNCC_SHAPE(rows, cols);
+            float *v = realloc(c->v, c->nv * sizeof *v);
+            a->data = v ? v : c->v;
+            c->v = NULL;
+        }
     }
-
-    struct csv c = {path, text, len, delim, o.header};
-    int64_t rows, cols;
-    if (csv_parse(&c, NULL, &rows, &cols) != NNCC_OK) goto done;
-    a = nncc_array_new(NNCC_SHAPE(rows, cols));
-    if (a && csv_parse(&c, a->data, &rows, &cols) != NNCC_OK) {
-        nncc_array_free(a);
-        a = NULL;
-    }
-done:
-    free(text);
+    free(c->v);
     fclose(fp);
+    free(c);
     return a;
 }

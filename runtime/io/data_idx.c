@@ -14,7 +14,8 @@
  * messages.  A file is always read to its end, even when only a prefix is
  * kept (`limit`), so a damaged file never loads silently (zlib checks each
  * gzip member's CRC; like gzip(1), it ignores non-gzip bytes after the last
- * member).
+ * member).  Only a regular file is opened, and a FIFO is refused without
+ * blocking (open_regular.h).
  *
  * nncc_load_idx_file() returns any IDX file unchanged in shape;
  * nncc_load_idx_() pairs an image file (n, rows, cols) with a label file (n)
@@ -34,6 +35,7 @@
 
 #include "codegen/aot/formats.h"
 #include "ir/error.h"
+#include "runtime/io/open_regular.h"
 
 #define IDX_GZ_MAX_RATIO 1100     /* gzip expands at most ~1032:1; a bigger claim is a lie */
 #define IDX_CHUNK (64 * 1024)     /* bytes decoded per gzread(); a multiple of every element size */
@@ -125,13 +127,12 @@ static enum nncc_status idx_open(struct idx *f, const char *path, const char *wh
     memset(f, 0, sizeof *f);
     f->path = path;
     f->what = what;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return idx_fail(f, NNCC_ERR_IO, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return idx_fail(f, NNCC_ERR_IO, "not a regular file");
-    }
+    const char *why_not;
+    int fd = io_open_regular(path, &st, &why_not); /* a FIFO is refused, not waited for */
+    if (fd < 0)
+        return why_not ? idx_fail(f, NNCC_ERR_IO, "%s", why_not)
+                       : idx_fail(f, NNCC_ERR_IO, "cannot open: %s", strerror(errno));
     f->gz = gzdopen(fd, "rb"); /* takes fd: gzclose_r() closes it */
     if (!f->gz) {
         close(fd);

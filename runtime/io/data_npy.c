@@ -10,7 +10,8 @@
  * () (a scalar) becomes (1,).  The header is at most 1 MiB and every size
  * is checked against the file's size before anything is allocated: the data
  * must fill the rest of the file exactly.  Empty arrays are refused, as
- * nncc_array never is empty.  Messages are the parser's, after the path.
+ * nncc_array never is empty.  Only a regular file is opened, and a FIFO is
+ * refused without blocking (open_regular.h).  Messages are the parser's, after the path.
  *
  * The writer emits version 1.0 '<f4', padding the header so the data starts
  * at a multiple of 64 bytes as NumPy does, and replaces the destination
@@ -28,6 +29,7 @@
 #include "codegen/aot/formats.h"
 #include "ir/error.h"
 #include "runtime/io/atomic.h"
+#include "runtime/io/open_regular.h"
 
 _Static_assert(NNA_MAX_RANK == NNCC_MAX_RANK, "the format parser and nncc_shape differ in rank");
 
@@ -62,16 +64,20 @@ static const char *read_why(FILE *fp)
 struct nncc_array *nncc_load_npy(const char *path)
 {
     if (!path) return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_load_npy: path is NULL");
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return (npy_fail(path, NNCC_ERR_IO, "cannot open: %s", strerror(errno)), NULL);
+    struct stat st;
+    const char *why_not;
+    int fd = io_open_regular(path, &st, &why_not); /* a FIFO is refused, not waited for */
+    if (fd < 0)
+        return why_not ? (npy_fail(path, NNCC_ERR_IO, "%s", why_not), NULL)
+                       : (npy_fail(path, NNCC_ERR_IO, "cannot open: %s", strerror(errno)), NULL);
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        close(fd);
+        return (npy_fail(path, NNCC_ERR_NOMEM, "out of memory opening the file"), NULL);
+    }
     struct nncc_array *a = NULL;
     unsigned char *head = NULL, *buf = NULL;
     char why[1024];
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        npy_fail(path, NNCC_ERR_IO, "not a regular file");
-        goto done;
-    }
     uint64_t size = (uint64_t)st.st_size;
 
     /* The prefix says how long the header is; then the whole header. */

@@ -13,7 +13,9 @@
  * compiled once too (same weights: the initializers are seeded).
  *
  * Without argv[1] it runs the other groups: the deployment program's
- * errors (wrong shape, truncated and unknown files exit 2), hostile model
+ * errors (wrong shape, truncated and unknown files exit 2), its streaming
+ * input (gzip bombs refused under `ulimit -v`, out of memory exits 1, a
+ * FIFO refused without blocking), hostile model
  * and layer names, the training step (a few steps through the emitted C
  * against nncc_fit), --threads (ldd shows the OpenMP runtime), usage
  * errors, and the options that change what is built or read: --weights
@@ -509,6 +511,136 @@ static void test_program_inputs(void **state)
     remove_dir(dir);
 }
 
+/* A gzip file: head, then `zeros` zero bytes, then tail (compressed at
+ * about 1000:1, a few hundred KiB for hundreds of MiB). */
+static void write_gz_zeros(const char *path, const void *head, size_t head_len, size_t zeros,
+                           const void *tail, size_t tail_len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    z_stream z = {0};
+    assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 31, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    static unsigned char zero[1 << 20], out[1 << 16];
+    for (int part = 0; part < 3; part++) {
+        size_t left = part == 0 ? head_len : part == 1 ? zeros : tail_len;
+        const unsigned char *src = part == 0 ? head : part == 1 ? zero : tail;
+        do {
+            size_t n = part == 1 && left > sizeof zero ? sizeof zero : left;
+            z.next_in = (unsigned char *)src;
+            z.avail_in = (unsigned)n;
+            int flush = part == 2 && n == left ? Z_FINISH : Z_NO_FLUSH;
+            int rc;
+            do {
+                z.next_out = out;
+                z.avail_out = sizeof out;
+                rc = deflate(&z, flush);
+                assert_true(rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR);
+                assert_int_equal(fwrite(out, 1, sizeof out - z.avail_out, f),
+                                 sizeof out - z.avail_out);
+            } while (z.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
+            left -= n;
+            if (part != 1)
+                src += n;
+        } while (left > 0);
+    }
+    deflateEnd(&z);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Runs ./prog ARGS in dir under `ulimit -v` (KiB of address space) and a
+ * timeout, so a regression fails instead of eating the machine or hanging. */
+static struct run run_limited(const char *dir, long kib, const char *args)
+{
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "ulimit -v %ld && exec timeout 60 ./prog %s", kib, args);
+    return RUN(dir, "sh", "-c", cmd);
+}
+
+static void expect_err(struct run *r, int status, const char *part, const char *what)
+{
+    expect_status(r, status, what);
+    if (!strstr(r->err, part))
+        fail_msg("%s: the message \"%s\" does not say \"%s\"", what, r->err, part);
+    run_free(r);
+}
+
+/* Deployment programs stream their input: a gzip bomb is refused with
+ * bounded memory as soon as its output passes what its header declares (or
+ * when the header declares more than the stream can hold); running out of
+ * memory exits 1, as --help says; a FIFO is refused without blocking. */
+static void test_program_streams(void **state)
+{
+    (void)state;
+    nncc_model *m = small_model(NULL, NULL, NULL);
+    char *dir = make_dir();
+    char model_path[600], pb[600];
+    path_in(model_path, dir, "model.safetensors");
+    assert_int_equal(nncc_save(m, model_path), NNCC_OK);
+    RUN_OK(dir, NNCC, "compile", model_path, "-o", "prog", "--batch", "4");
+    enum { MIB = 1 << 20 };
+
+    /* 9 rows of 32 bytes declared, 256 MiB more follow: refused at the first
+     * extra byte under a 64 MiB address-space limit (the whole stream was
+     * once inflated first: out of memory, or 256 MiB). */
+    unsigned char idx[12] = {0, 0, 0x08, 2, 0, 0, 0, 9, 0, 0, 0, 32};
+    write_gz_zeros(path_in(pb, dir, "bomb.idx.gz"), idx, sizeof idx, 256 * (size_t)MIB, "", 0);
+    struct run r = run_limited(dir, 64 * 1024, "--input bomb.idx.gz");
+    expect_err(&r, 2, "trailing bytes: the data runs past the 288 bytes the header declares",
+               "gzip bomb, undeclared output");
+    /* The same as labels. */
+    unsigned char x9[12 + 9 * 32] = {0, 0, 0x08, 2, 0, 0, 0, 9, 0, 0, 0, 32};
+    write_bytes(path_in(pb, dir, "x.idx"), x9, sizeof x9);
+    r = run_limited(dir, 64 * 1024, "--input x.idx --labels bomb.idx.gz");
+    expect_err(&r, 2, "runs past", "gzip bomb as labels");
+
+    /* A header declaring 2^31 rows of 32 bytes (64 GiB) over a ~256 KiB
+     * stream: refused before anything is allocated or inflated. */
+    unsigned char huge[12] = {0, 0, 0x08, 2, 0x80, 0, 0, 0, 0, 0, 0, 32};
+    write_gz_zeros(path_in(pb, dir, "huge.idx.gz"), huge, sizeof huge, 256 * (size_t)MIB, "", 0);
+    r = run_limited(dir, 64 * 1024, "--input huge.idx.gz");
+    expect_err(&r, 2, "more than a gzip stream of this size can hold", "gzip bomb, declared");
+
+    /* Truncated and oversized streams, small. */
+    write_gz_zeros(path_in(pb, dir, "short.idx.gz"), idx, sizeof idx, 9 * 32 - 1, "", 0);
+    r = RUN(dir, "./prog", "--input", "short.idx.gz");
+    expect_err(&r, 2, "truncated data: 9 x 32 ubyte elements need 288 data bytes", "short gz");
+    write_gz_zeros(path_in(pb, dir, "long.idx.gz"), idx, sizeof idx, 9 * 32, "x", 1);
+    r = RUN(dir, "./prog", "--input", "long.idx.gz");
+    expect_err(&r, 2, "trailing bytes", "long gz");
+    write_gz_zeros(path_in(pb, dir, "ok.idx.gz"), idx, sizeof idx, 9 * 32, "", 0);
+    r = RUN(dir, "./prog", "--input", "ok.idx.gz");
+    expect_status(&r, 0, "exact gz");
+    run_free(&r);
+
+    /* A valid 64 MiB input needs 256 MiB of floats: under a 128 MiB limit
+     * that is out of memory, exit status 1 as --help says (it was 2). */
+    unsigned char big[12] = {0, 0, 0x08, 2, 0, 0x20, 0, 0, 0, 0, 0, 32}; /* 2 Mi rows */
+    write_gz_zeros(path_in(pb, dir, "big.idx.gz"), big, sizeof big, 64 * (size_t)MIB, "", 0);
+    r = run_limited(dir, 128 * 1024, "--input big.idx.gz");
+    expect_err(&r, 1, "out of memory", "out of memory reading");
+    r = RUN(dir, "./prog", "--help");
+    expect_status(&r, 0, "--help");
+    assert_non_null(strstr(r.out, "1 out of memory"));
+    run_free(&r);
+
+    /* A FIFO with no writer: refused at once, naming it (timeout: a
+     * regression fails rather than hangs); '-' still reads standard input
+     * (here /dev/null, a device, which is fine for it). */
+    assert_int_equal(mkfifo(path_in(pb, dir, "fifo"), 0600), 0);
+    r = RUN(dir, "timeout", "20", "./prog", "--input", "fifo");
+    expect_err(&r, 2, "fifo: not a regular file but a FIFO", "--input FIFO");
+    r = RUN(dir, "timeout", "20", "./prog", "--input", "x.idx", "--labels", "fifo");
+    expect_err(&r, 2, "fifo: not a regular file but a FIFO", "--labels FIFO");
+    r = RUN(dir, "timeout", "20", "./prog", "--input", "-");
+    expect_status(&r, 2, "--input - (empty)");
+    assert_null(strstr(r.err, "regular"));
+    assert_non_null(strstr(r.err, "(standard input)"));
+    run_free(&r);
+
+    nncc_model_free(m);
+    remove_dir(dir);
+}
+
 /* ---- Names that are not C identifiers ------------------------------------- */
 
 static void test_hostile_names(void **state)
@@ -796,6 +928,7 @@ int main(int argc, char **argv)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_program_inputs),
+        cmocka_unit_test(test_program_streams),
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_train),
         cmocka_unit_test(test_threads_and_usage),

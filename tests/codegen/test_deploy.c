@@ -8,7 +8,9 @@
  * nna_decode and by the library's loaders (nncc_load_npy,
  * nncc_load_idx_file), which must agree on success, on every value and, for
  * a plain file refused, on the message: both parse with
- * codegen/aot/formats.c.  Plus shapes: nna_match_rows.
+ * codegen/aot/formats.c; and nna_read, fed the same bytes in chunks of 1,
+ * 4 and 7 bytes with the size known or not, gives the same answer.  Plus
+ * shapes: nna_match_rows.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +28,42 @@
 #include "runtime/jit/jit.h"
 
 #define CORPUS NNCC_SOURCE_DIR "/tests/fuzz/corpus/"
+
+/* A source that hands out the bytes `step` at a time, as a pipe might. */
+struct chunks {
+    const unsigned char *p;
+    size_t len, at, step;
+};
+
+static int chunk_fill(void *ctx, const unsigned char **p, size_t *len)
+{
+    struct chunks *c = ctx;
+    *p = c->p + c->at;
+    *len = c->len - c->at < c->step ? c->len - c->at : c->step;
+    c->at += *len;
+    return 0;
+}
+
+/* nna_read of len bytes in chunks of step, the size known or not: the same
+ * answer as nna_decode of the whole (ok: it succeeded, with array *whole). */
+static int same_in_chunks(const unsigned char *b, size_t len, enum nna_format fmt, long row,
+                          size_t step, int size_known, int ok, const struct nna_array *whole)
+{
+    struct chunks c = {b, len, 0, step};
+    struct nna_src src = {.fill = chunk_fill, .ctx = &c};
+    struct nna_array a;
+    char err[400] = "";
+    int rc = nna_read(&src, size_known ? len : NNA_SIZE_UNKNOWN, fmt, row, &a, err, sizeof err);
+    if ((rc == 0) != ok)
+        return 0;
+    if (rc)
+        return err[0] != '\0' && !a.data;
+    int same = a.rank == whole->rank && a.count == whole->count && a.u8 == whole->u8 &&
+               memcmp(a.dims, whole->dims, sizeof a.dims) == 0 &&
+               memcmp(a.data, whole->data, (size_t)a.count * sizeof(float)) == 0;
+    nna_array_free(&a);
+    return same;
+}
 
 /* Reads every corpus file of one kind with both readers. */
 static void compare_corpus(const char *kind, bool npy)
@@ -52,6 +90,14 @@ static void compare_corpus(const char *kind, bool npy)
         int rc = nna_decode(exact, len, npy ? NNA_NPY : NNA_IDX, 1, &a, err, sizeof err);
         struct nncc_array *lib = npy ? nncc_load_npy(path) : nncc_load_idx_file(path);
         files++;
+        /* Streamed in small chunks (elements and headers split), with the
+         * size known (a file) or not (a pipe): the same answer. */
+        for (size_t step = 1; step <= 7; step += 3)
+            for (int known = 0; known < 2; known++)
+                if (!same_in_chunks(exact, len, npy ? NNA_NPY : NNA_IDX, 1, step, known, rc == 0,
+                                    &a))
+                    fail_msg("%s: read in chunks of %zu (size %s), the answer differs", path,
+                             step, known ? "known" : "unknown");
         if ((rc == 0) != (lib != NULL))
             fail_msg("%s: the deployment reader %s (%s) but the library %s (%s)", path,
                      rc ? "fails" : "succeeds", rc ? err : "", lib ? "succeeds" : "fails",

@@ -9,7 +9,9 @@
  * ASan sees any read past it.  Invariants: success gives count == product
  * of dims > 0 and no more values than the (decompressed) bytes allow; a
  * failure leaves a non-empty message and nothing allocated; nna_match_rows
- * never accepts a row count whose rows do not fit in count.
+ * never accepts a row count whose rows do not fit in count; read as a
+ * stream in chunks of 1 to 7 bytes (as from a pipe), with its size known or
+ * not, it gives the same answer: the same failure, or the same array.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +20,42 @@
 #include "codegen/aot/deploy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* A source that hands out the bytes `step` at a time, as a pipe might. */
+struct chunks {
+    const unsigned char *p;
+    size_t len, at, step;
+};
+
+static int chunk_fill(void *ctx, const unsigned char **p, size_t *len)
+{
+    struct chunks *c = ctx;
+    *p = c->p + c->at;
+    *len = c->len - c->at < c->step ? c->len - c->at : c->step;
+    c->at += *len;
+    return 0;
+}
+
+/* nna_read of len bytes in chunks of step, the size known or not: the same
+ * answer as nna_decode of the whole (ok: it succeeded, with array *whole). */
+static int same_in_chunks(const unsigned char *b, size_t len, enum nna_format fmt, long row,
+                          size_t step, int size_known, int ok, const struct nna_array *whole)
+{
+    struct chunks c = {b, len, 0, step};
+    struct nna_src src = {.fill = chunk_fill, .ctx = &c};
+    struct nna_array a;
+    char err[400] = "";
+    int rc = nna_read(&src, size_known ? len : NNA_SIZE_UNKNOWN, fmt, row, &a, err, sizeof err);
+    if ((rc == 0) != ok)
+        return 0;
+    if (rc)
+        return err[0] != '\0' && !a.data;
+    int same = a.rank == whole->rank && a.count == whole->count && a.u8 == whole->u8 &&
+               memcmp(a.dims, whole->dims, sizeof a.dims) == 0 &&
+               memcmp(a.data, whole->data, (size_t)a.count * sizeof(float)) == 0;
+    nna_array_free(&a);
+    return same;
+}
 
 static void die(const char *what)
 {
@@ -36,11 +74,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int f = 0; f < 2; f++) {
         struct nna_array a;
         char err[400] = "";
+        size_t step = size ? (size_t)copy[size - 1] % 7 + 1 : 1;
         if (nna_decode(copy, size, formats[f], 3, &a, err, sizeof err)) {
             if (!err[0] || a.data)
                 die("a failure without a message, or with data left");
+            if (!same_in_chunks(copy, size, formats[f], 3, step, size & 1, 0, NULL))
+                die("read in chunks, it does not fail (or without a message)");
             continue;
         }
+        if (!same_in_chunks(copy, size, formats[f], 3, step, size & 1, 1, &a))
+            die("read in chunks, the array differs");
         uint64_t count = 1;
         for (int i = 0; i < a.rank; i++)
             count *= a.dims[i];

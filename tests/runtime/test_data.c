@@ -24,7 +24,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1003,6 +1005,76 @@ static void test_csv_errors(void **state)
     check_error(NNCC_ERR_ARG, "NULL");
 }
 
+/* A 1 GiB file (sparse: NUL bytes after the first line) whose first line
+ * is bad: refused at once, without reading or keeping the rest (the loader
+ * once read the whole file first: 1 GiB of memory and seconds). */
+static void test_csv_streams(void **state)
+{
+    char p[PATH_CAP];
+    path_in(state, "big.csv", p);
+    const char *lines[] = {"1,abc\n", "1,2\n3,4\n"};
+    const char *want[] = {"line 1, column 2: 'abc' is not a number",
+                          "line 3, column 1: '????????????????????????????????????????...' is not "
+                          "a number"};
+    for (int k = 0; k < 2; k++) {
+        write_text(p, lines[k]);
+        assert_int_equal(truncate(p, (off_t)1 << 30), 0);
+        struct rusage before, after;
+        getrusage(RUSAGE_SELF, &before);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_null(nncc_load_csv(p));
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        getrusage(RUSAGE_SELF, &after);
+        check_error(NNCC_ERR_FORMAT, want[k], p);
+        /* At most a few chunks read: no more than 64 MiB more memory, fast. */
+        long grown_kib = after.ru_maxrss - before.ru_maxrss;
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        if (grown_kib > 64 * 1024 || secs > 1.0)
+            fail_msg("a bad line %d took %ld KiB more memory and %.2f s", k + 1, grown_kib, secs);
+        unlink(p);
+    }
+    /* Only non-blank characters count towards the field limit: "2" then 300
+     * blanks and "\r\n" is 2; blanks inside a field are quoted as they are. */
+    char line[400];
+    snprintf(line, sizeof line, "1,2%300s\r\n", "");
+    write_text(p, line);
+    struct nncc_array *a = nncc_load_csv(p);
+    check_shape(a, NNCC_SHAPE(1, 2));
+    assert_true(a->data[0] == 1.0f && a->data[1] == 2.0f);
+    nncc_array_free(a);
+    snprintf(line, sizeof line, "1,x%300s\r\n", "");
+    write_text(p, line);
+    assert_null(nncc_load_csv(p));
+    check_error(NNCC_ERR_FORMAT, "line 1, column 2: 'x' is not a number", p);
+    write_text(p, "1 \t2\n");
+    assert_null(nncc_load_csv(p));
+    check_error(NNCC_ERR_FORMAT, "line 1, column 1: '1 ?2' is not a number", p);
+}
+
+/* Every loader refuses a FIFO at once, naming it, rather than blocking in
+ * open() or read() for a writer that never comes.  alarm() turns a
+ * regression into a failure (SIGALRM) instead of a hang. */
+static void test_loaders_refuse_fifo(void **state)
+{
+    char p[PATH_CAP], ok[PATH_CAP];
+    path_in(state, "fifo", p);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    alarm(20);
+    assert_null(nncc_load_csv(p));
+    check_error(NNCC_ERR_IO, "FIFO", p);
+    assert_null(nncc_load_npy(p));
+    check_error(NNCC_ERR_IO, "FIFO", p);
+    assert_null(nncc_load_idx_file(p));
+    check_error(NNCC_ERR_IO, "FIFO", p);
+    path_in(state, "labels.idx", ok);
+    write_file(ok, "\0\0\x08\x01\0\0\0\x01\x07", 9); /* a good labels file */
+    struct nncc_data d = nncc_load_idx(p, ok);
+    assert_null(d.x);
+    check_error(NNCC_ERR_IO, "FIFO", p);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1023,6 +1095,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_npy_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csv_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_csv_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_csv_streams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loaders_refuse_fifo, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
