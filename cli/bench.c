@@ -14,7 +14,7 @@
  *     warm-up calls, then --iters timed repetitions of enough calls to last
  *     ≥ 20 ms each, and their median;
  *   - inference throughput at batch 256 through the compiled forward entry,
- *     batch-1 latency through nncc_predict_n (the median of single calls);
+ *     batch-1 latency through nncc_predict_rows_n (the median of single calls);
  *   - the workspace bytes of each entry, as the memory planner laid it out
  *     (passes/memplan.c), and the training step's planned value arenas
  *     next to what one region per value would take;
@@ -225,7 +225,7 @@ static void job_run(struct job *j)
         break;
     case JOB_PREDICT: {
         struct nncc_array *outs[64] = {0};
-        if (nncc_predict_n(j->m, j->in, j->n, outs) != NNCC_OK)
+        if (nncc_predict_rows_n(j->m, j->in, j->n, outs) != NNCC_OK)
             j->failed = true;
         for (int k = 0; k < j->n_outputs && k < 64; k++)
             nncc_array_free(outs[k]);
@@ -792,7 +792,7 @@ static void report(const struct bench_opts *o, const nncc_model *m, const struct
         double ig = r->infer_flops * 256 / r->infer_s / 1e9;
         printf("inference:        %.0f samples/s at batch 256 (%.4f ms per batch), %.2f GFLOP/s\n",
                256 / r->infer_s, r->infer_s * 1e3, ig);
-        printf("batch-1 latency:  %.2f us through nncc_predict, %.2f us the compiled entry alone\n",
+        printf("batch-1 latency:  %.2f us through nncc_predict_rows, %.2f us the compiled entry alone\n",
                r->lat_s * 1e6, r->lat_entry_s * 1e6);
         printf("workspace:        %zu bytes inference (batch 256)\n", r->ws_infer);
     }

@@ -41,8 +41,7 @@ int main(int argc, char **argv)
     const char *labels = argc > 2 ? argv[2] : DATA "t10k-labels-idx1-ubyte.gz";
     struct nncc_data test = nncc_load_idx(images, labels, .scale = 1 / 255.f);
     nncc_model *m = test.x ? model() : NULL;
-    struct nncc_array *p = m ? nncc_predict(m, test.x->data, test.x->shape.dim[0],
-                                            .batch_size = 256)
+    struct nncc_array *p = m ? nncc_predict(m, test.x, .batch_size = 256)
                              : NULL;
     if (!p) {
         fprintf(stderr, "predict_fashion: %s\n", nncc_last_error());

@@ -471,21 +471,39 @@ struct nncc_predict_opts {
     int batch_size; /* 0 means 32; the last batch may be smaller */
     bool reference; /* run the reference interpreter instead (slow; for checking) */
 };
-/* Runs a single-input, single-output model in inference mode on n samples
- * (x holds n rows of the input's per-sample size) and returns the outputs
- * as an array (n, …).  The first call compiles the model's code (cached on
- * disk, so later processes reuse it); NNCC_VERBOSE=1 reports compile time
- * and cache hits.  NULL with the error set on failure. */
-struct nncc_array *nncc_predict_(nncc_model *model, const float *x, int64_t n,
+/* Runs a single-input, single-output model in inference mode on the rows
+ * of x and returns the outputs as a new array (n, …), n = x's first
+ * dimension.  x's shape is checked against the model's input: its rank and
+ * every dimension after the first must be the input's (a mismatch is an
+ * NNCC_ERR_SHAPE naming the model, the input and both shapes).  The first
+ * call compiles the model's code (cached on disk, so later processes reuse
+ * it); NNCC_VERBOSE=1 reports compile time and cache hits.  NULL with the
+ * error set on failure. */
+struct nncc_array *nncc_predict_(nncc_model *model, const struct nncc_array *x,
                                  struct nncc_predict_opts o);
-#define nncc_predict(model, x, n, ...) \
-    nncc_predict_((model), (x), (n), NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
-/* Any number of inputs and outputs: xs[i] holds n rows of input i; outs[k]
+#define nncc_predict(model, x, ...) \
+    nncc_predict_((model), (x), NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
+/* Any number of inputs and outputs: xs[i] is the array for input i (checked
+ * as nncc_predict checks x; all with the same number of rows); outs[k]
  * receives a new array for output k. */
-enum nncc_status nncc_predict_n_(nncc_model *model, const float *const *xs, int64_t n,
+enum nncc_status nncc_predict_n_(nncc_model *model, const struct nncc_array *const *xs,
                                  struct nncc_array **outs, struct nncc_predict_opts o);
-#define nncc_predict_n(model, xs, n, outs, ...) \
-    nncc_predict_n_((model), (xs), (n), (outs), NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
+#define nncc_predict_n(model, xs, outs, ...) \
+    nncc_predict_n_((model), (xs), (outs), NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
+/* Raw-pointer forms, unchecked: x must hold n_rows × (the input's per-row
+ * size: the product of its dimensions after the batch) floats, and is read
+ * that far whatever its real length; nothing can check it.  Prefer
+ * nncc_predict unless the rows are not in an nncc_array. */
+struct nncc_array *nncc_predict_rows_(nncc_model *model, const float *x, int64_t n_rows,
+                                      struct nncc_predict_opts o);
+#define nncc_predict_rows(model, x, n_rows, ...) \
+    nncc_predict_rows_((model), (x), (n_rows), NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
+/* xs[i] holds n_rows rows of input i (n_rows × its per-row size floats). */
+enum nncc_status nncc_predict_rows_n_(nncc_model *model, const float *const *xs, int64_t n_rows,
+                                      struct nncc_array **outs, struct nncc_predict_opts o);
+#define nncc_predict_rows_n(model, xs, n_rows, outs, ...)                 \
+    nncc_predict_rows_n_((model), (xs), (n_rows), (outs),                 \
+                         NNCC_OPTS_(nncc_predict_opts, __VA_ARGS__))
 
 /* The C source nncc generates for the model's inference (malloc'd; free()
  * it), as `nncc emit-c` prints it. */

@@ -1,6 +1,11 @@
 /*
  * predict.c — nncc_predict: inference over many samples in batches.
  *
+ * nncc_predict / nncc_predict_n take arrays and check each one's shape
+ * against its model input before reading a float (a short buffer was read
+ * past its end); nncc_predict_rows / _rows_n take raw rows and trust the
+ * caller's row count, as their contract in nncc.h says.
+ *
  * Keras semantics: inference mode, batches of batch_size (default 32) with
  * the partial last batch kept, outputs concatenated along the samples.
  * Batches read the caller's rows and write the result rows in place, so
@@ -69,8 +74,8 @@ static enum nncc_status run_batches(nncc_model *m, const float *const *xs, int64
     return st;
 }
 
-enum nncc_status nncc_predict_n_(nncc_model *m, const float *const *xs, int64_t n,
-                                 struct nncc_array **outs, struct nncc_predict_opts o)
+enum nncc_status nncc_predict_rows_n_(nncc_model *m, const float *const *xs, int64_t n,
+                                      struct nncc_array **outs, struct nncc_predict_opts o)
 {
     if (!model_check_ready(m))
         return nncc_last_status();
@@ -106,18 +111,83 @@ enum nncc_status nncc_predict_n_(nncc_model *m, const float *const *xs, int64_t 
     return st;
 }
 
-struct nncc_array *nncc_predict_(nncc_model *m, const float *x, int64_t n,
-                                 struct nncc_predict_opts o)
+static bool single_io(const nncc_model *m)
+{
+    if (m->n_inputs == 1 && m->n_outputs == 1)
+        return true;
+    nncc_fail(NNCC_ERR_ARG, "predict: model \"%s\" has %d inputs and %d outputs; use nncc_predict_n()",
+              m->name, m->n_inputs, m->n_outputs);
+    return false;
+}
+
+struct nncc_array *nncc_predict_rows_(nncc_model *m, const float *x, int64_t n,
+                                      struct nncc_predict_opts o)
+{
+    if (!model_check_ready(m) || !single_io(m))
+        return NULL;
+    struct nncc_array *out = NULL;
+    if (nncc_predict_rows_n_(m, &x, n, &out, o) != NNCC_OK)
+        return NULL;
+    return out;
+}
+
+/* Checks every xs[i] against input i (rank, each non-batch dim) and that
+ * all have the same rows; the rows' data is then safe to read. */
+static enum nncc_status check_inputs(const nncc_model *m, const struct nncc_array *const *xs)
+{
+    const struct ir_program *p = &m->program;
+    char a[160], b[160];
+    if (!xs)
+        return nncc_fail(NNCC_ERR_ARG, "predict: inputs are NULL");
+    for (int i = 0; i < p->n_inputs; i++) {
+        const struct nncc_array *x = xs[i];
+        struct nncc_shape in = p->inputs[i]->shape;
+        if (!x || !x->data)
+            return nncc_fail(NNCC_ERR_ARG, "predict: model \"%s\": input %d (\"%s\") is NULL",
+                             m->name, i, p->inputs[i]->name);
+        bool same = x->shape.rank == in.rank;
+        for (int d = 1; same && d < in.rank; d++)
+            same = x->shape.dim[d] == in.dim[d];
+        if (!same)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "predict: model \"%s\": x of shape %s does not match the input \"%s\" "
+                             "%s",
+                             m->name, ir_dims_str(x->shape, a, sizeof a), p->inputs[i]->name,
+                             nncc_shape_str(in, b, sizeof b));
+        if (i > 0 && x->shape.dim[0] != xs[0]->shape.dim[0])
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "predict: model \"%s\": input \"%s\" has %lld rows but \"%s\" has %lld",
+                             m->name, p->inputs[i]->name, (long long)x->shape.dim[0],
+                             p->inputs[0]->name, (long long)xs[0]->shape.dim[0]);
+    }
+    return NNCC_OK;
+}
+
+enum nncc_status nncc_predict_n_(nncc_model *m, const struct nncc_array *const *xs,
+                                 struct nncc_array **outs, struct nncc_predict_opts o)
 {
     if (!model_check_ready(m))
+        return nncc_last_status();
+    if (check_inputs(m, xs))
+        return nncc_last_status();
+    const struct ir_program *p = &m->program;
+    const float **rows = malloc(sizeof *rows * (size_t)p->n_inputs);
+    if (!rows)
+        return nncc_fail(NNCC_ERR_NOMEM, "predict: out of memory");
+    for (int i = 0; i < p->n_inputs; i++)
+        rows[i] = xs[i]->data;
+    enum nncc_status st = nncc_predict_rows_n_(m, rows, xs[0]->shape.dim[0], outs, o);
+    free(rows);
+    return st;
+}
+
+struct nncc_array *nncc_predict_(nncc_model *m, const struct nncc_array *x,
+                                 struct nncc_predict_opts o)
+{
+    if (!model_check_ready(m) || !single_io(m))
         return NULL;
-    if (m->n_inputs != 1 || m->n_outputs != 1)
-        return NNCC_FAIL_NULL(NNCC_ERR_ARG,
-                              "predict: model \"%s\" has %d inputs and %d outputs; use "
-                              "nncc_predict_n()",
-                              m->name, m->n_inputs, m->n_outputs);
     struct nncc_array *out = NULL;
-    if (nncc_predict_n_(m, &x, n, &out, o) != NNCC_OK)
+    if (nncc_predict_n_(m, &x, &out, o) != NNCC_OK)
         return NULL;
     return out;
 }

@@ -1068,7 +1068,7 @@ static const char run_src[] =
     "    nncc_model *m = nncc_sequential(NNCC_LAYERS(\n"
     "        nncc_dense_layer(.units = 2, .input_shape = NNCC_SHAPE(3))));\n"
     "    float x[] = {1, 2, 3};\n"
-    "    struct nncc_array *y = nncc_predict(m, x, 1);\n"
+    "    struct nncc_array *y = nncc_predict_rows(m, x, 1);\n"
     "    printf(\"argc=%d last=%s outputs=%lld\\n\", argc, argv[argc - 1],\n"
     "           (long long)y->shape.dim[1]);\n"
     "    nncc_array_free(y);\n"

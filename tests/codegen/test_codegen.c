@@ -202,8 +202,8 @@ static struct nncc_array **run(nncc_model *m, float **xs, int64_t n, bool refere
     int k = nncc_model_num_outputs(m);
     struct nncc_array **outs = calloc((size_t)k, sizeof *outs);
     assert_non_null(outs);
-    enum nncc_status st = nncc_predict_n(m, (const float *const *)xs, n, outs,
-                                         .reference = reference, .batch_size = bs);
+    enum nncc_status st = nncc_predict_rows_n(m, (const float *const *)xs, n, outs,
+                                              .reference = reference, .batch_size = bs);
     if (st != NNCC_OK)
         fail_msg("predict (%s, n %lld, batch_size %d): %s", reference ? "reference" : "generated",
                  (long long)n, bs, nncc_last_error());

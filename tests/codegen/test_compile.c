@@ -303,7 +303,7 @@ static void test_example(void **state)
     char *dir = make_dir();
     const int64_t n = 37; /* a partial last batch */
     struct nncc_array *x = random_input(m, n);
-    struct nncc_array *want = nncc_predict(m, x->data, n);
+    struct nncc_array *want = nncc_predict(m, x);
     assert_non_null(want);
     char model_path[600], x_npy[600], x_raw[600], pb[600];
     path_in(model_path, dir, "model.safetensors");
@@ -437,7 +437,7 @@ static void test_program_inputs(void **state)
     }
     write_gz(path_in(pb, dir, "x.idx.gz"), idx, sizeof idx);
     write_bytes(path_in(pb, dir, "x.idx"), idx, sizeof idx);
-    struct nncc_array *want = nncc_predict(m, x->data, N);
+    struct nncc_array *want = nncc_predict(m, x);
     assert_non_null(want);
     const char *inputs[] = {"x.idx.gz", "x.idx"};
     for (int k = 0; k < 2; k++) {
@@ -797,10 +797,10 @@ static void test_options(void **state)
      * (B, from nncc_save_weights) predicts as nncc_predict with B, and
      * far from A's predictions (so the option took effect). */
     assert_int_equal(nncc_save(m, model_path), NNCC_OK);
-    struct nncc_array *want_a = nncc_predict(m, x->data, N);
+    struct nncc_array *want_a = nncc_predict(m, x);
     assert_int_equal(nncc_model_init_weights(m, 99), NNCC_OK);
     assert_int_equal(nncc_save_weights(m, w_path), NNCC_OK);
-    struct nncc_array *want_b = nncc_predict(m, x->data, N);
+    struct nncc_array *want_b = nncc_predict(m, x);
     assert_non_null(want_a);
     assert_non_null(want_b);
     assert_true(max_diff(want_a, want_b) > 1e-3);
@@ -826,7 +826,7 @@ static void test_options(void **state)
     assert_non_null(xs);
     for (int64_t i = 0; i < nncc_array_size(x); i++)
         xs->data[i] = x->data[i] * 0.5f;
-    struct nncc_array *want_s = nncc_predict(m, xs->data, N);
+    struct nncc_array *want_s = nncc_predict(m, xs);
     assert_non_null(want_s);
     assert_true(max_diff(want_s, want_b) > 1e-4);
     expect_prog(dir, "./pb", "x.npy", "--scale", "0.5", want_s, "--scale 0.5");
@@ -836,7 +836,7 @@ static void test_options(void **state)
         xs->data[i] = (float)idx[12 + i];
     }
     write_bytes(path_in(pb, dir, "x.idx"), idx, sizeof idx);
-    struct nncc_array *want_u = nncc_predict(m, xs->data, N);
+    struct nncc_array *want_u = nncc_predict(m, xs);
     assert_non_null(want_u);
     expect_prog(dir, "./pb", "x.idx", "--scale", "1", want_u, "IDX --scale 1");
     r = RUN(dir, "./pb", "--input", "x.npy", "--scale", "half");

@@ -260,7 +260,7 @@ static void compare_unfused(nncc_model *(*model)(void), const char *no_fuse, dou
             y = test_rows(20, m[k]->outputs[0]->shape, 1);
         }
         h[k] = train(m[k], x, y);
-        pred[k] = OK(nncc_predict(m[k], x->data, 20));
+        pred[k] = OK(nncc_predict(m[k], x));
         unsetenv("NNCC_NO_FUSE");
     }
 #define SAME(a, b) (tol == 0 ? (a) == (b) : fabs((double)(a) - (b)) <= tol * (1e-3 + fabs((double)(b))))

@@ -318,8 +318,8 @@ static void check_predict(nncc_model *m, uint64_t seed)
     }
     struct nncc_array *got[4] = {0}, *want[4] = {0};
     const float *xs[1] = {x};
-    ST(nncc_predict_n(m, xs, n, got, .batch_size = 3)); /* a partial last batch */
-    ST(nncc_predict_n(m, xs, n, want, .batch_size = 3, .reference = true));
+    ST(nncc_predict_rows_n(m, xs, n, got, .batch_size = 3)); /* a partial last batch */
+    ST(nncc_predict_rows_n(m, xs, n, want, .batch_size = 3, .reference = true));
     for (int k = 0; k < m->n_outputs; k++) {
         int64_t size = nncc_array_size(want[k]);
         assert_int_equal(nncc_array_size(got[k]), size);

@@ -111,9 +111,9 @@ static void test_tiles_do_not_change_results(void **state)
             y = test_rows(37, m[k]->outputs[0]->shape, 1);
         }
         ST(nncc_model_init_weights(m[k], 5));
-        pred[k] = OK(nncc_predict(m[k], x->data, 37, .batch_size = 37));
+        pred[k] = OK(nncc_predict(m[k], x, .batch_size = 37));
         if (k == 0)
-            ref = OK(nncc_predict(m[k], x->data, 37, .reference = true));
+            ref = OK(nncc_predict(m[k], x, .reference = true));
         h[k] = train(m[k], x, y);
         unsetenv("NNCC_TILE_ROWS");
     }

@@ -730,7 +730,7 @@ static void test_case(void **state)
     assert_int_equal(x->shape.dim[0], n);
 
     /* 1. predict, with training.py's batch size */
-    struct nncc_array *pred = nncc_predict(m, x->data, n, .batch_size = 8);
+    struct nncc_array *pred = nncc_predict(m, x, .batch_size = 8);
     if (!pred)
         fail_msg("%s: predict: %s", gc->name, nncc_last_error());
     struct fx_entry *pe = fx_need(fx, FX_TENSOR, "pred");

@@ -119,8 +119,8 @@ static void check_(const char *what, const struct nncc_array *ref, const struct 
 static void run_both(nncc_model *m, const float *const *xs, int64_t n, struct nncc_array **ref,
                      struct nncc_array **jit)
 {
-    OK(nncc_predict_n(m, xs, n, ref, .reference = true));
-    OK(nncc_predict_n(m, xs, n, jit));
+    OK(nncc_predict_rows_n(m, xs, n, ref, .reference = true));
+    OK(nncc_predict_rows_n(m, xs, n, jit));
 }
 
 static void free_arrays(struct nncc_array **a, int n)
@@ -682,11 +682,11 @@ static void test_batch_splitting(void **state)
         st = st * 1664525u + 1013904223u;
         xv[i] = (float)((double)(st >> 8) / 16777216.0 * 2 - 1);
     }
-    struct nncc_array *r2 = NN(nncc_predict(m, xv, N, .batch_size = 2, .reference = true));
-    struct nncc_array *r5 = NN(nncc_predict(m, xv, N, .batch_size = 5, .reference = true));
-    struct nncc_array *j2 = NN(nncc_predict(m, xv, N, .batch_size = 2));
-    struct nncc_array *j5 = NN(nncc_predict(m, xv, N, .batch_size = 5));
-    struct nncc_array *jd = NN(nncc_predict(m, xv, N)); /* default 32 → one batch of 5 */
+    struct nncc_array *r2 = NN(nncc_predict_rows(m, xv, N, .batch_size = 2, .reference = true));
+    struct nncc_array *r5 = NN(nncc_predict_rows(m, xv, N, .batch_size = 5, .reference = true));
+    struct nncc_array *j2 = NN(nncc_predict_rows(m, xv, N, .batch_size = 2));
+    struct nncc_array *j5 = NN(nncc_predict_rows(m, xv, N, .batch_size = 5));
+    struct nncc_array *jd = NN(nncc_predict_rows(m, xv, N)); /* default 32 → one batch of 5 */
     assert_int_equal(r2->shape.rank, 2);
     assert_int_equal(r2->shape.dim[0], N);
     assert_int_equal(r2->shape.dim[1], 5);

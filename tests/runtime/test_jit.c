@@ -742,7 +742,7 @@ static void tiny_predict(bool relu, float out[6])
 {
     static const float xv[8] = {1, -2, 3, -4, -1, 2, -3, 4};
     nncc_model *m = tiny_model(relu);
-    struct nncc_array *r = nncc_predict(m, xv, 2);
+    struct nncc_array *r = nncc_predict_rows(m, xv, 2);
     if (!r) fprintf(stderr, "%s\n", nncc_last_error());
     assert_non_null(r);
     assert_int_equal(nncc_array_size(r), 6);

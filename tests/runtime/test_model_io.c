@@ -187,7 +187,7 @@ static void assert_predictions_identical(nncc_model *a, nncc_model *b)
 {
     int64_t row;
     float *x = inputs_for(a, 5, &row);
-    struct nncc_array *pa = nncc_predict(a, x, 5), *pb = nncc_predict(b, x, 5);
+    struct nncc_array *pa = nncc_predict_rows(a, x, 5), *pb = nncc_predict_rows(b, x, 5);
     if (!pa || !pb)
         fail_msg("predict: %s", nncc_last_error());
     assert_int_equal(nncc_array_size(pa), nncc_array_size(pb));
@@ -809,7 +809,7 @@ static void test_hostile_names(void **state)
     assert_null(strstr(src, "#define x */"));
     free(src);
     float x[8] = {1, 2, 3, 4, -1, 0, 1, 0.5f};
-    struct nncc_array *p = nncc_predict(m, x, 2);
+    struct nncc_array *p = nncc_predict_rows(m, x, 2);
     if (!p)
         fail_msg("predict: %s", nncc_last_error());
     for (int r = 0; r < 2; r++)

@@ -402,6 +402,81 @@ static int setup(void **state)
     return 0;
 }
 
+/* nncc_predict takes an array and checks it against the model's input: a
+ * float pointer and a row count let a short buffer be read past its end
+ * (a segfault at 100,000 rows, a silent over-read at one). */
+static void test_predict_checks_shape(void **state)
+{
+    (void)state;
+    nncc_model *m = dense_model(3, 4, 2, NNCC_LINEAR);
+    struct nncc_array *wide = array2(3, 5), *flat = nncc_array_new(NNCC_SHAPE(3));
+    struct nncc_array *deep = nncc_array_new(NNCC_SHAPE(3, 4, 1)), *good = array2(3, 4);
+    for (int i = 0; i < 12; i++)
+        good->data[i] = (float)i / 4;
+    assert_null(nncc_predict(m, wide));
+    EXPECT_ERROR(NNCC_ERR_SHAPE, "predict: model \"model\": x of shape (3, 5) does not match the "
+                                 "input \"input_1\" (None, 4)");
+    assert_null(nncc_predict(m, flat));
+    EXPECT_ERROR(NNCC_ERR_SHAPE, "x of shape (3,) does not match", "(None, 4)");
+    assert_null(nncc_predict(m, deep));
+    EXPECT_ERROR(NNCC_ERR_SHAPE, "x of shape (3, 4, 1) does not match", "(None, 4)");
+    assert_null(nncc_predict(m, NULL));
+    EXPECT_ERROR(NNCC_ERR_ARG, "predict: model \"model\": input 0 (\"input_1\") is NULL");
+    /* The right shape predicts as the raw-row form does. */
+    struct nncc_array *p = nncc_predict(m, good), *q = nncc_predict_rows(m, good->data, 3);
+    assert_non_null(p);
+    assert_non_null(q);
+    assert_int_equal(p->shape.rank, 2);
+    assert_int_equal(p->shape.dim[0], 3);
+    assert_int_equal(p->shape.dim[1], 2);
+    assert_memory_equal(p->data, q->data, sizeof(float) * 6);
+    nncc_array_free(p);
+    nncc_array_free(q);
+    nncc_array_free(wide);
+    nncc_array_free(flat);
+    nncc_array_free(deep);
+    nncc_array_free(good);
+    nncc_model_free(m);
+}
+
+/* nncc_predict_n checks every input and that all have the same rows. */
+static void test_predict_n_checks_each_input(void **state)
+{
+    (void)state;
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *a = nncc_input(g, NNCC_SHAPE(2), .name = "a");
+    nncc_tensor *b = nncc_input(g, NNCC_SHAPE(3), .name = "b");
+    nncc_tensor *c = nncc_concatenate(NNCC_TENSORS(a, b));
+    nncc_model *m = nncc_model_new_n(NNCC_TENSORS(a, b), NNCC_TENSORS(c), .name = "two");
+    assert_non_null(m);
+    struct nncc_array *xa = array2(4, 2), *xb = array2(4, 3), *xb3 = array2(3, 3);
+    struct nncc_array *out[1] = {NULL};
+    for (int i = 0; i < 8; i++)
+        xa->data[i] = (float)(i + 1);
+    for (int i = 0; i < 12; i++)
+        xb->data[i] = (float)(-i - 1);
+    assert_int_equal(nncc_predict_n(m, ((const struct nncc_array *[]){xa, xa}), out),
+                     NNCC_ERR_SHAPE);
+    EXPECT_ERROR(NNCC_ERR_SHAPE,
+                 "predict: model \"two\": x of shape (4, 2) does not match the input \"b\" (None, 3)");
+    assert_int_equal(nncc_predict_n(m, ((const struct nncc_array *[]){xa, xb3}), out),
+                     NNCC_ERR_SHAPE);
+    EXPECT_ERROR(NNCC_ERR_SHAPE, "predict: model \"two\": input \"b\" has 3 rows but \"a\" has 4");
+    assert_null(out[0]);
+    assert_null(nncc_predict(m, xa));
+    EXPECT_ERROR(NNCC_ERR_ARG, "model \"two\" has 2 inputs and 1 outputs; use nncc_predict_n()");
+    assert_int_equal(nncc_predict_n(m, ((const struct nncc_array *[]){xa, xb}), out), NNCC_OK);
+    assert_int_equal(out[0]->shape.dim[0], 4);
+    assert_int_equal(out[0]->shape.dim[1], 5);
+    assert_memory_equal(out[0]->data, xa->data, sizeof(float) * 2); /* row 0: a then b */
+    assert_memory_equal(out[0]->data + 2, xb->data, sizeof(float) * 3);
+    nncc_array_free(out[0]);
+    nncc_array_free(xa);
+    nncc_array_free(xb);
+    nncc_array_free(xb3);
+    nncc_model_free(m);
+}
+
 /* ---- 1. Real training on Fashion-MNIST ------------------------------------ */
 
 static void test_fashion_mnist_mlp(void **state)
@@ -1034,7 +1109,7 @@ static void test_sparse_labels(void **state)
     nncc_model *m = dense_model(11, 4, 3, NNCC_SOFTMAX);
     struct snap w0 = snapshot(m);
     /* The expectation, in double from the predictions. */
-    struct nncc_array *p = nncc_predict(m, x->data, 20);
+    struct nncc_array *p = nncc_predict(m, x);
     assert_non_null(p);
     double want_loss = 0;
     int right = 0;
@@ -1109,7 +1184,7 @@ static void test_metric_keys_and_evaluate_order(void **state)
     for (int i = 0; i < 20; i++) /* real-valued targets */
         y->data[i] = y->data[i] * 1.5f - 0.25f;
     nncc_model *m = dense_model(5, 4, 2, NNCC_LINEAR);
-    struct nncc_array *p = nncc_predict(m, x->data, 10);
+    struct nncc_array *p = nncc_predict(m, x);
     assert_non_null(p);
     double mse = 0, mae = 0;
     int right = 0;
@@ -1933,6 +2008,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_determinism_in_process, setup),
         cmocka_unit_test_setup(test_determinism_threads, setup),
         cmocka_unit_test_setup(test_fashion_mnist_mlp, setup),
+        cmocka_unit_test_setup(test_predict_checks_shape, setup),
+        cmocka_unit_test_setup(test_predict_n_checks_each_input, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
