@@ -566,8 +566,10 @@ struct nncc_compile_opts {
     bool from_logits;                /* the model outputs logits */
     uint64_t seed;                   /* dropout masks and shuffling; 0 is a seed too */
 };
-/* Prepares a single-output model for training (the step is compiled on the
- * first fit/evaluate).  Compiling again resets the optimizer's state. */
+/* Prepares a model with one input and one output for training (the step
+ * is compiled on the first fit/evaluate, which take one x and one y): a
+ * model with several inputs or outputs is refused with NNCC_ERR_ARG.
+ * Compiling again resets the optimizer's state. */
 enum nncc_status nncc_compile_(nncc_model *model, struct nncc_compile_opts o);
 #define nncc_compile(model, ...) \
     nncc_compile_((model), NNCC_OPTS_(nncc_compile_opts, __VA_ARGS__))

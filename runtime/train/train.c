@@ -115,6 +115,13 @@ enum nncc_status nncc_compile_(nncc_model *m, struct nncc_compile_opts o)
         return nncc_fail(NNCC_ERR_ARG,
                          "compile: model \"%s\" has %d outputs; training supports one output",
                          m->name, m->n_outputs);
+    /* The step takes one array per input, but fit and evaluate hand it {x, y}:
+     * a second input would be read from y (a crash), so refuse it here. */
+    if (m->n_inputs != 1)
+        return nncc_fail(NNCC_ERR_ARG,
+                         "compile: model \"%s\" has %d inputs; fit and evaluate take one input "
+                         "array today",
+                         m->name, m->n_inputs);
     if ((int)o.loss <= NNCC_LOSS_NONE || o.loss > NNCC_SPARSE_CATEGORICAL_CROSSENTROPY)
         return nncc_fail(NNCC_ERR_ARG, "compile: %s loss", o.loss ? "unknown" : "missing");
     if (o.metrics & ~(unsigned)(NNCC_ACCURACY | NNCC_METRIC_MSE | NNCC_METRIC_MAE))
@@ -215,6 +222,11 @@ static enum nncc_status check_data(const nncc_model *m, const struct nncc_array 
                                    struct nncc_shape *target_shape)
 {
     char a[160], b[160];
+    if (m->n_inputs != 1 || m->n_outputs != 1) /* compile refuses these; a guard */
+        return nncc_fail(NNCC_ERR_ARG,
+                         "%s: model \"%s\" has %d inputs and %d outputs; fit and evaluate take "
+                         "one input and one output today",
+                         who, m->name, m->n_inputs, m->n_outputs);
     if (!x || !y || !x->data || !y->data)
         return nncc_fail(NNCC_ERR_ARG, "%s: x and y are required", who);
     if (x->shape.rank < 1 || y->shape.rank < 1 || x->shape.dim[0] < 1)

@@ -477,6 +477,45 @@ static void test_predict_n_checks_each_input(void **state)
     nncc_model_free(m);
 }
 
+/* A model with several inputs was compiled, then fit and evaluate crashed:
+ * the step expects one array per input plus the target but is called with
+ * {x, y}.  Several outputs were already refused; both say what is not
+ * supported. */
+static void test_compile_refuses_several_inputs_or_outputs(void **state)
+{
+    (void)state;
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *a = nncc_input(g, NNCC_SHAPE(2), .name = "a");
+    nncc_tensor *b = nncc_input(g, NNCC_SHAPE(3), .name = "b");
+    nncc_tensor *c = nncc_dense(nncc_concatenate(NNCC_TENSORS(a, b)), .units = 1);
+    nncc_model *m = nncc_model_new_n(NNCC_TENSORS(a, b), NNCC_TENSORS(c), .name = "m");
+    assert_non_null(m);
+    assert_int_equal(nncc_compile(m, .loss = NNCC_MEAN_SQUARED_ERROR), NNCC_ERR_ARG);
+    EXPECT_ERROR(NNCC_ERR_ARG,
+                 "compile: model \"m\" has 2 inputs; fit and evaluate take one input array today");
+    struct nncc_array *x = array2(4, 2), *y = array2(4, 1);
+    assert_null(nncc_fit(m, x, y));
+    EXPECT_ERROR(NNCC_ERR_ARG, "fit: model \"m\" must be compiled first");
+    struct nncc_logs logs = nncc_evaluate(m, x, y);
+    assert_int_equal(logs.n, 0);
+    EXPECT_ERROR(NNCC_ERR_ARG, "evaluate: model \"m\" must be compiled first");
+    nncc_model_free(m);
+
+    g = nncc_graph_new();
+    nncc_tensor *in = nncc_input(g, NNCC_SHAPE(2));
+    nncc_tensor *o1 = nncc_dense(in, .units = 1), *o2 = nncc_dense(in, .units = 2);
+    m = nncc_model_new_n(NNCC_TENSORS(in), NNCC_TENSORS(o1, o2), .name = "two_out");
+    assert_non_null(m);
+    assert_int_equal(nncc_compile(m, .loss = NNCC_MEAN_SQUARED_ERROR), NNCC_ERR_ARG);
+    EXPECT_ERROR(NNCC_ERR_ARG,
+                 "compile: model \"two_out\" has 2 outputs; training supports one output");
+    assert_null(nncc_fit(m, x, y));
+    EXPECT_ERROR(NNCC_ERR_ARG, "must be compiled first");
+    nncc_model_free(m);
+    nncc_array_free(x);
+    nncc_array_free(y);
+}
+
 /* ---- 1. Real training on Fashion-MNIST ------------------------------------ */
 
 static void test_fashion_mnist_mlp(void **state)
@@ -2010,6 +2049,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_fashion_mnist_mlp, setup),
         cmocka_unit_test_setup(test_predict_checks_shape, setup),
         cmocka_unit_test_setup(test_predict_n_checks_each_input, setup),
+        cmocka_unit_test_setup(test_compile_refuses_several_inputs_or_outputs, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
