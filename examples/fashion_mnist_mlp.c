@@ -20,10 +20,7 @@ nncc_model *model(void)
     nncc_tensor *h = nncc_flatten(x);
     h = nncc_dense(h, .units = 128, .activation = NNCC_RELU);
     nncc_tensor *y = nncc_dense(h, .units = 10, .activation = NNCC_SOFTMAX);
-    nncc_model *m = nncc_model_new(x, y);
-    if (!m)
-        nncc_graph_free(g);
-    return m;
+    return nncc_model_new(x, y); /* NULL on error: see nncc_last_error() */
 }
 
 int main(int argc, char **argv) { return fashion_mnist_main(argc, argv, model, 10); }

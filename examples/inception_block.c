@@ -31,10 +31,7 @@ nncc_model *model(void)
     nncc_tensor *h = nncc_concatenate(NNCC_TENSORS(b1, b2, b3), .axis = -1);
     h = nncc_global_avgpool2d(h);
     nncc_tensor *y = nncc_dense(h, .units = 10, .activation = NNCC_SOFTMAX);
-    nncc_model *m = nncc_model_new(x, y, .name = "inception_block");
-    if (!m)
-        nncc_graph_free(g);
-    return m;
+    return nncc_model_new(x, y, .name = "inception_block"); /* NULL on error: see nncc_last_error() */
 }
 
 int main(void)

@@ -29,10 +29,7 @@ nncc_model *model(void)
     h = nncc_maxpool2d(h, .pool_size = {2, 2});
     h = nncc_flatten(h);
     nncc_tensor *y = nncc_dense(h, .units = 10, .activation = NNCC_SOFTMAX);
-    nncc_model *m = nncc_model_new(x, y);
-    if (!m)
-        nncc_graph_free(g);
-    return m;
+    return nncc_model_new(x, y); /* NULL on error: see nncc_last_error() */
 }
 
 int main(int argc, char **argv)

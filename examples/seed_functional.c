@@ -12,10 +12,7 @@ nncc_model *model(void)
     nncc_tensor *x = nncc_input(g, NNCC_SHAPE(32));
     nncc_tensor *h = nncc_dense(x, .units = 16, .activation = NNCC_RELU);
     nncc_tensor *y = nncc_dense(h, .units = 8, .activation = NNCC_SOFTMAX);
-    nncc_model *m = nncc_model_new(x, y);
-    if (!m)
-        nncc_graph_free(g);
-    return m;
+    return nncc_model_new(x, y); /* NULL on error: see nncc_last_error() */
 }
 
 int main(void)

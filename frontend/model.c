@@ -311,12 +311,41 @@ static bool tensors_ok(const char *what, nncc_tensor *const *ts, int n, nncc_gra
     return true;
 }
 
+/* The graph of the non-NULL tensors when some tensor is NULL (a layer call
+ * failed) and all the others share one graph that no model uses; else NULL. */
+static nncc_graph *orphan_graph(nncc_tensor *const *ins, int n_in, nncc_tensor *const *outs,
+                                int n_out)
+{
+    nncc_graph *g = NULL;
+    bool some_null = false;
+    for (int k = 0; k < 2; k++) {
+        nncc_tensor *const *ts = k ? outs : ins;
+        for (int i = 0; ts && i < (k ? n_out : n_in); i++) {
+            if (!ts[i])
+                some_null = true;
+            else if (!g)
+                g = ts[i]->g;
+            else if (ts[i]->g != g)
+                return NULL;
+        }
+    }
+    return some_null && g && g->n_models == 0 ? g : NULL;
+}
+
 nncc_model *nncc_model_new_n_(nncc_tensor *const *inputs, int n_inputs,
                               nncc_tensor *const *outputs, int n_outputs, struct nncc_model_opts o)
 {
     nncc_graph *g = NULL;
-    if (!tensors_ok("input", inputs, n_inputs, &g) || !tensors_ok("output", outputs, n_outputs, &g))
+    if (!tensors_ok("input", inputs, n_inputs, &g) ||
+        !tensors_ok("output", outputs, n_outputs, &g)) {
+        /* `return nncc_model_new(x, y);` after a failed layer call (y NULL)
+         * is the tutorial's pattern: the graph would be lost, so it goes
+         * here (nncc.h, Memory). */
+        nncc_graph *orphan = orphan_graph(inputs, n_inputs, outputs, n_outputs);
+        if (orphan)
+            graph_destroy(orphan);
         return NULL;
+    }
     for (int i = 0; i < n_inputs; i++) {
         if (inputs[i]->role != IR_ROLE_INPUT)
             return NNCC_FAIL_NULL(NNCC_ERR_GRAPH,

@@ -59,7 +59,14 @@
  * given, by the constructor, as the loader would refuse it in a file.
  *
  * Memory: each graph owns one arena, every layer called in it and its tensors;
- * nncc_model_free() frees the graph once no model uses it any more.
+ * nncc_model_free() frees the graph once no model uses it any more.  So that
+ * `return nncc_model_new(x, y);` loses nothing after a failed layer call,
+ * nncc_model_new / nncc_model_new_n given a NULL tensor free the graph of
+ * the others when no model uses it: do not call nncc_graph_free() on it
+ * after that.  Any other failure of nncc_model_new (a disconnected graph, a
+ * bad name…) leaves the graph to the caller, usable or to be freed with
+ * nncc_graph_free(); so does a call whose every tensor is NULL (nncc_input
+ * itself failed), where the graph cannot be found.
  */
 #ifndef NNCC_H
 #define NNCC_H
@@ -437,6 +444,8 @@ nncc_model *nncc_model_new_n_(nncc_tensor *const *inputs, int n_inputs,
 #define nncc_model_new(x, y, ...) \
     nncc_model_new_n_((nncc_tensor *[]){(x)}, 1, (nncc_tensor *[]){(y)}, 1, \
                       NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
+/* nncc_model_new(x, y): NULL with the error set; a NULL x or y (an earlier
+ * layer call failed) frees the graph when no model uses it (Memory, top). */
 
 /* A Sequential model from n layer objects (n may be 0); the first layer
  * takes .input_shape.  On error every layer not yet in a graph is freed. */

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 #include "nncc.h"
 
+#include <malloc.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -639,15 +640,16 @@ static void test_model_bad_arguments(void **state)
     EXPECT_ERROR(NNCC_ERR_ARG, "input");
     assert_null(nncc_model_new_n(TENSORS(x), 1, TENSORS(y), 0));
     EXPECT_ERROR(NNCC_ERR_ARG, "output");
-    assert_null(nncc_model_new(x, NULL));
-    EXPECT_ERROR(NNCC_ERR_ARG, "output 0", "NULL");
-    assert_null(nncc_model_new(NULL, y));
-    EXPECT_ERROR(NNCC_ERR_ARG, "input 0", "NULL");
     assert_null(nncc_model_new(x, y, .name = ""));
     EXPECT_ERROR(NNCC_ERR_ARG, "empty");
     /* The failures made no model: the first real one is still "model". */
     nncc_model *m = nncc_model_new(x, y);
     assert_non_null(m);
+    /* A NULL tensor; the graph stays, since m uses it. */
+    assert_null(nncc_model_new(x, NULL));
+    EXPECT_ERROR(NNCC_ERR_ARG, "output 0", "NULL");
+    assert_null(nncc_model_new(NULL, y));
+    EXPECT_ERROR(NNCC_ERR_ARG, "input 0", "NULL");
     assert_string_equal(nncc_model_name(m), "model");
     assert_null(nncc_model_layer(m, 5));
     EXPECT_ERROR(NNCC_ERR_ARG, "model \"model\"", "5");
@@ -800,6 +802,10 @@ static void test_null_propagation(void **state)
     (void)state;
     nncc_graph *g;
     nncc_tensor *x = input_on(&g, NNCC_SHAPE(784));
+    /* A model that holds the graph: nncc_model_new given a NULL frees a
+     * graph no model uses (test_model_new_null_frees_graph). */
+    nncc_model *keep = nncc_model_new(x, x, .name = "keep");
+    assert_non_null(keep);
     nncc_tensor *h = nncc_conv2d(x, .name = "c1", .filters = 8, .kernel_size = {3, 3});
     h = nncc_maxpool2d(h);
     h = nncc_flatten(h);
@@ -842,6 +848,56 @@ static void test_null_propagation(void **state)
     assert_int_equal(nncc_model_num_layers(m), 2);
     assert_int_equal(nncc_model_count_params(m), 7850);
     nncc_model_free(m);
+    nncc_model_free(keep);
+}
+
+/* The header tutorial's `return nncc_model_new(x, y);` after a failed layer
+ * call (y NULL) lost the graph: 66 KB per call.  nncc_model_new given a NULL
+ * tensor now frees the graph of the others when no model uses it.  Heap in
+ * use is measured with mallinfo2 (under AddressSanitizer, LSan checks it). */
+static nncc_model *tutorial_with_a_mistake(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(64, 64, 3), .name = "image");
+    nncc_tensor *h = nncc_conv2d(x, .filters = 16, .kernel_size = {3, 3}, .strides = {2, 2},
+                                 .padding = NNCC_SAME, .activation = NNCC_RELU);
+    h = nncc_maxpool2d(h, .pool_size = {2, 2});
+    nncc_tensor *y = nncc_dense(h, .units = 4, .name = "bad", .activation = 99);
+    return nncc_model_new(x, y);
+}
+
+static nncc_model *two_inputs_with_a_mistake(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *a = nncc_input(g, NNCC_SHAPE(4)), *b = nncc_input(g, NNCC_SHAPE(5));
+    nncc_tensor *c = nncc_add(TENSORS(a, b), 2); /* shapes differ: NULL */
+    return nncc_model_new_n(TENSORS(a, b), 2, TENSORS(c), 1);
+}
+
+static size_t heap_in_use(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    return mallinfo2().uordblks;
+#else
+    return 0;
+#endif
+}
+
+static void test_model_new_null_frees_graph(void **state)
+{
+    (void)state;
+    assert_null(tutorial_with_a_mistake()); /* warm-up: one-time allocations */
+    assert_null(two_inputs_with_a_mistake());
+    size_t before = heap_in_use();
+    for (int i = 0; i < 4; i++) {
+        assert_null(tutorial_with_a_mistake());
+        EXPECT_ERROR(NNCC_ERR_ARG, "dense \"bad\"", "activation");
+        assert_null(two_inputs_with_a_mistake());
+        EXPECT_ERROR(NNCC_ERR_SHAPE, "add");
+    }
+    size_t after = heap_in_use();
+    if (after > before + 4096)
+        fail_msg("%zu bytes more in use after 8 failed models", after - before);
 }
 
 static void test_call_null_layer(void **state)
@@ -1129,6 +1185,7 @@ int main(void)
         cmocka_unit_test_setup(test_sequential_errors, setup),
         cmocka_unit_test_setup(test_same_layer_twice_in_unbuilt_sequential, setup),
         cmocka_unit_test_setup(test_pending_sequential_layer_called_elsewhere, setup),
+        cmocka_unit_test_setup(test_model_new_null_frees_graph, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
