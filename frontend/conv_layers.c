@@ -9,8 +9,18 @@
 #include <string.h>
 #include "frontend.h"
 
+/* {0, 0} is the default when allowed; one zero is `.kernel_size = 3`, which
+ * C fills as {3, 0}: refused with the fix, never completed silently. */
 static bool pair_ok(const char *who, const char *field, int v[2], int dflt, bool allow_default)
 {
+    if ((v[0] == 0) != (v[1] == 0) && v[0] >= 0 && v[1] >= 0) {
+        int k = v[0] ? v[0] : v[1];
+        nncc_fail(NNCC_ERR_ARG,
+                  "%s: %s {%d, %d}: write {%d, %d} (a single number fills only the first "
+                  "element)",
+                  who, field, v[0], v[1], k, k);
+        return false;
+    }
     for (int i = 0; i < 2; i++) {
         if (v[i] == 0 && allow_default)
             v[i] = dflt;

@@ -99,7 +99,10 @@ enum nncc_status {
 
 /* The message of the calling thread's last error ("" if none). */
 const char *nncc_last_error(void);
-/* The status of the calling thread's last error (NNCC_OK if none). */
+/* The status of the calling thread's last error (NNCC_OK if none).  Like
+ * errno, it is set by a failure and not cleared by a success: it keeps the
+ * last failure until the next one or nncc_clear_error().  Check a function's
+ * own result (NULL or a status) first, and read this only after a failure. */
 enum nncc_status nncc_last_status(void);
 /* Forgets the calling thread's last error. */
 void nncc_clear_error(void);
@@ -441,11 +444,11 @@ nncc_model *nncc_model_new_n_(nncc_tensor *const *inputs, int n_inputs,
 #define nncc_model_new_n(...) nncc_model_new_n__(__VA_ARGS__)
 #define nncc_model_new_n__(ins, n_in, outs, n_out, ...) \
     nncc_model_new_n_((ins), (n_in), (outs), (n_out), NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
+/* nncc_model_new(x, y): NULL with the error set; a NULL x or y (an earlier
+ * layer call failed) frees the graph when no model uses it (Memory, top). */
 #define nncc_model_new(x, y, ...) \
     nncc_model_new_n_((nncc_tensor *[]){(x)}, 1, (nncc_tensor *[]){(y)}, 1, \
                       NNCC_OPTS_(nncc_model_opts, __VA_ARGS__))
-/* nncc_model_new(x, y): NULL with the error set; a NULL x or y (an earlier
- * layer call failed) frees the graph when no model uses it (Memory, top). */
 
 /* A Sequential model from n layer objects (n may be 0); the first layer
  * takes .input_shape.  On error every layer not yet in a graph is freed. */

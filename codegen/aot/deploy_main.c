@@ -346,6 +346,28 @@ int main(int argc, char **argv)
         in.count = rows * (uint64_t)nna_model.in_size;
         in.data = calloc((size_t)in.count, sizeof(float));
     }
+    /* The labels are read and counted before any row is printed: a file of
+     * the wrong length fails without first printing every class. */
+    struct nna_array lab = {0};
+    long k = 0; /* label values per row: 1 (class indices) or out_size (one-hot) */
+    if (o.labels) {
+        int rc = in.data ? load(prog, o.labels, NNA_AUTO, 1, &lab) : 0;
+        if (!rc && in.data) {
+            k = lab.count == rows                                       ? 1
+                : lab.count == rows * (uint64_t)nna_model.out_size ? nna_model.out_size
+                                                                   : 0;
+            if (!k) {
+                fprintf(stderr, "%s: %s: %llu labels for %llu rows\n", prog, o.labels,
+                        (unsigned long long)lab.count, (unsigned long long)rows);
+                rc = NNA_ERR;
+            }
+        }
+        if (rc) {
+            nna_array_free(&lab);
+            nna_array_free(&in);
+            return rc;
+        }
+    }
     size_t ws_bytes = nna_model.ws_bytes(nna_model.batch);
     void *ws = malloc(ws_bytes ? ws_bytes : 1);
     float *out = NULL;
@@ -367,32 +389,18 @@ int main(int argc, char **argv)
         for (uint64_t r = 0; r < rows; r++)
             printf("%ld\n", argmax(out + r * (uint64_t)nna_model.out_size, nna_model.out_size));
     }
-    if (!status && o.labels) {
-        struct nna_array lab;
-        status = load(prog, o.labels, NNA_AUTO, 1, &lab);
-        if (!status) {
-            long k = lab.count == rows ? 1 : lab.count == rows * (uint64_t)nna_model.out_size
-                                                 ? nna_model.out_size
-                                                 : 0;
-            if (!k) {
-                fprintf(stderr, "%s: %s: %llu labels for %llu rows\n", prog, o.labels,
-                        (unsigned long long)lab.count, (unsigned long long)rows);
-                status = NNA_ERR;
-            } else {
-                uint64_t right = 0;
-                for (uint64_t r = 0; r < rows; r++) {
-                    float v = lab.data[r];
-                    long want = k > 1 ? argmax(lab.data + r * (uint64_t)k, k)
-                                : v >= 0 && v < 1e9f ? (long)v : -1;
-                    right += argmax(out + r * (uint64_t)nna_model.out_size,
-                                    nna_model.out_size) == want;
-                }
-                fprintf(stderr, "accuracy: %.4f (%llu of %llu)\n", (double)right / (double)rows,
-                        (unsigned long long)right, (unsigned long long)rows);
-            }
-            nna_array_free(&lab);
+    if (!status && k) {
+        uint64_t right = 0;
+        for (uint64_t r = 0; r < rows; r++) {
+            float v = lab.data[r];
+            long want = k > 1 ? argmax(lab.data + r * (uint64_t)k, k)
+                        : v >= 0 && v < 1e9f ? (long)v : -1;
+            right += argmax(out + r * (uint64_t)nna_model.out_size, nna_model.out_size) == want;
         }
+        fprintf(stderr, "accuracy: %.4f (%llu of %llu)\n", (double)right / (double)rows,
+                (unsigned long long)right, (unsigned long long)rows);
     }
+    nna_array_free(&lab);
     if (!status && o.bench)
         bench(in.data, rows, out, ws);
     if (fflush(stdout) != 0 && !status) {

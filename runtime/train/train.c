@@ -267,6 +267,28 @@ static enum nncc_status check_data(const nncc_model *m, const struct nncc_array 
             fits = ys.dim[i] == out.dim[i];
         /* Keras expands y (N,) to (N, 1) for an (N, 1) output. */
         bool expand = !fits && ys.rank == out.rank - 1 && C == 1 && y_row * C == out_row;
+        if (!fits && !expand && loss == NNCC_CATEGORICAL_CROSSENTROPY && C > 1 &&
+            y_row == 1) {
+            /* One number per row for a one-hot loss: class indices? */
+            int64_t n = nncc_array_size(y);
+            float top = 0;
+            bool indices = true;
+            for (int64_t i = 0; i < n && indices; i++) {
+                indices = y->data[i] >= 0 && y->data[i] == floorf(y->data[i]);
+                top = fmaxf(top, y->data[i]);
+            }
+            if (indices && top > 1) {
+                char c[160];
+                struct nncc_shape onehot = NNCC_SHAPE(y->shape.dim[0], C);
+                return nncc_fail(NNCC_ERR_SHAPE,
+                                 "%s: y of shape %s does not match the output %s: y holds class "
+                                 "indices (0 to %g); use sparse_categorical_crossentropy, or "
+                                 "one-hot rows %s",
+                                 who, ir_dims_str(y->shape, a, sizeof a),
+                                 nncc_shape_str(out, b, sizeof b), (double)top,
+                                 ir_dims_str(onehot, c, sizeof c));
+            }
+        }
         if (!fits && !expand)
             return nncc_fail(NNCC_ERR_SHAPE, "%s: y of shape %s does not match the output %s", who,
                              ir_dims_str(y->shape, a, sizeof a), nncc_shape_str(out, b, sizeof b));
@@ -472,11 +494,21 @@ static nncc_history *fit(nncc_model *m, const struct nncc_array *x, const struct
         return NULL;
     if (!m->train)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "fit: model \"%s\" must be compiled first", m->name);
-    if (o.batch_size < 0 || o.epochs < 0 || o.initial_epoch < 0 || o.validation_freq < 0 ||
-        o.n_callbacks < 0 || (o.n_callbacks > 0 && !o.callbacks))
-        return NNCC_FAIL_NULL(NNCC_ERR_ARG,
-                              "fit: batch_size, epochs, initial_epoch, validation_freq and "
-                              "n_callbacks must not be negative");
+    const struct {
+        const char *name;
+        int value;
+    } counts[] = {{"batch_size", o.batch_size},
+                  {"epochs", o.epochs},
+                  {"initial_epoch", o.initial_epoch},
+                  {"validation_freq", o.validation_freq},
+                  {"n_callbacks", o.n_callbacks}};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
+        if (counts[i].value < 0)
+            return NNCC_FAIL_NULL(NNCC_ERR_ARG, "fit: %s must not be negative, got %d",
+                                  counts[i].name, counts[i].value);
+    if (o.n_callbacks > 0 && !o.callbacks)
+        return NNCC_FAIL_NULL(NNCC_ERR_ARG, "fit: n_callbacks is %d but callbacks is NULL",
+                              o.n_callbacks);
     if (!(o.validation_split >= 0 && o.validation_split < 1))
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "fit: validation_split must be in [0, 1), got %g",
                               o.validation_split);

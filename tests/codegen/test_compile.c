@@ -467,6 +467,16 @@ static void test_program_inputs(void **state)
     assert_string_equal(r.out, expect);
     assert_non_null(strstr(r.err, "accuracy: 1.0000 (9 of 9)"));
     run_free(&r);
+    /* Labels for 8 rows of 9: refused before a class is printed (every
+     * class was printed first). */
+    unsigned char labels8[8 + N - 1] = {0, 0, 0x08, 1, 0, 0, 0, N - 1};
+    memcpy(labels8 + 8, labels + 8, N - 1);
+    write_bytes(path_in(pb, dir, "labels8.idx"), labels8, sizeof labels8);
+    r = RUN(dir, "./prog", "--input", "x.idx", "--labels", "labels8.idx");
+    expect_status(&r, 2, "--labels of 8 rows");
+    assert_string_equal(r.out, "");
+    assert_string_equal(r.err, "./prog: labels8.idx: 8 labels for 9 rows\n");
+    run_free(&r);
     r = RUN(dir, "./prog", "--input", "x.idx", "--bench");
     expect_status(&r, 0, "--bench");
     assert_non_null(strstr(r.out, "latency_batch1_us: "));

@@ -455,6 +455,17 @@ static void test_bad_sizes(void **state)
     EXPECT_ERROR(NNCC_ERR_ARG, "average_pooling2d \"ap\"", "strides", "-1");
     assert_null(nncc_avgpool2d_layer(.name = "ap", .strides = {-2, -2}));
     EXPECT_ERROR(NNCC_ERR_ARG, "average_pooling2d \"ap\"", "strides", "{-2, -2}");
+    /* `.kernel_size = 3` is {3, 0} in C: the message gives the fix, and a
+     * half-given pair with a default ({2, 0} → {2, 1}) is no longer completed. */
+    assert_null(nncc_conv2d_layer(.name = "c", .filters = 4, .kernel_size = {3}));
+    EXPECT_ERROR(NNCC_ERR_ARG, "conv2d \"c\": kernel_size {3, 0}: write {3, 3} (a single number "
+                               "fills only the first element)");
+    assert_null(nncc_conv2d_layer(.name = "c", .filters = 4, .kernel_size = {0, 5}));
+    EXPECT_ERROR(NNCC_ERR_ARG, "conv2d \"c\": kernel_size {0, 5}: write {5, 5}");
+    assert_null(nncc_conv2d_layer(.name = "c", .filters = 4, .kernel_size = {3, 3}, .strides = {2}));
+    EXPECT_ERROR(NNCC_ERR_ARG, "conv2d \"c\": strides {2, 0}: write {2, 2}");
+    assert_null(nncc_maxpool2d_layer(.name = "p", .pool_size = {3}));
+    EXPECT_ERROR(NNCC_ERR_ARG, "max_pooling2d \"p\": pool_size {3, 0}: write {3, 3}");
 }
 
 static void test_bad_input_shapes(void **state)
@@ -900,6 +911,22 @@ static void test_model_new_null_frees_graph(void **state)
         fail_msg("%zu bytes more in use after 8 failed models", after - before);
 }
 
+/* nncc_last_status() is errno-like (nncc.h): a success does not clear it. */
+static void test_last_status_kept_by_success(void **state)
+{
+    (void)state;
+    nncc_graph *g;
+    nncc_tensor *x = input_on(&g, NNCC_SHAPE(4));
+    assert_null(nncc_dense(x, .name = "d", .units = -1));
+    assert_int_equal(nncc_last_status(), NNCC_ERR_ARG);
+    assert_non_null(nncc_dense(x, .units = 2));
+    EXPECT_ERROR(NNCC_ERR_ARG, "dense \"d\"", "-1"); /* still the failure's */
+    nncc_clear_error();
+    assert_int_equal(nncc_last_status(), NNCC_OK);
+    assert_string_equal(nncc_last_error(), "");
+    free_graph(g);
+}
+
 static void test_call_null_layer(void **state)
 {
     (void)state;
@@ -1186,6 +1213,7 @@ int main(void)
         cmocka_unit_test_setup(test_same_layer_twice_in_unbuilt_sequential, setup),
         cmocka_unit_test_setup(test_pending_sequential_layer_called_elsewhere, setup),
         cmocka_unit_test_setup(test_model_new_null_frees_graph, setup),
+        cmocka_unit_test_setup(test_last_status_kept_by_success, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

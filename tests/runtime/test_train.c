@@ -1934,9 +1934,20 @@ static void test_bad_input(void **state)
     struct nncc_array *y4 = array2(8, 4);
     FIT_FAILS(x, y4, .verbose = 0);
     EXPECT_ERROR(NNCC_ERR_SHAPE, "(8, 4)", "(None, 3)");
-    /* CCE with class numbers (8,) instead of one-hot rows */
+    /* CCE with class numbers (8,) or (8, 1) instead of one-hot rows: the
+     * message suggests the sparse loss or one-hot rows. */
     FIT_FAILS(x, labels, .verbose = 0);
-    EXPECT_ERROR(NNCC_ERR_SHAPE, "(8,)", "(None, 3)");
+    EXPECT_ERROR(NNCC_ERR_SHAPE, "fit: y of shape (8,) does not match the output (None, 3): y "
+                                 "holds class indices (0 to 2); use "
+                                 "sparse_categorical_crossentropy, or one-hot rows (8, 3)");
+    struct nncc_array *labels81 = array2(8, 1);
+    memcpy(labels81->data, labels->data, sizeof(float) * 8);
+    FIT_FAILS(x, labels81, .verbose = 0);
+    EXPECT_ERROR(NNCC_ERR_SHAPE, "fit: y of shape (8, 1) does not match the output (None, 3): y "
+                                 "holds class indices (0 to 2)");
+    assert_int_equal(nncc_evaluate(m, x, labels81).n, 0);
+    EXPECT_ERROR(NNCC_ERR_SHAPE, "evaluate: y of shape (8, 1)", "sparse_categorical_crossentropy");
+    nncc_array_free(labels81);
 
     /* x not matching the input (None, 4) */
     struct nncc_array *x5 = array2(8, 5);
@@ -1956,7 +1967,15 @@ static void test_bad_input(void **state)
 
     /* Options */
     FIT_FAILS(x, y, .batch_size = -1);
-    EXPECT_ERROR(NNCC_ERR_ARG, "batch_size");
+    EXPECT_ERROR(NNCC_ERR_ARG, "fit: batch_size must not be negative, got -1");
+    FIT_FAILS(x, y, .initial_epoch = -4);
+    EXPECT_ERROR(NNCC_ERR_ARG, "fit: initial_epoch must not be negative, got -4");
+    FIT_FAILS(x, y, .validation_freq = -3);
+    EXPECT_ERROR(NNCC_ERR_ARG, "fit: validation_freq must not be negative, got -3");
+    assert_null(nncc_fit(m, x, y, .n_callbacks = -5));
+    EXPECT_ERROR(NNCC_ERR_ARG, "fit: n_callbacks must not be negative, got -5");
+    assert_null(nncc_fit(m, x, y, .n_callbacks = 2));
+    EXPECT_ERROR(NNCC_ERR_ARG, "fit: n_callbacks is 2 but callbacks is NULL");
     FIT_FAILS(x, y, .validation_split = 1.0);
     EXPECT_ERROR(NNCC_ERR_ARG, "validation_split", "1");
     FIT_FAILS(x, y, .validation_split = 1.5);
@@ -1973,7 +1992,7 @@ static void test_bad_input(void **state)
     FIT_FAILS(x, y, .verbose = -1);
     EXPECT_ERROR(NNCC_ERR_ARG, "verbose");
     FIT_FAILS(x, y, .epochs = -2);
-    EXPECT_ERROR(NNCC_ERR_ARG, "epochs");
+    EXPECT_ERROR(NNCC_ERR_ARG, "fit: epochs must not be negative, got -2");
     assert_int_equal(nncc_evaluate(m, x, y, .batch_size = -3).n, 0);
     EXPECT_ERROR(NNCC_ERR_ARG, "batch_size");
     FIT_FAILS(NULL, y, .verbose = 0);
