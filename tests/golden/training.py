@@ -118,8 +118,30 @@ def leaky_elu():
     return keras.Model(x, y)
 
 
+def batchnorm_dense():
+    """BatchNormalization training on 2-D input (Keras 2's non-fused path)."""
+    x = keras.Input(shape=(4,))
+    h = layers.Dense(5)(x)
+    h = layers.BatchNormalization(momentum=0.8)(h)
+    h = layers.Activation("relu")(h)
+    y = layers.Dense(3, activation="softmax")(h)
+    return keras.Model(x, y)
+
+
+def batchnorm_conv():
+    """BatchNormalization training on 4-D input (Keras 2's fused path, whose
+    moving variance takes the batch variance times n/(n-1))."""
+    x = keras.Input(shape=(5, 5, 2))
+    h = layers.Conv2D(3, 3)(x)                                         # 3x3x3
+    h = layers.BatchNormalization(momentum=0.7, epsilon=0.01)(h)
+    h = layers.Activation("relu")(h)
+    h = layers.Flatten()(h)
+    y = layers.Dense(3, activation="softmax")(h)
+    return keras.Model(x, y)
+
+
 def batchnorm():
-    """Inference only (BatchNormalization training is not compared)."""
+    """Inference only (training: batchnorm_dense, batchnorm_conv)."""
     x = keras.Input(shape=(4,))
     h = layers.Dense(5)(x)
     h = layers.BatchNormalization()(h)
@@ -205,6 +227,12 @@ CASES = {
     "leaky_elu": (leaky_elu, lambda: O.SGD(0.1), CCE, ACC, "onehot:3", 16, 40,
                   "Dense(6) -> LeakyReLU(alpha=0.2) -> Dense(5) -> ELU(alpha=0.5) -> "
                   "Dense(3, softmax): standalone layers, inputs of both signs"),
+    "batchnorm_dense": (batchnorm_dense, lambda: O.SGD(0.1), CCE, ACC, "onehot:3", 16, 50,
+                        "Dense(5) -> BatchNormalization(momentum=0.8) -> relu -> Dense(3, "
+                        "softmax): batch statistics in training, moving mean and variance"),
+    "batchnorm_conv": (batchnorm_conv, lambda: O.SGD(0.1), CCE, ACC, "onehot:3", 16, 51,
+                       "Conv2D(3, 3) -> BatchNormalization(momentum=0.7, epsilon=0.01) -> "
+                       "relu -> Flatten -> Dense(3, softmax): the fused path's n/(n-1)"),
     "batchnorm": (batchnorm, None, None, None, "none", 8, 15,
                   "inference only: Dense -> BatchNormalization -> relu -> Dense (predict)"),
 }
@@ -351,10 +379,15 @@ def run_case(name, case):
     ev = logs_of(model, model.evaluate(x, y, batch_size=EVAL_BATCH, verbose=0))
     for k, v in ev.items():
         fx.scalar("eval:" + k, v)
+    # A call in training mode updates BatchNormalization's moving statistics
+    # (eagerly): put them back, so the steps below start where nncc's do.
+    frozen = [w.numpy() for w in model.non_trainable_weights]
     with tf.GradientTape() as tape:
         out = model(tf.constant(x), training=True)
         lv = model.compiled_loss(tf.constant(y), out, regularization_losses=model.losses)
     grads = tape.gradient(lv, model.trainable_weights)
+    for w, v in zip(model.non_trainable_weights, frozen):
+        w.assign(v)
     fx.scalar("batch_loss", lv.numpy())
     for w, g in zip(model.trainable_weights, grads):
         fx.tensor("grad:" + weight_name(w), g.numpy())
@@ -368,7 +401,8 @@ def run_case(name, case):
         check_kinks(name, model, x, f"after step {k + 1}")
     for k in step_logs[0]:
         fx.history("step:" + k, [s[k] for s in step_logs])
-    for w in model.trainable_weights:
+    # Every weight: BatchNormalization's moving statistics are not trainable.
+    for w in model.weights:
         fx.tensor(f"w{STEPS}:" + weight_name(w), w.numpy())
 
     # A 2-epoch fit with validation from fresh weights and a fresh optimizer.
@@ -379,7 +413,7 @@ def run_case(name, case):
                   validation_split=VALIDATION_SPLIT, verbose=0, callbacks=callbacks)
     for k, vs in h.history.items():
         fx.history(k, vs)
-    for w in model.trainable_weights:
+    for w in model.weights:
         fx.tensor("wfit:" + weight_name(w), w.numpy())
     ev = logs_of(model, model.evaluate(x, y, batch_size=EVAL_BATCH, verbose=0))
     for k, v in ev.items():

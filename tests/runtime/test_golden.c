@@ -550,6 +550,29 @@ static nncc_model *leaky_elu(void)
     return nncc_model_new(x, nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX));
 }
 
+/* BatchNormalization in training: 2-D (Keras 2's non-fused moving variance)
+ * and 4-D (the fused path's n/(n−1)). */
+static nncc_model *batchnorm_dense(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(4));
+    nncc_tensor *h = nncc_dense(x, .units = 5);
+    h = nncc_batchnorm(h, .momentum = 0.8f);
+    h = nncc_activation(h, .activation = NNCC_RELU);
+    return nncc_model_new(x, nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX));
+}
+
+static nncc_model *batchnorm_conv(void)
+{
+    nncc_graph *g = nncc_graph_new();
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(5, 5, 2));
+    nncc_tensor *h = nncc_conv2d(x, .filters = 3, .kernel_size = {3, 3});
+    h = nncc_batchnorm(h, .momentum = 0.7f, .epsilon = 0.01f);
+    h = nncc_activation(h, .activation = NNCC_RELU);
+    h = nncc_flatten(h);
+    return nncc_model_new(x, nncc_dense(h, .units = 3, .activation = NNCC_SOFTMAX));
+}
+
 static nncc_model *batchnorm(void)
 {
     nncc_graph *g = nncc_graph_new();
@@ -629,6 +652,8 @@ static const struct golden_case cases[] = {
     C("dropout0", dropout0, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
     C("activations", activations, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
     C("leaky_elu", leaky_elu, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
+    C("batchnorm_dense", batchnorm_dense, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
+    C("batchnorm_conv", batchnorm_conv, nncc_sgd(.learning_rate = 0.1f), CCE, ACC),
     {.name = "batchnorm", .build = batchnorm, .predict_only = true},
 };
 enum { N_CASES = sizeof cases / sizeof cases[0] };
