@@ -62,8 +62,4 @@ enum nncc_status nncc_lower(const struct ir_program *model, const struct nncc_lo
 /* The pass names, in order, for --after and NNCC_DUMP ("shapes", …, NULL). */
 extern const char *const nncc_pass_names[];
 
-/* Whether NNCC_DUMP asks for the IR at this point ("all", or the name in a
- * comma-separated list). */
-bool nncc_dump_wanted(const char *pass);
-
 #endif

@@ -22,7 +22,9 @@
 
 const char *const nncc_pass_names[] = {"shapes", "autodiff", "fuse", "tile", "memplan", NULL};
 
-bool nncc_dump_wanted(const char *pass)
+/* Whether NNCC_DUMP asks for the plans after this pass ("all", or the
+ * name in a comma-separated list). */
+static bool dump_wanted(const char *pass)
 {
     const char *spec = getenv("NNCC_DUMP");
     if (!spec || !*spec)
@@ -64,7 +66,7 @@ static bool after(struct ir_plan *plans, int n, const struct nncc_lower_opts *o,
         *st = ir_verify(&plans[k].program, pass);
     if (*st)
         return false;
-    if (nncc_dump_wanted(pass))
+    if (dump_wanted(pass))
         for (int k = 0; k < n; k++)
             dump(&plans[k], o->model_name ? o->model_name : "", which[o->train != NULL][k], pass);
     return !(o->stop_after && strcmp(o->stop_after, pass) == 0);

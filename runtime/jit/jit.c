@@ -147,27 +147,20 @@ static enum nncc_status write_atomic(const char *path, const void *data, size_t 
     return NNCC_OK;
 }
 
-/* Reads a whole regular file without mapping it (a file truncated under a
- * mapping raises SIGBUS; read() just returns less).  NULL on any failure,
- * with no error recorded: the callers treat an unreadable entry as bad. */
-static char *read_quiet(const char *path, size_t *len)
+/* Reads all of fd with read() (never a mapping: a file truncated under a
+ * mapping raises SIGBUS; read() just returns less), in a NUL-terminated
+ * malloc'd buffer that starts at `hint` + 1 bytes and grows, since pipes and
+ * /proc files have no size.  NULL with *err set (errno, or ENOMEM). */
+static char *read_fd(int fd, size_t hint, size_t *len, int *err)
 {
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = (size_t)st.st_size + 1, n = 0;
+    size_t cap = hint + 1, n = 0;
     char *buf = malloc(cap);
+    *err = buf ? 0 : ENOMEM;
     while (buf) {
         if (n + 1 >= cap) {
-            char *grown = realloc(buf, cap * 2);
+            char *grown = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
             if (!grown) {
-                free(buf);
-                buf = NULL;
+                *err = ENOMEM;
                 break;
             }
             buf = grown;
@@ -175,17 +168,32 @@ static char *read_quiet(const char *path, size_t *len)
         }
         ssize_t got = read(fd, buf + n, cap - 1 - n);
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) {
-            free(buf);
-            buf = NULL;
-        }
+        if (got < 0) *err = errno;
         if (got <= 0) break;
         n += (size_t)got;
     }
-    close(fd);
-    if (!buf) return NULL;
+    if (*err) {
+        free(buf);
+        return NULL;
+    }
     buf[n] = '\0';
     *len = n;
+    return buf;
+}
+
+/* Reads a whole regular file without mapping it.  NULL on any failure,
+ * with no error recorded: the callers treat an unreadable entry as bad. */
+static char *read_quiet(const char *path, size_t *len)
+{
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    int err = 0;
+    char *buf = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                    ? read_fd(fd, (size_t)st.st_size, len, &err)
+                    : NULL;
+    close(fd);
     return buf;
 }
 
@@ -1097,47 +1105,18 @@ void nncc_jit_unload(void *handle)
 
 char *nncc_read_file(const char *path, size_t *len)
 {
+    size_t n = 0;
     if (len) *len = 0;
     if (!path) return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_read_file: path is NULL");
-    FILE *f = fopen(path, "rb");
-    if (!f) return NNCC_FAIL_NULL(NNCC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-
-    /* Read in growing chunks rather than trusting a size from stat(), which
-     * pipes and /proc files do not have. */
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            if (cap > SIZE_MAX / 2) {
-                free(buf);
-                fclose(f);
-                return NNCC_FAIL_NULL(NNCC_ERR_NOMEM, "file too large: '%s'", path);
-            }
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (!buf) {
-        fclose(f);
-        return NNCC_FAIL_NULL(NNCC_ERR_NOMEM, "out of memory reading '%s'", path);
-    }
-    if (ferror(f)) {
-        int err = errno;
-        free(buf);
-        fclose(f);
-        return NNCC_FAIL_NULL(NNCC_ERR_IO, "cannot read '%s': %s", path, strerror(err));
-    }
-    fclose(f);
-    buf[n] = '\0';
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NNCC_FAIL_NULL(NNCC_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    int err;
+    char *buf = read_fd(fd, 4095, &n, &err);
+    close(fd);
+    if (!buf)
+        return err == ENOMEM
+                   ? NNCC_FAIL_NULL(NNCC_ERR_NOMEM, "out of memory reading '%s'", path)
+                   : NNCC_FAIL_NULL(NNCC_ERR_IO, "cannot read '%s': %s", path, strerror(err));
     if (len) *len = n;
     return buf;
 }
