@@ -87,6 +87,9 @@ void cg_max_cell(struct cw *w, long long C, const char *src, bool argmax);
 void emit_pool_wgrad(struct cg *cg, const struct ir_node *n);
 /* The conv_pool group headed by convolution n (codegen/conv.c). */
 void emit_conv_pool(struct cg *cg, const struct ir_node *n);
+/* SOFTMAX (grad: SOFTMAX_GRAD) along an axis other than the last, or on
+ * an unbatched value (codegen/eltwise_onnx.c). */
+void cg_softmax_axis(struct cg *cg, const struct ir_node *n, bool grad);
 /* The chain group headed by element-wise node n (codegen/chain.c). */
 void emit_chain(struct cg *cg, const struct ir_node *n);
 

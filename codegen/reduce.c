@@ -1,5 +1,6 @@
 /*
- * reduce.c — softmax over the last axis: e^{x − max} / Σ, one row at a time.
+ * reduce.c — softmax over the last axis: e^{x − max} / Σ, one row at a time
+ * (other axes and unbatched values: codegen/eltwise_onnx.c).
  *
  * The exponentials are computed by nn_expf (codegen/prelude/math.c) in a
  * loop of their own, which vectorizes; the sum is a separate serial loop,
@@ -11,6 +12,10 @@
 
 void emit_softmax(struct cg *cg, const struct ir_node *n)
 {
+    if (n->a.axis != 0 || !n->out->batched) { /* ONNX's other axes (ir/eltwise.h) */
+        cg_softmax_axis(cg, n, false);
+        return;
+    }
     struct nncc_shape s = n->out->shape;
     long long C = s.dim[s.rank - 1], rows = cg_numel(n->out) / C;
     struct cw *w = &cg->defs;
@@ -38,6 +43,10 @@ void emit_softmax(struct cg *cg, const struct ir_node *n)
 /* dx = y · (dy − Σ dy·y) per row; inputs (dy, y). */
 void emit_softmax_grad(struct cg *cg, const struct ir_node *n)
 {
+    if (n->a.axis != 0 || !n->out->batched) {
+        cg_softmax_axis(cg, n, true);
+        return;
+    }
     struct nncc_shape s = n->out->shape;
     long long C = s.dim[s.rank - 1], rows = cg_numel(n->out) / C;
     struct cw *w = &cg->defs;

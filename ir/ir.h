@@ -127,6 +127,12 @@ struct ir_attrs {
     int n_slots;                  /* UPDATE: inputs (param, grad, slots…, [global norm]) */
     bool global_norm;             /* UPDATE: its last input is the global gradient norm */
     bool bessel;                  /* BN_MOVING: n/(n−1) on the variance (Keras 2's fused 4-D path) */
+    /* Element-wise family with ONNX semantics (ir/eltwise.h).  SOFTMAX and
+     * LOG_SOFTMAX(_GRAD) read `axis` (0: the last axis; see ir/eltwise.h). */
+    int unary;                    /* UNARY(_GRAD): enum ir_unary */
+    float p0, p1;                 /* UNARY(_GRAD): the function's parameters (ir/unary.def) */
+    int binary;                   /* BINARY, BINARY_GRAD(_CONST): enum ir_binary */
+    int which;                    /* BINARY_GRAD(_CONST): the operand (0: a, 1: b) */
 };
 
 /* What a METRIC node computes (Keras' "accuracy" is resolved from shapes). */

@@ -11,6 +11,7 @@
  */
 #include <string.h>
 #include "ir.h"
+#include "eltwise.h"
 
 #define LABEL(n) ir_node_label((n), label_buf, sizeof label_buf)
 #define SHAPE(s, b) nncc_shape_str((s), (b), sizeof(b))
@@ -92,14 +93,27 @@ RULE(shape_activation_alpha)
     return NNCC_OK;
 }
 
-/* SOFTMAX over the last axis; Keras 2 rejects rank 1. */
+/* SOFTMAX, LOG_SOFTMAX along a.axis (0: the last; ir/eltwise.h): the
+ * batch axis of a batched input cannot be reduced, so Keras' rank-1 input
+ * is rejected as before.  Stores the canonical axis. */
 RULE(shape_softmax)
 {
     DECL;
     struct nncc_shape x = n->in[0]->shape;
-    if (x.rank < 2)
-        return nncc_fail(NNCC_ERR_SHAPE, "%s: softmax needs an input of rank >= 2, got %s",
-                         LABEL(n), SHAPE(x, s0));
+    bool batched = n->in[0]->batched;
+    const char *what = n->op == IR_LOG_SOFTMAX ? "log_softmax" : "softmax";
+    if (x.rank < (batched ? 2 : 1))
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: %s needs an input of rank >= 2, got %s", LABEL(n),
+                         what, SHAPE(x, s0));
+    int ax = n->a.axis == 0 ? x.rank - 1 : n->a.axis < 0 ? n->a.axis + x.rank : n->a.axis;
+    if (ax < 0 || ax >= x.rank)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: %s axis %d is out of range for input %s", LABEL(n),
+                         what, n->a.axis, SHAPE(x, s0));
+    if (ax == 0 && batched)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: %s along axis 0 of input %s would mix the samples of a batch",
+                         LABEL(n), what, SHAPE(x, s0));
+    n->a.axis = ax == x.rank - 1 ? 0 : ax == 0 ? -x.rank : ax;
     *out = x;
     return NNCC_OK;
 }
@@ -393,6 +407,11 @@ RULE(shape_bn_param)
     return NNCC_OK;
 }
 
+/* The element-wise family's rules, at the end of the file. */
+RULE(shape_unary);
+RULE(shape_binary);
+RULE(shape_binary_grad);
+
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
 #define OP(id, nm, ar, vw, rd, rule, rf, em) \
     [IR_##id] = {.name = nm, .arity = ar, .view = vw, .reduces = rd, .shape = rule},
@@ -452,4 +471,88 @@ const char *ir_activation_deriv(enum nncc_activation act)
 #undef ACT
     default: return NULL;
     }
+}
+
+/* ---- Element-wise family with ONNX semantics (ir/eltwise.h) ------------ */
+
+/* UNARY (x) and UNARY_GRAD (dy, x, y): element-wise, shaped like x. */
+RULE(shape_unary)
+{
+    DECL;
+    if (!ir_unary_name(n->a.unary))
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: unknown unary function %d", LABEL(n), n->a.unary);
+    for (int k = 1; k < n->n_in; k++)
+        if (!ir_shape_eq(n->in[k]->shape, n->in[0]->shape))
+            return nncc_fail(NNCC_ERR_SHAPE, "%s: %s input %d %s does not match %s", LABEL(n),
+                             ir_op(n->op)->name, k, SHAPE(n->in[k]->shape, s1),
+                             SHAPE(n->in[0]->shape, s0));
+    *out = n->in[0]->shape;
+    return NNCC_OK;
+}
+
+/* BINARY (a, b): numpy/ONNX multidirectional broadcasting, dims aligned
+ * from the right, a dim of 1 stretched.  The batch axis only meets the
+ * batch axis: a batched operand has the output's rank (two batched ones
+ * the same rank); an unbatched operand of that rank has dim 0 of 1 (it is
+ * the same for every sample) or a lower rank.  Two unbatched operands
+ * broadcast freely.  Dims other than a batch must be known. */
+RULE(shape_binary)
+{
+    DECL;
+    if (!ir_binary_name(n->a.binary))
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: unknown binary operation %d", LABEL(n),
+                         n->a.binary);
+    const nncc_tensor *a = n->in[0], *b = n->in[1];
+    struct nncc_shape as = a->shape, bs = b->shape;
+    int r = as.rank > bs.rank ? as.rank : bs.rank;
+    for (int k = 0; k < 2; k++) {
+        const nncc_tensor *t = n->in[k], *o = n->in[1 - k];
+        if (t->batched && t->shape.rank != r)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: cannot broadcast %s (batched) with %s of higher rank: the "
+                             "batch axis must stay axis 0",
+                             LABEL(n), SHAPE(t->shape, s0), SHAPE(o->shape, s1));
+        if (t->batched && !o->batched && o->shape.rank == r && o->shape.dim[0] != 1)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: the constant %s has the rank of the batched %s, so its dim 0 "
+                             "must be 1 to broadcast over the batch",
+                             LABEL(n), SHAPE(o->shape, s1), SHAPE(t->shape, s0));
+        for (int d = 0; d < t->shape.rank; d++)
+            if (t->shape.dim[d] < 0 && !(t->batched && d == 0))
+                return nncc_fail(NNCC_ERR_SHAPE, "%s: input %s has an unknown dimension",
+                                 LABEL(n), SHAPE(t->shape, s0));
+    }
+    out->rank = r;
+    for (int d = 0; d < r; d++) {
+        int da = d - (r - as.rank), db = d - (r - bs.rank);
+        int64_t p = da >= 0 ? as.dim[da] : 1, q = db >= 0 ? bs.dim[db] : 1;
+        if (p == q || q == 1)
+            out->dim[d] = p;
+        else if (p == 1)
+            out->dim[d] = q;
+        else
+            return nncc_fail(NNCC_ERR_SHAPE, "%s: cannot broadcast %s with %s (axis %d: %lld vs %lld)",
+                             LABEL(n), SHAPE(as, s0), SHAPE(bs, s1), d, (long long)p,
+                             (long long)q);
+    }
+    if (a->batched || b->batched)
+        out->dim[0] = NNCC_NONE;
+    return NNCC_OK;
+}
+
+/* BINARY_GRAD(_CONST) (dy, a, b): shaped like operand `which`; _CONST is
+ * the one for an unbatched operand of a batched dy (it sums the batch). */
+RULE(shape_binary_grad)
+{
+    DECL;
+    if (!ir_binary_name(n->a.binary) || (n->a.which != 0 && n->a.which != 1))
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: binary gradient of operation %d, operand %d",
+                         LABEL(n), n->a.binary, n->a.which);
+    const nncc_tensor *dy = n->in[0], *x = n->in[1 + n->a.which];
+    bool want_const = dy->batched && !x->batched;
+    if (want_const != (n->op == IR_BINARY_GRAD_CONST))
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: %s for operand %s of gradient %s", LABEL(n),
+                         ir_op(n->op)->name, SHAPE(x->shape, s0), SHAPE(dy->shape, s1));
+    *out = x->shape;
+    return NNCC_OK;
 }

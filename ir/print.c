@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include "ir/plan.h"
+#include "ir/eltwise.h"
 
 static void attrs_str(const struct ir_node *n, char *buf, size_t size)
 {
@@ -39,6 +40,25 @@ static void attrs_str(const struct ir_node *n, char *buf, size_t size)
         break;
     case IR_GLOBAL_AVGPOOL2D:
         snprintf(buf, size, "[keepdims=%d]", a->keepdims);
+        break;
+    case IR_UNARY:
+    case IR_UNARY_GRAD:
+        snprintf(buf, size, "[%s p0=%g p1=%g]", ir_unary_name(a->unary), (double)a->p0,
+                 (double)a->p1);
+        break;
+    case IR_BINARY:
+        snprintf(buf, size, "[%s]", ir_binary_name(a->binary));
+        break;
+    case IR_BINARY_GRAD:
+    case IR_BINARY_GRAD_CONST:
+        snprintf(buf, size, "[%s which=%d]", ir_binary_name(a->binary), a->which);
+        break;
+    case IR_SOFTMAX:
+    case IR_SOFTMAX_GRAD:
+    case IR_LOG_SOFTMAX:
+    case IR_LOG_SOFTMAX_GRAD:
+        if (a->axis) /* 0, the last axis, prints nothing, as before */
+            snprintf(buf, size, "[axis=%d]", a->axis);
         break;
     default:
         break;

@@ -26,6 +26,11 @@
  *   concat(x…)          dxᵢ = slice(dy)
  *   batchnorm(x, …)     in training: bn_stats, bn_train, bn_moving (in place);
  *                       dx = bn_grad(dy, x, stats, γ), dγ, dβ = bn_param_grad
+ *   unary(x)            dx = unary_grad(dy, x, y)
+ *   binary(a, b)        da, db = binary_grad(dy, a, b) (binary_grad_const for a
+ *                       constant operand of a batched dy), dy itself for add/sub's
+ *                       a (add's b) when it has y's shape
+ *   log_softmax(x)      dx = log_softmax_grad(dy, y)
  * Keras' stable path: when the output is a softmax (sigmoid) feeding a
  * (binary) cross-entropy, the loss reads the logits and its gradient is the
  * fused p − y, so the softmax's own gradient is never built.
@@ -34,6 +39,7 @@
 #include <string.h>
 #include "passes/passes.h"
 #include "ir/rng.h"
+#include "ir/eltwise.h"
 
 struct builder {
     nncc_graph *g;
@@ -137,9 +143,35 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
         contribute(b, x[0], node(b, IR_ACTIVATION_ALPHA_GRAD, in, 2, &a, n, "grad"), n);
         break;
     }
-    case IR_SOFTMAX: {
+    case IR_SOFTMAX: { /* the axis goes with it (ir/eltwise.h) */
         nncc_tensor *in[2] = {dy, y};
-        contribute(b, x[0], node(b, IR_SOFTMAX_GRAD, in, 2, NULL, n, "grad"), n);
+        contribute(b, x[0], node(b, IR_SOFTMAX_GRAD, in, 2, &a, n, "grad"), n);
+        break;
+    }
+    case IR_UNARY: {
+        nncc_tensor *in[3] = {dy, x[0], y};
+        contribute(b, x[0], node(b, IR_UNARY_GRAD, in, 3, &a, n, "grad"), n);
+        break;
+    }
+    case IR_BINARY:
+        for (int k = 0; k < 2; k++) {
+            if (!need[x[k]->id])
+                continue;
+            bool pass = (a.binary == IR_BINARY_ADD || (a.binary == IR_BINARY_SUB && k == 0)) &&
+                        ir_shape_eq(x[k]->shape, y->shape) && x[k]->batched == y->batched;
+            if (pass) {
+                contribute(b, x[k], dy, n);
+                continue;
+            }
+            a.which = k;
+            nncc_tensor *in[3] = {dy, x[0], x[1]};
+            enum ir_op op = dy->batched && !x[k]->batched ? IR_BINARY_GRAD_CONST : IR_BINARY_GRAD;
+            contribute(b, x[k], node(b, op, in, 3, &a, n, k ? "grad_b" : "grad_a"), n);
+        }
+        break;
+    case IR_LOG_SOFTMAX: {
+        nncc_tensor *in[2] = {dy, y};
+        contribute(b, x[0], node(b, IR_LOG_SOFTMAX_GRAD, in, 2, &a, n, "grad"), n);
         break;
     }
     case IR_CONV2D:
@@ -256,6 +288,10 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
     case IR_BN_MOVING:
     case IR_BN_GRAD:
     case IR_BN_PARAM_GRAD:
+    case IR_UNARY_GRAD:
+    case IR_BINARY_GRAD:
+    case IR_BINARY_GRAD_CONST:
+    case IR_LOG_SOFTMAX_GRAD:
     case IR_OP_COUNT: {
         char lb[200];
         b->st = nncc_fail(NNCC_ERR_ARG, "%s: training through %s is not supported yet",
@@ -285,7 +321,7 @@ static void head(struct builder *b, const struct nncc_train_spec *spec, nncc_ten
     const struct ir_node *p = o->producer;
     bool ce = spec->loss == NNCC_CATEGORICAL_CROSSENTROPY ||
               spec->loss == NNCC_SPARSE_CATEGORICAL_CROSSENTROPY;
-    if (!spec->from_logits && ce && p->op == IR_SOFTMAX) {
+    if (!spec->from_logits && ce && p->op == IR_SOFTMAX && p->a.axis == 0) { /* the last axis */
         z = p->in[0];
         la.logits = true;
     } else if (!spec->from_logits && spec->loss == NNCC_BINARY_CROSSENTROPY &&

@@ -204,7 +204,9 @@ static bool rule_bias_act(struct fuse_ctx *c, int i)
         for (int s = 0; s < r->n_in; s++) {
             if (r->in[s] != z)
                 continue;
-            if (k < 0 && s == 0 && (r->op == IR_ACTIVATION || r->op == IR_SOFTMAX))
+            /* softmax: only along the last axis, the rows the epilogue does */
+            if (k < 0 && s == 0 &&
+                (r->op == IR_ACTIVATION || (r->op == IR_SOFTMAX && r->a.axis == 0)))
                 k = q;
             else if (k >= 0 && r->op == IR_ACTIVATION_GRAD && s == 1 && r->in[2] == p->nodes[k]->out)
                 grads++;

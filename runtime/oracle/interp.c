@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "runtime/oracle/interp.h"
+#include "ir/eltwise.h"
 
 /* Per-sample element count of a value (its dims after the batch). */
 static int64_t per_sample(const nncc_tensor *t) { return ir_shape_numel(t->shape, 1); }
@@ -96,23 +97,29 @@ void ref_activation_alpha(const struct ir_node *n, int batch, const double *cons
     }
 }
 
-/* softmax over the last axis: e^{x − max} / Σ */
+/* softmax along its axis (ir/eltwise.h; the last by default):
+ * e^{x − max} / Σ over that axis, for every (outer, inner) position. */
 void ref_softmax(const struct ir_node *n, int batch, const double *const *in, double *out,
                 const double *h)
 {
     (void)h;
-    int64_t C = n->out->shape.dim[n->out->shape.rank - 1];
-    int64_t rows = batch * per_sample(n->out) / C;
-    for (int64_t r = 0; r < rows; r++) {
-        const double *x = in[0] + r * C;
-        double *y = out + r * C, mx = x[0], sum = 0;
-        for (int64_t c = 1; c < C; c++)
-            mx = x[c] > mx ? x[c] : mx;
-        for (int64_t c = 0; c < C; c++)
-            sum += y[c] = exp(x[c] - mx);
-        for (int64_t c = 0; c < C; c++)
-            y[c] /= sum;
-    }
+    struct nncc_shape s = n->out->shape;
+    if (n->out->batched)
+        s.dim[0] = batch;
+    int axis = ir_softmax_axis(n);
+    int64_t C = s.dim[axis], inner = ir_shape_numel(s, axis + 1);
+    int64_t outer = ir_shape_numel(s, 0) / (C * inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < inner; k++) {
+            const double *x = in[0] + o * C * inner + k;
+            double *y = out + o * C * inner + k, mx = x[0], sum = 0;
+            for (int64_t c = 1; c < C; c++)
+                mx = x[c * inner] > mx ? x[c * inner] : mx;
+            for (int64_t c = 0; c < C; c++)
+                sum += y[c * inner] = exp(x[c * inner] - mx);
+            for (int64_t c = 0; c < C; c++)
+                y[c * inner] /= sum;
+        }
 }
 
 /* Cross-correlation, NHWC, kernel (KH, KW, C, F); padded cells are zero. */

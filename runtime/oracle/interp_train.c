@@ -13,6 +13,7 @@
 #include <math.h>
 #include <string.h>
 #include "runtime/oracle/interp.h"
+#include "ir/eltwise.h"
 #include "ir/dropout_rng.h"
 
 NNCC_DROPOUT_RNG_SRC
@@ -111,20 +112,28 @@ void ref_activation_alpha_grad(const struct ir_node *n, int batch, const double 
     }
 }
 
-/* dx = y · (dy − Σ dy·y), per row of the last axis; inputs (dy, y) */
+/* dx = y · (dy − Σ dy·y), the sum along the softmax's axis (ir/eltwise.h;
+ * the last by default); inputs (dy, y) */
 void ref_softmax_grad(const struct ir_node *n, int batch, const double *const *in, double *out,
                       const double *h)
 {
     (void)h;
-    int64_t C = n->out->shape.dim[n->out->shape.rank - 1], rows = count(n->out, batch) / C;
-    for (int64_t r = 0; r < rows; r++) {
-        const double *dy = in[0] + r * C, *y = in[1] + r * C;
-        double dot = 0;
-        for (int64_t c = 0; c < C; c++)
-            dot += dy[c] * y[c];
-        for (int64_t c = 0; c < C; c++)
-            out[r * C + c] = y[c] * (dy[c] - dot);
-    }
+    struct nncc_shape s = n->out->shape;
+    if (n->out->batched)
+        s.dim[0] = batch;
+    int axis = ir_softmax_axis(n);
+    int64_t C = s.dim[axis], inner = ir_shape_numel(s, axis + 1);
+    int64_t outer = ir_shape_numel(s, 0) / (C * inner);
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < inner; k++) {
+            int64_t base = o * C * inner + k;
+            const double *dy = in[0] + base, *y = in[1] + base;
+            double dot = 0;
+            for (int64_t c = 0; c < C; c++)
+                dot += dy[c * inner] * y[c * inner];
+            for (int64_t c = 0; c < C; c++)
+                out[base + c * inner] = y[c * inner] * (dy[c * inner] - dot);
+        }
 }
 
 /* dx[b, ih, iw, c] = Σ dy[b, oh, ow, f] · w[kh, kw, c, f] over the taps that
