@@ -256,18 +256,38 @@ static void slice_nest(const struct ir_node *n, const nncc_tensor *big, const nn
     for (int i = 0; i < k; i++) {
         *a0 += n->a.begin[i + from] * xst[i];
         L->dim[L->k] = yd[i];
-        L->sa[L->k] = n->a.step[i + from] * xst[i];
+        /* An axis of one element never steps (its step may be huge). */
+        L->sa[L->k] = yd[i] == 1 ? 0 : n->a.step[i + from] * xst[i];
         L->sb[L->k++] = yst[i];
     }
     /* The inner axis is handled by the caller. */
     L->k--;
     *inner = yd[k - 1];
-    *inner_step = n->a.step[k - 1 + from];
+    *inner_step = yd[k - 1] == 1 ? 1 : n->a.step[k - 1 + from];
+}
+
+/* A batched rank-1 value (N): the per-sample problem is one float, which
+ * the slice and pad kernels (the batch axis untouched) copy. */
+static bool emit_sample_copy(struct cg *cg, const struct ir_node *n, const nncc_tensor *x)
+{
+    if (!(x->batched && x->shape.rank == 1))
+        return false;
+    struct cw *w = &cg->defs;
+    cg_kernel_comment(cg, n, "a copy (rank 1: only the batch axis)");
+    cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix,
+            cg_id(cg, n));
+    cw_line(w, "{");
+    cw_line(w, "    memcpy(y, x, sizeof(float) * (size_t)n);");
+    cw_line(w, "}");
+    kernel_call(cg, n);
+    return true;
 }
 
 static void emit_slice_common(struct cg *cg, const struct ir_node *n, bool grad)
 {
     const nncc_tensor *big = grad ? n->out : n->in[0], *small = grad ? n->in[0] : n->out;
+    if (emit_sample_copy(cg, n, big))
+        return;
     struct nest L;
     long long a0, inner, step;
     slice_nest(n, big, small, &L, &a0, &inner, &step);
@@ -329,6 +349,8 @@ void emit_strided_slice_grad(struct cg *cg, const struct ir_node *n)
 void emit_pad(struct cg *cg, const struct ir_node *n)
 {
     const nncc_tensor *x = n->in[0];
+    if (emit_sample_copy(cg, n, x))
+        return;
     long long xd[NNCC_MAX_RANK], yd[NNCC_MAX_RANK], xst[NNCC_MAX_RANK], yst[NNCC_MAX_RANK];
     int from = x->batched ? 1 : 0, k = sample_dims(x, xd);
     sample_dims(n->out, yd);

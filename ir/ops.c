@@ -517,6 +517,8 @@ static int64_t slice_count(int64_t D, int64_t b, int64_t e, int64_t s, const cha
         *why = "step 0";
         return -1;
     }
+    /* |step| and the distance in uint64_t: any int64_t step, no overflow. */
+    uint64_t m = s < 0 ? (uint64_t)0 - (uint64_t)s : (uint64_t)s, d;
     if (s > 0) {
         if (e == INT64_MAX)
             e = D;
@@ -524,13 +526,15 @@ static int64_t slice_count(int64_t D, int64_t b, int64_t e, int64_t s, const cha
             *why = "with a positive step, 0 <= begin <= end <= size (or end INT64_MAX) is needed";
             return -1;
         }
-        return (e - b + s - 1) / s;
+        d = (uint64_t)(e - b);
+    } else {
+        if (b < 0 || b >= D || e < -1 || e > b) {
+            *why = "with a negative step, 0 <= begin < size and -1 <= end <= begin are needed";
+            return -1;
+        }
+        d = (uint64_t)(b - e);
     }
-    if (b < 0 || b >= D || e < -1 || e > b) {
-        *why = "with a negative step, 0 <= begin < size and -1 <= end <= begin are needed";
-        return -1;
-    }
-    return (b - e + (-s) - 1) / (-s);
+    return (int64_t)(d / m + (d % m != 0));
 }
 
 /* Checks a slice's attributes against x and writes its output shape. */

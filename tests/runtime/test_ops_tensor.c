@@ -427,6 +427,7 @@ static void test_random(void **state)
     nncc_tensor *X6 = input(g, SH(NONE, 3, 1, 5, 4, 2));
     nncc_tensor *X2 = input(g, SH(NONE, 67, 45));
     nncc_tensor *IE = input(g, SH(NONE, 5)); /* integer indices in [−11, 11) */
+    nncc_tensor *X1 = input(g, SH(NONE));
     nncc_tensor *P3 = param(g, SH(6, 5, 7), NULL, false, &seed);
     nncc_tensor *E = param(g, SH(11, 6), NULL, false, &seed);
     nncc_tensor *i4 = param(g, SH(4), FL(3, -1, 0, 3), false, &seed);
@@ -453,6 +454,12 @@ static void test_random(void **state)
     OUT(sslice(g, X6, I64(0, 2, 0, 4, 1, 1), I64(ALL, -1, 1, 0, 4, -1), I64(1, -1, 1, -2, 2, -1)),
         "slice rank 6");
     OUT(sslice(g, P3, I64(5, 1, 0), I64(-1, 5, ALL), I64(-2, 1, 3)), "slice param");
+    /* one element per axis, with steps too large for step·stride */
+    OUT(sslice(g, P3, I64(4, 3, 6), I64(5, -1, -1), I64(INT64_MAX, INT64_MIN, -INT64_MAX)),
+        "slice huge steps");
+    OUT(sslice(g, X1, I64(0), I64(ALL), I64(1)), "slice rank 1");
+    OUT(pad(g, X1, I64(0), I64(0), 2), "pad rank 1");
+    OUT(transpose(g, X1, INTS(0)), "transpose rank 1");
     OUT(pad(g, X4, I64(0, 1, 0, 2), I64(0, 0, 3, 1), 0.5f), "pad");
     OUT(pad(g, X2, I64(0, 0, 0), I64(0, 2, 0), -3), "pad rows");
     OUT(pad(g, X6, I64(0, 1, 1, 0, 0, 1), I64(0, 0, 1, 2, 0, 0), 0), "pad rank 6");
@@ -481,16 +488,16 @@ static void test_random(void **state)
     OUT(gather(g, P3, i4, 0), "gather param axis 0");
     OUT(gather(g, P3, i23, 2), "gather param axis 2");
 #undef OUT
-    nncc_tensor *ins[4] = {X4, X6, X2, IE};
+    nncc_tensor *ins[5] = {X4, X6, X2, IE, X1};
     struct ir_program p;
-    OK(ir_program_init(&p, g, ins, 4, outs, no));
+    OK(ir_program_init(&p, g, ins, 5, outs, no));
     struct nncc_exec *ex = build_forward(&p, "tensor_random");
     int bad = 0;
     static const int batches[] = {1, 3, 7};
     for (int bi = 0; bi < 3; bi++) {
         int n = batches[bi];
-        float *inv[4];
-        for (int k = 0; k < 4; k++) {
+        float *inv[5];
+        for (int k = 0; k < 5; k++) {
             int64_t c = count(ins[k], n);
             inv[k] = xcalloc((size_t)c, sizeof *inv[k]);
             for (int64_t i = 0; i < c; i++)
@@ -513,7 +520,7 @@ static void test_random(void **state)
         }
         free_outs(ref, no);
         free_outs(jit, no);
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 5; k++)
             free(inv[k]);
     }
     nncc_exec_free(ex);
