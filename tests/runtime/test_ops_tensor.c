@@ -412,7 +412,48 @@ static void test_rules(void **state)
     REFUSED(gather(g, P, ib, 1), "axis 0");
     REFUSED(gather(g, P, ip, 2), "out of range");
     NN(gather(g, P, ib, 0));
-    NN(gather(g, x, ip, -1));
+    nncc_tensor *gx = NN(gather(g, x, ip, -1));
+    assert_int_equal(gx->producer->a.axis, 2); /* normalised */
+
+    /* The attributes as nncc graph --ir prints them. */
+    nncc_tensor *outs[5] = {
+        NN(transpose(g, x, INTS(0, 2, 1))),
+        NN(sslice(g, x, I64(0, 3, 0), I64(ALL, -1, 5), I64(1, -2, 2))),
+        NN(pad(g, x, I64(0, 1, 0), I64(0, 0, 2), 0.5f)),
+        NN(reduce(g, x, IR_REDUCE_MEAN, 6, true)),
+        gx,
+    };
+    struct ir_program p;
+    OK(ir_program_init(&p, g, &x, 1, outs, 5));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    ir_print(&p, f);
+    fclose(f);
+    static const char *const want[] = {"transpose[perm=0,2,1]", "strided_slice[0::1,3:-1:-2,0:5:2]",
+                                       "pad[value=0.5 pads=0+0,1+0,0+2]",
+                                       "reduce[mean axes=0x6 keepdims=1]", "gather[axis=2]"};
+    for (int k = 0; k < 5; k++)
+        if (!strstr(text, want[k]))
+            fail_msg("ir_print lacks \"%s\":\n%s", want[k], text);
+    free(text);
+    ir_program_free(&p);
+
+    /* Training through a product is refused, naming the op. */
+    nncc_tensor *w = param(g, SH(5, 5), NULL, true, &seed);
+    nncc_tensor *mm[2] = {x, w};
+    nncc_tensor *y = NN(reduce(g, NN(node(g, IR_MATMUL, mm, 2, NULL)), IR_REDUCE_PROD, 4, true));
+    OK(ir_program_init(&p, g, &x, 1, &y, 1));
+    struct nncc_train_spec ts = {.loss = NNCC_MEAN_SQUARED_ERROR, .target_shape = y->shape,
+                                 .params = &w, .n_params = 1, .gradients_only = true};
+    struct ir_plan plans[2];
+    struct nncc_lower_opts lo = {.model_name = "prod", .train = &ts};
+    assert_int_not_equal(nncc_lower(&p, &lo, plans), NNCC_OK);
+    assert_non_null(strstr(nncc_last_error(), "training through reduce prod is not supported"));
+    ir_plan_free(&plans[0]);
+    ir_plan_free(&plans[1]);
+    ir_program_free(&p);
     nncc_graph_free(g);
 }
 
