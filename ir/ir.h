@@ -133,7 +133,19 @@ struct ir_attrs {
     float p0, p1;                 /* UNARY(_GRAD): the function's parameters (ir/unary.def) */
     int binary;                   /* BINARY, BINARY_GRAD(_CONST): enum ir_binary */
     int which;                    /* BINARY_GRAD(_CONST): the operand (0: a, 1: b) */
+    /* Tensor ops (TRANSPOSE, STRIDED_SLICE(_GRAD), PAD, REDUCE(_GRAD), GATHER(_GRAD*));
+     * the conventions are in ir/ops.c above each op's shape rule.  They also read
+     * `axis` (GATHER), `keepdims` (REDUCE) and `like` (the gradients). */
+    int perm[NNCC_MAX_RANK];      /* TRANSPOSE: output axis i is input axis perm[i] */
+    int64_t begin[NNCC_MAX_RANK], end[NNCC_MAX_RANK], step[NNCC_MAX_RANK]; /* STRIDED_SLICE */
+    int64_t pad_begin[NNCC_MAX_RANK], pad_end[NNCC_MAX_RANK];              /* PAD, >= 0 */
+    float pad_value;              /* PAD: the constant */
+    int reduce;                   /* REDUCE(_GRAD): enum ir_reduce */
+    uint32_t reduce_axes;         /* REDUCE(_GRAD): bit i set = axis i (of the full shape) reduced */
 };
+
+/* What a REDUCE node computes. */
+enum ir_reduce { IR_REDUCE_SUM, IR_REDUCE_MEAN, IR_REDUCE_MAX, IR_REDUCE_MIN, IR_REDUCE_PROD };
 
 /* What a METRIC node computes (Keras' "accuracy" is resolved from shapes). */
 enum ir_metric {

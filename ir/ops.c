@@ -411,6 +411,15 @@ RULE(shape_bn_param)
 RULE(shape_unary);
 RULE(shape_binary);
 RULE(shape_binary_grad);
+/* The tensor ops' rules, at the end of the file. */
+RULE(shape_transpose);
+RULE(shape_strided_slice);
+RULE(shape_strided_slice_grad);
+RULE(shape_pad);
+RULE(shape_reduce);
+RULE(shape_reduce_grad);
+RULE(shape_gather);
+RULE(shape_gather_grad);
 
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
 #define OP(id, nm, ar, vw, rd, rule, rf, em) \
@@ -554,5 +563,269 @@ RULE(shape_binary_grad)
         return nncc_fail(NNCC_ERR_GRAPH, "%s: %s for operand %s of gradient %s", LABEL(n),
                          ir_op(n->op)->name, SHAPE(x->shape, s0), SHAPE(dy->shape, s1));
     *out = x->shape;
+    return NNCC_OK;
+}
+
+/* ---- Tensor ops: transpose, strided slice, pad, reduce, gather ---------- */
+
+/* Every rule here refuses what would move, mix or reduce the batch axis of
+ * a batched input: the batch is known only at run time.  On unbatched
+ * values axis 0 is an ordinary axis. */
+
+/* An axis's size for messages and checks: the batch is NNCC_NONE. */
+static bool batched_in(const struct ir_node *n, int i) { return n->in[i]->batched; }
+
+/* TRANSPOSE: output axis i is input axis perm[i], over the full shape
+ * (batch included); perm is a permutation of 0 … rank−1 (entries from rank
+ * on are ignored).  A batched input needs perm[0] == 0. */
+RULE(shape_transpose)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape;
+    bool seen[NNCC_MAX_RANK] = {false};
+    for (int i = 0; i < x.rank; i++) {
+        int p = n->a.perm[i];
+        if (p < 0 || p >= x.rank || seen[p])
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: perm[%d] = %d: the permutation must list each axis 0 … %d of "
+                             "input %s once",
+                             LABEL(n), i, p, x.rank - 1, SHAPE(x, s0));
+        seen[p] = true;
+    }
+    if (batched_in(n, 0) && n->a.perm[0] != 0)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: perm[0] = %d would move the batch axis of input %s (it must stay "
+                         "axis 0)",
+                         LABEL(n), n->a.perm[0], SHAPE(x, s0));
+    *out = x;
+    for (int i = 0; i < x.rank; i++)
+        out->dim[i] = x.dim[n->a.perm[i]];
+    return NNCC_OK;
+}
+
+/* One axis of a strided slice (ONNX Slice after the importer clamped it):
+ * index begin + k·step for k = 0 … count−1.
+ *   step > 0: 0 <= begin <= D, begin <= end, end <= D or end == INT64_MAX
+ *             ("to the end"); count = ⌈(end − begin)/step⌉.
+ *   step < 0: begin is the first index taken, 0 <= begin <= D − 1;
+ *             end is exclusive, −1 <= end <= begin (−1: down to index 0
+ *             inclusive); count = ⌈(begin − end)/|step|⌉.
+ * The batch axis of a batched input must be begin 0, step 1, end
+ * INT64_MAX.  An empty result (count 0) is refused: nncc has no empty
+ * tensors.  Returns the count, or -1 with the reason in why. */
+static int64_t slice_count(int64_t D, int64_t b, int64_t e, int64_t s, const char **why)
+{
+    if (s == 0) {
+        *why = "step 0";
+        return -1;
+    }
+    /* |step| and the distance in uint64_t: any int64_t step, no overflow. */
+    uint64_t m = s < 0 ? (uint64_t)0 - (uint64_t)s : (uint64_t)s, d;
+    if (s > 0) {
+        if (e == INT64_MAX)
+            e = D;
+        if (b < 0 || b > D || e < b || e > D) {
+            *why = "with a positive step, 0 <= begin <= end <= size (or end INT64_MAX) is needed";
+            return -1;
+        }
+        d = (uint64_t)(e - b);
+    } else {
+        if (b < 0 || b >= D || e < -1 || e > b) {
+            *why = "with a negative step, 0 <= begin < size and -1 <= end <= begin are needed";
+            return -1;
+        }
+        d = (uint64_t)(b - e);
+    }
+    return (int64_t)(d / m + (d % m != 0));
+}
+
+/* Checks a slice's attributes against x and writes its output shape. */
+static enum nncc_status slice_shape(struct ir_node *n, struct nncc_shape x, bool batched,
+                                    struct nncc_shape *out)
+{
+    DECL;
+    const struct ir_attrs *a = &n->a;
+    *out = x;
+    for (int i = 0; i < x.rank; i++) {
+        if (i == 0 && batched) {
+            if (a->begin[0] != 0 || a->step[0] != 1 || a->end[0] != INT64_MAX)
+                return nncc_fail(NNCC_ERR_SHAPE,
+                                 "%s: the batch axis of input %s cannot be sliced (begin %lld, "
+                                 "end %lld, step %lld; it needs begin 0, end INT64_MAX, step 1)",
+                                 LABEL(n), SHAPE(x, s0), (long long)a->begin[0],
+                                 (long long)a->end[0], (long long)a->step[0]);
+            continue;
+        }
+        const char *why = "";
+        int64_t c = slice_count(x.dim[i], a->begin[i], a->end[i], a->step[i], &why);
+        if (c <= 0)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: axis %d of input %s: begin %lld, end %lld, step %lld %s", LABEL(n),
+                             i, SHAPE(x, s0), (long long)a->begin[i], (long long)a->end[i],
+                             (long long)a->step[i], c == 0 ? "selects nothing" : why);
+        out->dim[i] = c;
+    }
+    return NNCC_OK;
+}
+
+/* STRIDED_SLICE: y[k…] = x[begin + k·step …] per axis (see slice_count). */
+RULE(shape_strided_slice) { return slice_shape(n, n->in[0]->shape, batched_in(n, 0), out); }
+
+/* STRIDED_SLICE_GRAD (dy) → zeros shaped like the input (a.like) with dy
+ * written back where the slice read. */
+RULE(shape_strided_slice_grad)
+{
+    DECL;
+    struct nncc_shape want;
+    if (slice_shape(n, n->a.like, batched_in(n, 0), &want))
+        return NNCC_ERR_SHAPE;
+    if (!ir_shape_eq(want, n->in[0]->shape))
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: gradient %s does not match the slice's output %s",
+                         LABEL(n), SHAPE(n->in[0]->shape, s0), SHAPE(want, s1));
+    *out = n->a.like;
+    return NNCC_OK;
+}
+
+/* PAD (constant mode): pad_begin[i] and pad_end[i] cells of pad_value
+ * before and after axis i; both >= 0 (the importer turns negative ONNX
+ * pads into a strided slice); a batched input needs 0 on axis 0. */
+RULE(shape_pad)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape;
+    *out = x;
+    for (int i = 0; i < x.rank; i++) {
+        int64_t pb = n->a.pad_begin[i], pe = n->a.pad_end[i];
+        if (pb < 0 || pe < 0 || pb > (1LL << 40) || pe > (1LL << 40))
+            return nncc_fail(NNCC_ERR_SHAPE, "%s: pads %lld, %lld of axis %d of input %s must be "
+                             ">= 0 (and sane)",
+                             LABEL(n), (long long)pb, (long long)pe, i, SHAPE(x, s0));
+        if (i == 0 && batched_in(n, 0)) {
+            if (pb || pe)
+                return nncc_fail(NNCC_ERR_SHAPE,
+                                 "%s: the batch axis of input %s cannot be padded (pads %lld, %lld)",
+                                 LABEL(n), SHAPE(x, s0), (long long)pb, (long long)pe);
+            continue;
+        }
+        out->dim[i] = x.dim[i] + pb + pe;
+    }
+    return NNCC_OK;
+}
+
+/* REDUCE: a.reduce (enum ir_reduce) over the axes in a.reduce_axes (bit i:
+ * axis i of the full shape; at least one, all < rank).  With keepdims the
+ * reduced axes stay with size 1 (as GLOBAL_AVGPOOL2D's keepdims); without,
+ * they go, and reducing every axis gives shape (1) (nncc has no rank 0).
+ * The batch axis of a batched input cannot be reduced. */
+static enum nncc_status reduce_shape(struct ir_node *n, struct nncc_shape x, bool batched,
+                                     struct nncc_shape *out)
+{
+    DECL;
+    uint32_t m = n->a.reduce_axes;
+    if (n->a.reduce < IR_REDUCE_SUM || n->a.reduce > IR_REDUCE_PROD)
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: unknown reduction %d", LABEL(n), n->a.reduce);
+    if (m == 0 || (x.rank < 32 && (m >> x.rank) != 0))
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: reduce axes mask 0x%x does not fit input %s (it "
+                         "needs at least one axis below the rank)",
+                         LABEL(n), (unsigned)m, SHAPE(x, s0));
+    if (batched && (m & 1u))
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: cannot reduce the batch axis of input %s", LABEL(n),
+                         SHAPE(x, s0));
+    *out = (struct nncc_shape){.rank = 0};
+    for (int i = 0; i < x.rank; i++) {
+        if (!(m >> i & 1u))
+            out->dim[out->rank++] = x.dim[i];
+        else if (n->a.keepdims)
+            out->dim[out->rank++] = 1;
+    }
+    if (out->rank == 0)
+        *out = (struct nncc_shape){.rank = 1, .dim = {1}};
+    return NNCC_OK;
+}
+
+RULE(shape_reduce) { return reduce_shape(n, n->in[0]->shape, batched_in(n, 0), out); }
+
+/* REDUCE_GRAD (dy, x, y) → dx shaped like x: SUM dy broadcast; MEAN dy /
+ * count; MAX, MIN dy shared equally among the cells equal to y (ties split,
+ * as TensorFlow).  PROD has no gradient. */
+RULE(shape_reduce_grad)
+{
+    DECL;
+    struct nncc_shape want;
+    if (reduce_shape(n, n->in[1]->shape, batched_in(n, 1), &want))
+        return NNCC_ERR_SHAPE;
+    if (!ir_shape_eq(want, n->in[0]->shape) || !ir_shape_eq(want, n->in[2]->shape))
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: gradient %s or output %s does not match %s",
+                         LABEL(n), SHAPE(n->in[0]->shape, s0), SHAPE(n->in[2]->shape, s1),
+                         ir_op(n->op)->name);
+    *out = n->in[1]->shape;
+    return NNCC_OK;
+}
+
+/* GATHER (data, indices), ONNX Gather along a.axis (negative: from the
+ * end; normalised): y = data[:axis] + indices.shape + data[axis+1:].
+ * Indices are floats holding integers (exact up to 2^24), truncated toward
+ * zero; a negative index i means i + size; one outside [−size, size)
+ * gives zeros in generated code (never a read out of bounds) and NaN in
+ * the oracle, so tests see it.  Batches: data unbatched and indices
+ * batched with axis 0 (an embedding: (V, d) by (N, L) → (N, L, d)); data
+ * batched and indices unbatched with axis >= 1; or neither batched. */
+RULE(shape_gather)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape, ix = n->in[1]->shape;
+    int axis = n->a.axis < 0 ? x.rank + n->a.axis : n->a.axis;
+    if (axis < 0 || axis >= x.rank)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: axis %d is out of range for data %s", LABEL(n),
+                         n->a.axis, SHAPE(x, s0));
+    n->a.axis = axis;
+    bool bx = batched_in(n, 0), bi = batched_in(n, 1);
+    if (bx && bi)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: data %s and indices %s cannot both have a batch dimension",
+                         LABEL(n), SHAPE(x, s0), SHAPE(ix, s1));
+    if (bx && axis == 0)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: cannot gather along the batch axis of data %s",
+                         LABEL(n), SHAPE(x, s0));
+    if (bi && axis != 0)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: batched indices %s need axis 0 (got %d), so that the batch stays "
+                         "the output's axis 0; data %s",
+                         LABEL(n), SHAPE(ix, s1), axis, SHAPE(x, s0));
+    if (ix.rank < 1 || x.rank + ix.rank - 1 > NNCC_MAX_RANK)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: data %s gathered by indices %s would have rank %d "
+                         "(1 … %d allowed)",
+                         LABEL(n), SHAPE(x, s0), SHAPE(ix, s1), x.rank + ix.rank - 1,
+                         NNCC_MAX_RANK);
+    out->rank = 0;
+    for (int i = 0; i < axis; i++)
+        out->dim[out->rank++] = x.dim[i];
+    for (int i = 0; i < ix.rank; i++)
+        out->dim[out->rank++] = ix.dim[i];
+    for (int i = axis + 1; i < x.rank; i++)
+        out->dim[out->rank++] = x.dim[i];
+    return NNCC_OK;
+}
+
+/* GATHER_GRAD, GATHER_GRAD_PARAM (dy, indices) → zeros like the data
+ * (a.like) with every row of dy added at its index (duplicates
+ * accumulate).  GATHER_GRAD_PARAM is the embedding case (batched indices,
+ * unbatched data): the sum over the batch. */
+RULE(shape_gather_grad)
+{
+    DECL;
+    char s2[160];
+    struct nncc_shape x = n->a.like, ix = n->in[1]->shape, dy = n->in[0]->shape;
+    int axis = n->a.axis;
+    bool ok = axis >= 0 && axis < x.rank && dy.rank == x.rank + ix.rank - 1;
+    for (int i = 0; ok && i < dy.rank; i++) {
+        int64_t want = i < axis ? x.dim[i] : i < axis + ix.rank ? ix.dim[i - axis]
+                                                                : x.dim[i - ix.rank + 1];
+        ok = want == dy.dim[i];
+    }
+    if (!ok)
+        return nncc_fail(NNCC_ERR_GRAPH, "%s: gradient %s does not fit data %s, indices %s, axis %d",
+                         LABEL(n), SHAPE(dy, s0), SHAPE(x, s1), SHAPE(ix, s2), axis);
+    *out = x;
     return NNCC_OK;
 }

@@ -60,6 +60,53 @@ static void attrs_str(const struct ir_node *n, char *buf, size_t size)
         if (a->axis) /* 0, the last axis, prints nothing, as before */
             snprintf(buf, size, "[axis=%d]", a->axis);
         break;
+    case IR_TRANSPOSE: {
+        int len = snprintf(buf, size, "[perm=");
+        for (int i = 0; i < n->out->shape.rank && len > 0 && (size_t)len < size; i++)
+            len += snprintf(buf + len, size - (size_t)len, "%s%d", i ? "," : "", a->perm[i]);
+        if (len > 0 && (size_t)len < size)
+            snprintf(buf + len, size - (size_t)len, "]");
+        break;
+    }
+    case IR_STRIDED_SLICE:
+    case IR_STRIDED_SLICE_GRAD: {
+        int len = snprintf(buf, size, "[");
+        int rank = n->op == IR_STRIDED_SLICE ? n->in[0]->shape.rank : n->out->shape.rank;
+        for (int i = 0; i < rank && len > 0 && (size_t)len < size; i++) {
+            if (a->end[i] == INT64_MAX)
+                len += snprintf(buf + len, size - (size_t)len, "%s%lld::%lld", i ? "," : "",
+                                (long long)a->begin[i], (long long)a->step[i]);
+            else
+                len += snprintf(buf + len, size - (size_t)len, "%s%lld:%lld:%lld", i ? "," : "",
+                                (long long)a->begin[i], (long long)a->end[i],
+                                (long long)a->step[i]);
+        }
+        if (len > 0 && (size_t)len < size)
+            snprintf(buf + len, size - (size_t)len, "]");
+        break;
+    }
+    case IR_PAD: {
+        int len = snprintf(buf, size, "[value=%g pads=", (double)a->pad_value);
+        for (int i = 0; i < n->out->shape.rank && len > 0 && (size_t)len < size; i++)
+            len += snprintf(buf + len, size - (size_t)len, "%s%lld+%lld", i ? "," : "",
+                            (long long)a->pad_begin[i], (long long)a->pad_end[i]);
+        if (len > 0 && (size_t)len < size)
+            snprintf(buf + len, size - (size_t)len, "]");
+        break;
+    }
+    case IR_REDUCE:
+    case IR_REDUCE_GRAD: {
+        static const char *const names[] = {"sum", "mean", "max", "min", "prod"};
+        snprintf(buf, size, "[%s axes=0x%x keepdims=%d]",
+                 a->reduce >= 0 && a->reduce <= IR_REDUCE_PROD ? names[a->reduce] : "?",
+                 (unsigned)a->reduce_axes, a->keepdims);
+        break;
+    }
+    case IR_GATHER:
+    case IR_GATHER_GRAD:
+    case IR_GATHER_GRAD_PARAM:
+        snprintf(buf, size, "[axis=%d]", a->axis);
+        break;
     default:
         break;
     }

@@ -31,6 +31,12 @@
  *                       constant operand of a batched dy), dy itself for add/sub's
  *                       a (add's b) when it has y's shape
  *   log_softmax(x)      dx = log_softmax_grad(dy, y)
+ *   transpose(x)        dx = transpose(dy) with the inverse permutation
+ *   strided_slice(x)    dx = strided_slice_grad(dy)
+ *   pad(x)              dx = strided_slice(dy), its interior
+ *   reduce(x)           dx = reduce_grad(dy, x, y) (not prod)
+ *   gather(x, idx)      dx = gather_grad(dy, idx), or gather_grad_param when idx
+ *                       is batched and x is not (summed over the batch)
  * Keras' stable path: when the output is a softmax (sigmoid) feeding a
  * (binary) cross-entropy, the loss reads the logits and its gradient is the
  * fused p − y, so the softmax's own gradient is never built.
@@ -259,6 +265,49 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
         }
         break;
     }
+    case IR_TRANSPOSE: { /* the inverse permutation */
+        struct ir_attrs t = {0};
+        for (int i = 0; i < x[0]->shape.rank; i++)
+            t.perm[n->a.perm[i]] = i;
+        contribute(b, x[0], node(b, IR_TRANSPOSE, &dy, 1, &t, n, "grad"), n);
+        break;
+    }
+    case IR_STRIDED_SLICE:
+        a.like = x[0]->shape;
+        contribute(b, x[0], node(b, IR_STRIDED_SLICE_GRAD, &dy, 1, &a, n, "grad"), n);
+        break;
+    case IR_PAD: { /* dy's interior: a strided slice with unit steps */
+        struct ir_attrs s = {0};
+        for (int i = 0; i < x[0]->shape.rank; i++) {
+            bool whole = i == 0 && x[0]->batched;
+            s.begin[i] = whole ? 0 : n->a.pad_begin[i];
+            s.end[i] = whole ? INT64_MAX : n->a.pad_begin[i] + x[0]->shape.dim[i];
+            s.step[i] = 1;
+        }
+        contribute(b, x[0], node(b, IR_STRIDED_SLICE, &dy, 1, &s, n, "grad"), n);
+        break;
+    }
+    case IR_REDUCE: {
+        if (n->a.reduce == IR_REDUCE_PROD) {
+            char lb[200];
+            b->st = nncc_fail(NNCC_ERR_ARG, "%s: training through reduce prod is not supported yet",
+                              ir_node_label(n, lb, sizeof lb));
+            break;
+        }
+        nncc_tensor *in[3] = {dy, x[0], y};
+        contribute(b, x[0], node(b, IR_REDUCE_GRAD, in, 3, &a, n, "grad"), n);
+        break;
+    }
+    case IR_GATHER: /* the data's gradient; indices get none */
+        if (need[x[0]->id]) {
+            /* Batched indices into unbatched data (an embedding): the
+             * gradient sums over the batch. */
+            nncc_tensor *in[2] = {dy, x[1]};
+            a.like = x[0]->shape;
+            enum ir_op op = x[1]->batched ? IR_GATHER_GRAD_PARAM : IR_GATHER_GRAD;
+            contribute(b, x[0], node(b, op, in, 2, &a, n, "grad"), n);
+        }
+        break;
     /* No default: a new op must say here whether it has a gradient
      * (-Wswitch, an error in the -Werror builds).  These have none; they
      * are made by autodiff itself, after the forward nodes it walks. */
@@ -292,6 +341,10 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
     case IR_BINARY_GRAD:
     case IR_BINARY_GRAD_CONST:
     case IR_LOG_SOFTMAX_GRAD:
+    case IR_STRIDED_SLICE_GRAD:
+    case IR_REDUCE_GRAD:
+    case IR_GATHER_GRAD:
+    case IR_GATHER_GRAD_PARAM:
     case IR_OP_COUNT: {
         char lb[200];
         b->st = nncc_fail(NNCC_ERR_ARG, "%s: training through %s is not supported yet",

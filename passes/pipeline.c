@@ -86,6 +86,9 @@ enum nncc_status nncc_lower(const struct ir_program *model, const struct nncc_lo
 
     if (o->train) {
         struct ir_program fwd = plans[0].program;
+        /* fwd owns the arrays now: a failed autodiff leaves plans[0]
+         * empty, not pointing at them (ir_plan_free would free them twice). */
+        memset(&plans[0].program, 0, sizeof plans[0].program);
         st = nncc_autodiff(&fwd, o->train, &plans[0].program, &plans[1].program);
         ir_program_free(&fwd);
         plans[0].step = plans[1].step = true;
