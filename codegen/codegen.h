@@ -87,6 +87,12 @@ void cg_max_cell(struct cw *w, long long C, const char *src, bool argmax);
 void emit_pool_wgrad(struct cg *cg, const struct ir_node *n);
 /* The conv_pool group headed by convolution n (codegen/conv.c). */
 void emit_conv_pool(struct cg *cg, const struct ir_node *n);
+/* CONV2D with groups > 1, its input gradient (and CONV2D_TRANSPOSE with
+ * groups > 1) and its filter gradient (codegen/conv_group.c; codegen/conv.c
+ * hands them over). */
+void emit_conv2d_grouped(struct cg *cg, const struct ir_node *n);
+void emit_conv2d_grad_input_grouped(struct cg *cg, const struct ir_node *n);
+void emit_conv2d_grad_filter_grouped(struct cg *cg, const struct ir_node *n);
 /* The chain group headed by element-wise node n (codegen/chain.c). */
 void emit_chain(struct cg *cg, const struct ir_node *n);
 

@@ -119,7 +119,8 @@ struct ir_attrs {
     /* Training ops. */
     struct nncc_shape like;       /* CONV2D_GRAD_*, SUM_TO: the output shape, batch included */
     int64_t offset, size;         /* SLICE: along `axis` */
-    bool pool_max;                /* POOL2D_GRAD: max (else average) */
+    bool pool_max;                /* POOL2D_GRAD, GLOBAL_AVGPOOL2D and its gradient: max
+                                     (else average) */
     enum nncc_loss loss;          /* LOSS, LOSS_GRAD */
     bool logits;                  /* LOSS, LOSS_GRAD: input 0 holds logits (the stable path) */
     int metric;                   /* METRIC: enum ir_metric */
@@ -127,6 +128,15 @@ struct ir_attrs {
     int n_slots;                  /* UPDATE: inputs (param, grad, slots…, [global norm]) */
     bool global_norm;             /* UPDATE: its last input is the global gradient norm */
     bool bessel;                  /* BN_MOVING: n/(n−1) on the variance (Keras 2's fused 4-D path) */
+    /* ONNX convolution and pooling options (the conv family). */
+    bool explicit_pad;            /* CONV2D(_GRAD_*), CONV2D_TRANSPOSE, pools: pad[] is given
+                                     (begin/end per axis, asymmetric allowed), not derived
+                                     from `padding` */
+    int groups;                   /* CONV2D(_GRAD_*), CONV2D_TRANSPOSE: 0 or 1 ordinary; C_in
+                                     and C_out divisible by it (depthwise: groups == C_in) */
+    int output_padding[2];        /* CONV2D_TRANSPOSE: extra rows/columns at the end */
+    bool ceil_mode;               /* pools (explicit_pad): ceil instead of floor */
+    bool count_include_pad;       /* AVGPOOL2D (explicit_pad): pads count in the divisor */
 };
 
 /* What a METRIC node computes (Keras' "accuracy" is resolved from shapes). */
