@@ -268,7 +268,8 @@ void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
     }
     struct conv c = conv_dims(n, n->out, n->in[0], n->in[1]);
     struct cw *w = &cg->defs;
-    comment(cg, n, "input gradient", &c);
+    comment(cg, n, n->op == IR_CONV2D_TRANSPOSE ? "transposed convolution (as an input gradient)"
+                                                : "input gradient", &c);
     cg_gemm_open(cg, n, "dy", "w", "dx", cg_packed_floats(c.F, c.K));
     /* wᵀ(f, k) = w[k·F + f], packed once for all images. */
     cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, 1, %lldL, wp);", c.F, c.K, c.F);

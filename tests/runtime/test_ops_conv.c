@@ -633,7 +633,33 @@ static nncc_tensor *g_global_max(struct branches *b, nncc_tensor *x)
                        NULL, "gmax");
 }
 
+/* bias + tanh after a grouped and a depthwise convolution, then a tiling
+ * max pooling: the grouped kernels with the fused bias_act epilogue and the
+ * fused dact in their input gradients; conv_pool and pool_wgrad, whose
+ * kernels are ungrouped, must leave them alone. */
+static nncc_tensor *bias_tanh(struct branches *b, nncc_tensor *y, int C)
+{
+    nncc_tensor *bias = param(b->g, NNCC_SHAPE(C), "bias", true);
+    fill(bias, &b->s, -0.5, 0.5);
+    nncc_tensor *bi[2] = {y, bias};
+    y = must(ir_add_node(b->g, IR_BIAS_ADD, bi, 2, &(struct ir_attrs){0}, NULL, "ba"), "ba");
+    return must(ir_add_node(b->g, IR_ACTIVATION, &y, 1, &(struct ir_attrs){.act = NNCC_TANH},
+                            NULL, "tanh"), "tanh");
+}
+static nncc_tensor *g_chain(struct branches *b, nncc_tensor *x)
+{
+    nncc_tensor *y = must(conv(b, x, IR_CONV2D, 3, 3, 2, 6,
+                               A(.explicit_pad = true, .pad = {1, 1, 1, 1}, .groups = 2), "c1"),
+                          "c1");
+    y = bias_tanh(b, y, 6);
+    y = must(conv(b, y, IR_CONV2D, 3, 3, 1, 6,
+                  A(.explicit_pad = true, .pad = {1, 1, 1, 1}, .groups = 6), "c2"), "c2");
+    y = bias_tanh(b, y, 6);
+    return pool(b, y, true, A(.kernel = {2, 2}, .stride = {2, 2}));
+}
+
 static const struct gcase gcases[] = {
+    {"grouped chain", 6, 6, 4, g_chain},
     {"conv groups 2", 7, 6, 4, g_conv_groups},
     {"conv depthwise k=2", 6, 7, 4, g_conv_dw},
     {"conv asymmetric pads", 6, 5, 4, g_conv_asym},
@@ -649,7 +675,7 @@ static const struct gcase gcases[] = {
 struct gmodel {
     struct branches b;
     struct ir_program fwd;
-    nncc_tensor *u, *y, *params[4];
+    nncc_tensor *u, *y, *params[8];
     int n_params, batch;
     struct nncc_train_spec ts;
     struct ir_plan plans[2];
@@ -683,8 +709,10 @@ static void gmodel_init(struct gmodel *m, const struct gcase *c)
     m->y = must(c->make(&m->b, x), c->name);
     for (int i = 0; i < g->n_nodes; i++) {
         nncc_tensor *t = g->nodes[i]->out;
-        if (g->nodes[i]->op == IR_PARAM && t->trainable)
+        if (g->nodes[i]->op == IR_PARAM && t->trainable) {
+            assert_true(m->n_params < 8);
             m->params[m->n_params++] = t;
+        }
     }
     assert_int_equal(ir_program_init(&m->fwd, g, &m->u, 1, &m->y, 1), NNCC_OK);
     m->ts = (struct nncc_train_spec){.loss = NNCC_MEAN_SQUARED_ERROR, .target_shape = m->y->shape,
