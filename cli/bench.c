@@ -302,6 +302,7 @@ static double node_flops(const struct ir_node *n)
             f += 2.0 * (double)ir_shape_numel(n->out->shape, 1) * (double)(wd[0] * wd[1] * wd[2]);
             break;
         case IR_CONV2D_GRAD_INPUT: /* dy, w → dx: the forward's work */
+        case IR_CONV2D_TRANSPOSE:  /* the same computation */
             wd = n->in[1]->shape.dim;
             f += 2.0 * (double)ir_shape_numel(n->in[0]->shape, 1) * (double)(wd[0] * wd[1] * wd[2]);
             break;

@@ -90,6 +90,12 @@ void emit_conv_pool(struct cg *cg, const struct ir_node *n);
 /* SOFTMAX (grad: SOFTMAX_GRAD) along an axis other than the last, or on
  * an unbatched value (codegen/eltwise_onnx.c). */
 void cg_softmax_axis(struct cg *cg, const struct ir_node *n, bool grad);
+/* CONV2D with groups > 1, its input gradient (and CONV2D_TRANSPOSE with
+ * groups > 1) and its filter gradient (codegen/conv_group.c; codegen/conv.c
+ * hands them over). */
+void emit_conv2d_grouped(struct cg *cg, const struct ir_node *n);
+void emit_conv2d_grad_input_grouped(struct cg *cg, const struct ir_node *n);
+void emit_conv2d_grad_filter_grouped(struct cg *cg, const struct ir_node *n);
 /* The chain group headed by element-wise node n (codegen/chain.c). */
 void emit_chain(struct cg *cg, const struct ir_node *n);
 

@@ -24,6 +24,7 @@
  * scatter-adds never meet), the filter gradient eight fixed runs of rows
  * into partial sums (dw's rows for a pointwise or very large filter); so
  * every value is summed in the same order whatever the thread count.
+ * Grouped convolutions (groups > 1) have their own kernels, conv_group.c.
  */
 #include "codegen/codegen.h"
 
@@ -209,6 +210,10 @@ static void emit_conv2d_direct(struct cg *cg, const struct ir_node *n, const str
 
 void emit_conv2d(struct cg *cg, const struct ir_node *n)
 {
+    if (n->a.groups > 1) {
+        emit_conv2d_grouped(cg, n);
+        return;
+    }
     struct conv c = conv_dims(n, n->in[0], n->out, n->in[1]);
     struct cw *w = &cg->defs;
     const struct ir_tile *t = cg_tile(cg, n);
@@ -254,11 +259,17 @@ void emit_conv2d(struct cg *cg, const struct ir_node *n)
     cg_gemm_close(cg, n, cg_packed_floats(c.K, c.F));
 }
 
+/* Also CONV2D_TRANSPOSE's forward: the same computation (ops.def). */
 void emit_conv2d_grad_input(struct cg *cg, const struct ir_node *n)
 {
+    if (n->a.groups > 1) {
+        emit_conv2d_grad_input_grouped(cg, n);
+        return;
+    }
     struct conv c = conv_dims(n, n->out, n->in[0], n->in[1]);
     struct cw *w = &cg->defs;
-    comment(cg, n, "input gradient", &c);
+    comment(cg, n, n->op == IR_CONV2D_TRANSPOSE ? "transposed convolution (as an input gradient)"
+                                                : "input gradient", &c);
     cg_gemm_open(cg, n, "dy", "w", "dx", cg_packed_floats(c.F, c.K));
     /* wᵀ(f, k) = w[k·F + f], packed once for all images. */
     cw_line(w, "nn_pack_b_all(%lldL, %lldL, w, 1, %lldL, wp);", c.F, c.K, c.F);
@@ -335,6 +346,10 @@ static void emit_wgrad_rows(struct cw *w, const struct conv *c, long long tr, co
 
 void emit_conv2d_grad_filter(struct cg *cg, const struct ir_node *n)
 {
+    if (n->a.groups > 1) {
+        emit_conv2d_grad_filter_grouped(cg, n);
+        return;
+    }
     struct conv c = conv_dims(n, n->in[0], n->in[1], n->out);
     struct cw *w = &cg->defs;
     comment(cg, n, "filter gradient", &c);

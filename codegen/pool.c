@@ -26,6 +26,76 @@ void cg_max_cell(struct cw *w, long long C, const char *src, bool argmax)
     cw_line(w, "}");
 }
 
+/* ONNX's dilated windows and count_include_pad go through the windows'
+ * taps (kh, kw), tap kh at row h0 + kh·dilation; Keras' windows (dilation
+ * 1, real cells counted) keep the plain loops over the cells they cover. */
+static bool pool_taps(const struct ir_node *n)
+{
+    const struct ir_attrs *a = &n->a;
+    return a->dilation[0] > 1 || a->dilation[1] > 1 ||
+           (a->count_include_pad && !a->pool_max && n->op != IR_MAXPOOL2D &&
+            n->op != IR_POOL_ARGMAX);
+}
+
+/* Output pixel (oh, ow)'s window in tap form: h0, w0, the taps inside the
+ * image khs ≤ kh < khe, kws ≤ kw < kwe, and cnt, the divisor of an average
+ * (with count_include_pad the taps inside the padded image). */
+static void emit_window_taps(struct cw *w, const struct ir_attrs *a, long long H, long long W)
+{
+    int dh = a->dilation[0], dw = a->dilation[1], KH = a->kernel[0], KW = a->kernel[1];
+    cw_line(w, "const long h0 = oh * %d - %d, w0 = ow * %d - %d;", a->stride[0], a->pad[0],
+            a->stride[1], a->pad[2]);
+    cw_line(w, "const long khs = h0 < 0 ? (%d - h0) / %d : 0, kws = w0 < 0 ? (%d - w0) / %d : 0;",
+            dh - 1, dh, dw - 1, dw);
+    cw_line(w, "const long khl = (%lldL - h0 + %d) / %d, kwl = (%lldL - w0 + %d) / %d;", H, dh - 1,
+            dh, W, dw - 1, dw);
+    cw_line(w, "const long khe = khl < %d ? khl : %d, kwe = kwl < %d ? kwl : %d;", KH, KH, KW, KW);
+    if (a->count_include_pad) {
+        cw_line(w, "const long khp = (%lldL - h0 + %d) / %d, kwp = (%lldL - w0 + %d) / %d;",
+                H + a->pad[1], dh - 1, dh, W + a->pad[3], dw - 1, dw);
+        cw_line(w, "const float cnt = (float)((khp < %d ? khp : %d) * (kwp < %d ? kwp : %d));", KH,
+                KH, KW, KW);
+    } else {
+        cw_line(w, "const float cnt = (float)((khe - khs) * (kwe - kws));");
+    }
+    cw_line(w, "(void)cnt;");
+}
+
+/* The forward over the taps (emit_window_taps in scope): max with first
+ * maximum in tap order, or the sum divided by cnt. */
+static void emit_pool_fwd_taps(struct cw *w, const struct ir_attrs *a, long long H, long long W,
+                               long long C, bool max, bool argmax)
+{
+    cg_simd(w);
+    cw_line(w, "for (long c = 0; c < %lldL; c++) {", C);
+    cw_line(w, "    yp[c] = %s;", max ? "-INFINITY" : "0.0f");
+    if (argmax)
+        cw_line(w, "    ap[c] = first;");
+    cw_line(w, "}");
+    cw_line(w, "for (long kh = khs; kh < khe; kh++)");
+    cw_line(w, "    for (long kw = kws; kw < kwe; kw++) {");
+    cw_line(w, "        const float *restrict xp = x + ((b * %lldL + h0 + kh * %d) * %lldL + w0 + "
+            "kw * %d) * %lldL;", H, a->dilation[0], W, a->dilation[1], C);
+    if (argmax)
+        cw_line(w, "        const float k = (float)(kh * %dL + kw);", a->kernel[1]);
+    w->indent += 2;
+    if (max) {
+        cg_max_cell(w, C, "xp", argmax);
+    } else {
+        cg_simd(w);
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    yp[c] += xp[c];");
+    }
+    w->indent -= 2;
+    cw_line(w, "    }");
+    if (!max) {
+        cw_line(w, "const float inv = 1.0f / cnt;");
+        cg_simd(w);
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    yp[c] *= inv;");
+    }
+}
+
 /* The pooling forward: y (want_y) and, for max pooling, the winning
  * cell of each window into `am` (pool_argmax's value: its index in the
  * window, first maximum in window order, as a float). */
@@ -34,7 +104,7 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
-    bool max = n->op != IR_AVGPOOL2D;
+    bool max = n->op != IR_AVGPOOL2D, taps = pool_taps(n);
     struct cw *w = &cg->defs;
     char what[300], xs[100];
     snprintf(what, sizeof what, "x %s, %s window %dx%d, stride %dx%d, pad t%d b%d l%d r%d%s",
@@ -59,6 +129,15 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
         cw_line(w, "float *restrict yp = y + o;");
     else
         cw_line(w, "float yp[%lld];", C);
+    if (taps) {
+        emit_window_taps(w, a, H, W);
+        if (argmax) {
+            cw_line(w, "float *restrict ap = am + o;");
+            cw_line(w, "const float first = (float)(khs * %dL + kws);", a->kernel[1]);
+        }
+        emit_pool_fwd_taps(w, a, H, W, C, max, argmax);
+        goto close;
+    }
     cw_line(w, "const long h0 = oh * %d - %d, w0 = ow * %d - %d;", a->stride[0], a->pad[0],
             a->stride[1], a->pad[2]);
     cw_line(w, "const long hs = h0 < 0 ? 0 : h0, ws = w0 < 0 ? 0 : w0;");
@@ -96,6 +175,7 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
         cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
         cw_line(w, "    yp[c] *= inv;");
     }
+close:
     w->indent--;
     cw_line(w, "}");
     w->indent--;
@@ -129,9 +209,10 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
 {
     const int64_t *xd = n->in[0]->shape.dim;
     long long HW = xd[1] * xd[2], C = xd[3];
+    bool max = n->a.pool_max;
     struct cw *w = &cg->defs;
     char what[200], xs[100];
-    snprintf(what, sizeof what, "mean of x %s over height and width",
+    snprintf(what, sizeof what, "%s of x %s over height and width", max ? "maximum" : "mean",
              cg_shape(n->in[0]->shape, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix, cg_id(cg, n));
@@ -140,12 +221,19 @@ void emit_global_pool2d(struct cg *cg, const struct ir_node *n)
     cw_line(w, "for (long b = 0; b < n; b++) {");
     cw_line(w, "    float *restrict yb = y + b * %lldL;", C);
     cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "        yb[c] = 0.0f;");
+    cw_line(w, "        yb[c] = %s;", max ? "-INFINITY" : "0.0f");
     cw_line(w, "    for (long i = 0; i < %lldL; i++)", HW);
     cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "            yb[c] += x[(b * %lldL + i) * %lldL + c];", HW, C);
-    cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "        yb[c] /= %lld.0f;", HW);
+    if (max) {
+        cw_line(w, "        {");
+        cw_line(w, "            const float v = x[(b * %lldL + i) * %lldL + c], yo = yb[c];", HW, C);
+        cw_line(w, "            yb[c] = v > yo ? v : yo;");
+        cw_line(w, "        }");
+    } else {
+        cw_line(w, "            yb[c] += x[(b * %lldL + i) * %lldL + c];", HW, C);
+        cw_line(w, "    for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "        yb[c] /= %lld.0f;", HW);
+    }
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
@@ -189,8 +277,9 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_e
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
     long long H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
     /* Unpadded windows with stride = size cover each cell at most once. */
+    bool taps = pool_taps(n);
     bool tiles = a->stride[0] == a->kernel[0] && a->stride[1] == a->kernel[1] && a->pad[0] == 0 &&
-                 a->pad[2] == 0;
+                 a->pad[2] == 0 && !taps;
     if (!tiles) {
         cw_line(w, "memset(dxb, 0, sizeof(float) * %lldL);", H * W * C);
     } else { /* only the cells past the last window */
@@ -204,6 +293,31 @@ void cg_pool_grad_image(struct cw *w, const struct ir_node *n, const struct ir_e
     cw_line(w, "for (long oh = 0; oh < %lldL; oh++)", OH);
     cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", OW);
     w->indent++;
+    if (taps) { /* dilated windows, count_include_pad: as the forward's taps */
+        emit_window_taps(w, a, H, W);
+        cw_line(w, "const long o = ((b * %lldL + oh) * %lldL + ow) * %lldL;", OH, OW, C);
+        cw_line(w, "for (long kh = khs; kh < khe; kh++)");
+        cw_line(w, "    for (long kw = kws; kw < kwe; kw++) {");
+        cw_line(w, "        float *restrict dp = dxb + ((h0 + kh * %d) * %lldL + w0 + kw * %d) * %lldL;",
+                a->dilation[0], W, a->dilation[1], C);
+        if (max)
+            cw_line(w, "        const float k = (float)(kh * %dL + kw);", a->kernel[1]);
+        cg_simd(w);
+        cw_line(w, "        for (long c = 0; c < %lldL; c++)", C);
+        if (max)
+            cw_line(w, "            dp[c] += am[o + c] == k ? dy[o + c] : 0.0f;");
+        else
+            cw_line(w, "            dp[c] += dy[o + c] / cnt;");
+        cw_line(w, "    }");
+        w->indent--;
+        cw_line(w, "}");
+        char yat[64], count[32];
+        snprintf(yat, sizeof yat, "(yv + b * %lldL)", H * W * C);
+        snprintf(count, sizeof count, "%lldL", H * W * C);
+        cg_epilogue_dact(w, f, "dxb", yat, count);
+        (void)y;
+        return;
+    }
     cw_line(w, "const long h0 = oh * %d - %d, w0 = ow * %d - %d;", a->stride[0], a->pad[0],
             a->stride[1], a->pad[2]);
     cw_line(w, "const long hs = h0 < 0 ? 0 : h0, ws = w0 < 0 ? 0 : w0;");
@@ -311,22 +425,42 @@ void emit_pool2d_grad(struct cg *cg, const struct ir_node *n)
     cw_raw(&cg->body, ");\n");
 }
 
-/* dx[b, h, w, c] = dy[b, c] / (H·W); inputs (dy, x). */
+/* dx[b, h, w, c] = dy[b, c] / (H·W); with pool_max dy[b, c] to the first
+ * maximal cell of channel c (searched again in x), 0 elsewhere.  Inputs
+ * (dy, x). */
 void emit_global_pool2d_grad(struct cg *cg, const struct ir_node *n)
 {
     const int64_t *xd = n->out->shape.dim;
     long long HW = xd[1] * xd[2], C = xd[3];
     struct cw *w = &cg->defs;
-    cg_kernel_comment(cg, n, "global average pooling gradient");
-    cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)", cg->prefix,
-            cg_id(cg, n));
+    bool max = n->a.pool_max;
+    cg_kernel_comment(cg, n, max ? "global max pooling gradient" : "global average pooling gradient");
+    cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x, "
+            "float *restrict dx)", cg->prefix, cg_id(cg, n));
     cw_line(w, "{");
-    cw_line(w, "    for (long b = 0; b < n; b++)");
-    cw_line(w, "        for (long i = 0; i < %lldL; i++)", HW);
-    cw_line(w, "            for (long c = 0; c < %lldL; c++)", C);
-    cw_line(w, "                dx[(b * %lldL + i) * %lldL + c] = dy[b * %lldL + c] / %lld.0f;", HW, C,
-            C, HW);
+    cw_line(w, "    (void)x;");
+    if (max) {
+        cw_line(w, "    for (long b = 0; b < n; b++) {");
+        cw_line(w, "        const float *restrict xb = x + b * %lldL;", HW * C);
+        cw_line(w, "        float *restrict db = dx + b * %lldL;", HW * C);
+        cw_line(w, "        memset(db, 0, sizeof(float) * %lldL);", HW * C);
+        cw_line(w, "        for (long c = 0; c < %lldL; c++) {", C);
+        cw_line(w, "            long arg = 0;");
+        cw_line(w, "            float best = -INFINITY;");
+        cw_line(w, "            for (long i = 0; i < %lldL; i++)", HW);
+        cw_line(w, "                if (xb[i * %lldL + c] > best)", C);
+        cw_line(w, "                    best = xb[i * %lldL + c], arg = i;", C);
+        cw_line(w, "            db[arg * %lldL + c] = dy[b * %lldL + c];", C, C);
+        cw_line(w, "        }");
+        cw_line(w, "    }");
+    } else {
+        cw_line(w, "    for (long b = 0; b < n; b++)");
+        cw_line(w, "        for (long i = 0; i < %lldL; i++)", HW);
+        cw_line(w, "            for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "                dx[(b * %lldL + i) * %lldL + c] = dy[b * %lldL + c] / %lld.0f;", HW,
+                C, C, HW);
+    }
     cw_line(w, "}");
-    cw_line(&cg->body, "%sk%d(n, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
-            cg_buf(cg, n->out));
+    cw_line(&cg->body, "%sk%d(n, %s, %s, %s);", cg->prefix, cg_id(cg, n), cg_buf(cg, n->in[0]),
+            cg_buf(cg, n->in[1]), cg_buf(cg, n->out));
 }

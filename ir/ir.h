@@ -119,7 +119,8 @@ struct ir_attrs {
     /* Training ops. */
     struct nncc_shape like;       /* CONV2D_GRAD_*, SUM_TO: the output shape, batch included */
     int64_t offset, size;         /* SLICE: along `axis` */
-    bool pool_max;                /* POOL2D_GRAD: max (else average) */
+    bool pool_max;                /* POOL2D_GRAD, GLOBAL_AVGPOOL2D and its gradient: max
+                                     (else average) */
     enum nncc_loss loss;          /* LOSS, LOSS_GRAD */
     bool logits;                  /* LOSS, LOSS_GRAD: input 0 holds logits (the stable path) */
     int metric;                   /* METRIC: enum ir_metric */
@@ -142,6 +143,15 @@ struct ir_attrs {
     float pad_value;              /* PAD: the constant */
     int reduce;                   /* REDUCE(_GRAD): enum ir_reduce */
     uint32_t reduce_axes;         /* REDUCE(_GRAD): bit i set = axis i (of the full shape) reduced */
+    /* ONNX convolution and pooling options (the conv family). */
+    bool explicit_pad;            /* CONV2D(_GRAD_*), CONV2D_TRANSPOSE, pools: pad[] is given
+                                     (begin/end per axis, asymmetric allowed), not derived
+                                     from `padding` */
+    int groups;                   /* CONV2D(_GRAD_*), CONV2D_TRANSPOSE: 0 or 1 ordinary; C_in
+                                     and C_out divisible by it (depthwise: groups == C_in) */
+    int output_padding[2];        /* CONV2D_TRANSPOSE: extra rows/columns at the end */
+    bool ceil_mode;               /* pools (explicit_pad): ceil instead of floor */
+    bool count_include_pad;       /* AVGPOOL2D (explicit_pad): pads count in the divisor */
 };
 
 /* What a REDUCE node computes. */

@@ -118,12 +118,17 @@ RULE(shape_softmax)
     return NNCC_OK;
 }
 
+static enum nncc_status explicit_spatial(struct ir_node *n, const char *what, int kh, int kw,
+                                         struct nncc_shape *out);
+
 static enum nncc_status spatial(struct ir_node *n, const char *what, int kh, int kw,
                                 struct nncc_shape *out)
 {
     DECL;
     struct nncc_shape x = n->in[0]->shape;
     struct ir_attrs *a = &n->a;
+    if (a->explicit_pad || a->ceil_mode) /* ONNX's pads (the conv family's block below) */
+        return explicit_spatial(n, what, kh, kw, out);
     int64_t oh = ir_conv_out_size(x.dim[1], kh, a->stride[0], a->dilation[0], a->padding,
                                   &a->pad[0], &a->pad[1]);
     int64_t ow = ir_conv_out_size(x.dim[2], kw, a->stride[1], a->dilation[1], a->padding,
@@ -141,18 +146,17 @@ static enum nncc_status spatial(struct ir_node *n, const char *what, int kh, int
     return NNCC_OK;
 }
 
-/* CONV2D: x (N, H, W, C) ⋆ w (kh, kw, C, F) → (N, H', W', F). */
+static enum nncc_status conv_groups(struct ir_node *n, int64_t C, int64_t F, struct nncc_shape w);
+
+/* CONV2D: x (N, H, W, C) ⋆ w (kh, kw, C/groups, F) → (N, H', W', F). */
 RULE(shape_conv2d)
 {
-    DECL;
     if (need_rank(n, 0, 4, "(batch, height, width, channels)"))
         return NNCC_ERR_SHAPE;
     struct nncc_shape x = n->in[0]->shape, w = n->in[1]->shape;
     NNCC_ASSERT(w.rank == 4);
-    if (x.dim[3] != w.dim[2])
-        return nncc_fail(NNCC_ERR_SHAPE,
-                         "%s: expects %lld input channels (its kernel is %s), got input %s",
-                         LABEL(n), (long long)w.dim[2], SHAPE(w, s1), SHAPE(x, s0));
+    if (conv_groups(n, x.dim[3], w.dim[3], w))
+        return NNCC_ERR_SHAPE;
     n->a.kernel[0] = (int)w.dim[0];
     n->a.kernel[1] = (int)w.dim[1];
     if (spatial(n, "kernel", (int)w.dim[0], (int)w.dim[1], out))
@@ -161,16 +165,19 @@ RULE(shape_conv2d)
     return NNCC_OK;
 }
 
-/* MAXPOOL2D, AVGPOOL2D: window a.kernel, a.stride, a.padding. */
+/* MAXPOOL2D, AVGPOOL2D: window a.kernel, a.stride, a.padding, a.dilation
+ * (0 taken as 1); or ONNX's explicit pads, ceil_mode and count_include_pad. */
 RULE(shape_pool2d)
 {
     if (need_rank(n, 0, 4, "(batch, height, width, channels)"))
         return NNCC_ERR_SHAPE;
-    n->a.dilation[0] = n->a.dilation[1] = 1;
+    for (int i = 0; i < 2; i++) /* Keras' pools have none; ONNX's MaxPool may */
+        n->a.dilation[i] = n->a.dilation[i] > 0 ? n->a.dilation[i] : 1;
     return spatial(n, "pooling window", n->a.kernel[0], n->a.kernel[1], out);
 }
 
-/* GLOBAL_AVGPOOL2D: (N, H, W, C) → (N, C), or (N, 1, 1, C) with keepdims. */
+/* GLOBAL_AVGPOOL2D: (N, H, W, C) → (N, C), or (N, 1, 1, C) with keepdims;
+ * the maximum instead of the mean with a.pool_max. */
 RULE(shape_global_pool2d)
 {
     if (need_rank(n, 0, 4, "(batch, height, width, channels)"))
@@ -420,6 +427,127 @@ RULE(shape_reduce);
 RULE(shape_reduce_grad);
 RULE(shape_gather);
 RULE(shape_gather_grad);
+/* ---- Convolution family: ONNX's options ------------------------------- */
+
+/* Output size along one axis with explicit pads: ⌊(n + pb + pe − eff) / s⌋ + 1,
+ * or with ceil_mode ⌈…⌉ + 1 less a last window that would start in the end
+ * padding (ONNX / PyTorch); ≤ 0 when empty. */
+static int64_t explicit_out(int64_t n, int k, int s, int d, int pb, int pe, bool ceil_mode)
+{
+    int64_t eff = (int64_t)(k - 1) * d + 1, span = n + pb + pe - eff;
+    if (span < 0)
+        return 0;
+    int64_t o = ceil_mode ? (span + s - 1) / s + 1 : span / s + 1;
+    if (ceil_mode && (o - 1) * s >= n + pb)
+        o--;
+    return o;
+}
+
+/* CONV2D and pools with a.explicit_pad: pad[] = top, bottom, left, right as
+ * given.  Begin pads must be ≥ 0; end pads may be negative (they crop: the
+ * transposed convolution's gradient needs that when output_padding exceeds
+ * its end pad). */
+static enum nncc_status explicit_spatial(struct ir_node *n, const char *what, int kh, int kw,
+                                         struct nncc_shape *out)
+{
+    DECL;
+    struct nncc_shape x = n->in[0]->shape;
+    struct ir_attrs *a = &n->a;
+    if (!a->explicit_pad)
+        return nncc_fail(NNCC_ERR_ARG, "%s: ceil_mode needs explicit pads", LABEL(n));
+    if (a->ceil_mode && n->op == IR_CONV2D)
+        return nncc_fail(NNCC_ERR_ARG, "%s: ceil_mode is for pooling only", LABEL(n));
+    if (a->pad[0] < 0 || a->pad[2] < 0 || a->stride[0] < 1 || a->stride[1] < 1 ||
+        a->dilation[0] < 1 || a->dilation[1] < 1)
+        return nncc_fail(NNCC_ERR_ARG,
+                         "%s: needs begin pads >= 0 and strides, dilations >= 1; got pads "
+                         "(t%d b%d l%d r%d), strides %dx%d, dilations %dx%d",
+                         LABEL(n), a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->stride[0],
+                         a->stride[1], a->dilation[0], a->dilation[1]);
+    int64_t oh = explicit_out(x.dim[1], kh, a->stride[0], a->dilation[0], a->pad[0], a->pad[1],
+                              a->ceil_mode);
+    int64_t ow = explicit_out(x.dim[2], kw, a->stride[1], a->dilation[1], a->pad[2], a->pad[3],
+                              a->ceil_mode);
+    if (oh <= 0 || ow <= 0)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: the %dx%d %s (dilation %dx%d) does not fit its input %s padded by "
+                         "t%d b%d l%d r%d, so the output would be empty",
+                         LABEL(n), kh, kw, what, a->dilation[0], a->dilation[1], SHAPE(x, s0),
+                         a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+    *out = x;
+    out->dim[1] = oh;
+    out->dim[2] = ow;
+    return NNCC_OK;
+}
+
+/* Groups of a convolution with C input and F output channels and kernel w
+ * (KH, KW, C/groups, ·): both divisible, w's third dim C/groups. */
+static enum nncc_status conv_groups(struct ir_node *n, int64_t C, int64_t F, struct nncc_shape w)
+{
+    DECL;
+    int64_t G = n->a.groups > 1 ? n->a.groups : 1;
+    if (n->a.groups < 0 || C % G != 0 || F % G != 0)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: %lld input and %lld output channels cannot be split into %d groups",
+                         LABEL(n), (long long)C, (long long)F, n->a.groups);
+    if (w.dim[2] != C / G)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: expects %lld input channels (its kernel is %s, %lld group%s), got "
+                         "input %s",
+                         LABEL(n), (long long)(w.dim[2] * G), SHAPE(w, s1), (long long)G,
+                         G > 1 ? "s" : "", SHAPE(n->in[0]->shape, s0));
+    return NNCC_OK;
+}
+
+/* CONV2D_TRANSPOSE: x (N, H, W, C_in), w (KH, KW, C_out/groups, C_in) →
+ * (N, H', W', C_out), H' = s·(H − 1) + output_padding + (KH − 1)·d + 1 −
+ * pad_top − pad_bottom (likewise W'); pads ≥ 0, 0 ≤ output_padding <
+ * max(stride, dilation) as ONNX requires. */
+RULE(shape_conv2d_transpose)
+{
+    DECL;
+    if (need_rank(n, 0, 4, "(batch, height, width, channels)"))
+        return NNCC_ERR_SHAPE;
+    struct nncc_shape x = n->in[0]->shape, w = n->in[1]->shape;
+    struct ir_attrs *a = &n->a;
+    if (w.rank != 4 || w.dim[3] != x.dim[3])
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: a kernel (KH, KW, C_out/groups, C_in) with C_in = %lld is needed, "
+                         "got %s",
+                         LABEL(n), (long long)x.dim[3], SHAPE(w, s1));
+    int64_t G = a->groups > 1 ? a->groups : 1;
+    if (a->groups < 0 || x.dim[3] % G != 0)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: %lld input channels cannot be split into %d groups",
+                         LABEL(n), (long long)x.dim[3], a->groups);
+    for (int i = 0; i < 2; i++) {
+        if (a->stride[i] < 1 || a->dilation[i] < 1 || a->pad[2 * i] < 0 || a->pad[2 * i + 1] < 0 ||
+            a->output_padding[i] < 0 ||
+            (a->output_padding[i] >= a->stride[i] && a->output_padding[i] >= a->dilation[i]))
+            return nncc_fail(NNCC_ERR_ARG,
+                             "%s: needs strides, dilations >= 1, pads >= 0 and 0 <= "
+                             "output_padding < stride or dilation; got strides %dx%d, dilations "
+                             "%dx%d, pads t%d b%d l%d r%d, output_padding %dx%d",
+                             LABEL(n), a->stride[0], a->stride[1], a->dilation[0], a->dilation[1],
+                             a->pad[0], a->pad[1], a->pad[2], a->pad[3], a->output_padding[0],
+                             a->output_padding[1]);
+    }
+    a->explicit_pad = true;
+    a->kernel[0] = (int)w.dim[0];
+    a->kernel[1] = (int)w.dim[1];
+    *out = x;
+    for (int i = 0; i < 2; i++) {
+        int64_t o = (int64_t)a->stride[i] * (x.dim[1 + i] - 1) + a->output_padding[i] +
+                    (w.dim[i] - 1) * a->dilation[i] + 1 - a->pad[2 * i] - a->pad[2 * i + 1];
+        if (o <= 0)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: pads t%d b%d l%d r%d leave no output for input %s and kernel %s",
+                             LABEL(n), a->pad[0], a->pad[1], a->pad[2], a->pad[3], SHAPE(x, s0),
+                             SHAPE(w, s1));
+        out->dim[1 + i] = o;
+    }
+    out->dim[3] = w.dim[2] * G;
+    return NNCC_OK;
+}
 
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
 #define OP(id, nm, ar, vw, rd, rule, rf, em) \

@@ -25,10 +25,24 @@ static void attrs_str(const struct ir_node *n, char *buf, size_t size)
     case IR_CONV2D:
     case IR_MAXPOOL2D:
     case IR_AVGPOOL2D:
-        snprintf(buf, size, "[k=%dx%d s=%dx%d d=%dx%d pad=%d,%d,%d,%d]", a->kernel[0], a->kernel[1],
-                 a->stride[0], a->stride[1], a->dilation[0], a->dilation[1], a->pad[0], a->pad[1],
-                 a->pad[2], a->pad[3]);
+    case IR_CONV2D_TRANSPOSE: {
+        int len = snprintf(buf, size, "[k=%dx%d s=%dx%d d=%dx%d pad=%d,%d,%d,%d", a->kernel[0],
+                           a->kernel[1], a->stride[0], a->stride[1], a->dilation[0],
+                           a->dilation[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3]);
+        /* ONNX's options, only when set (the Keras layers' lines are unchanged). */
+        if (a->groups > 1 && len > 0 && (size_t)len < size)
+            len += snprintf(buf + len, size - (size_t)len, " groups=%d", a->groups);
+        if ((a->output_padding[0] || a->output_padding[1]) && len > 0 && (size_t)len < size)
+            len += snprintf(buf + len, size - (size_t)len, " output_padding=%dx%d",
+                            a->output_padding[0], a->output_padding[1]);
+        if (a->ceil_mode && len > 0 && (size_t)len < size)
+            len += snprintf(buf + len, size - (size_t)len, " ceil");
+        if (a->count_include_pad && len > 0 && (size_t)len < size)
+            len += snprintf(buf + len, size - (size_t)len, " count_include_pad");
+        if (len > 0 && (size_t)len < size)
+            snprintf(buf + len, size - (size_t)len, "]");
         break;
+    }
     case IR_CONCAT:
         snprintf(buf, size, "[axis=%d]", a->axis);
         break;
@@ -39,7 +53,7 @@ static void attrs_str(const struct ir_node *n, char *buf, size_t size)
         snprintf(buf, size, "[rate=%g]", a->rate);
         break;
     case IR_GLOBAL_AVGPOOL2D:
-        snprintf(buf, size, "[keepdims=%d]", a->keepdims);
+        snprintf(buf, size, "[keepdims=%d%s]", a->keepdims, a->pool_max ? " max" : "");
         break;
     case IR_UNARY:
     case IR_UNARY_GRAD:

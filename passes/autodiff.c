@@ -19,7 +19,8 @@
  *   softmax(x)          dx = softmax_grad(dy, y)
  *   conv2d(x, w)        dx = conv2d_grad_input(dy, w), dw = conv2d_grad_filter(x, dy)
  *   max/avgpool2d(x)    dx = pool2d_grad(dy, x, y)
- *   global_avgpool2d(x) dx = global_pool2d_grad(dy, x)
+ *   global_avgpool2d(x) dx = global_pool2d_grad(dy, x) (mean or, pool_max, max)
+ *   conv2d_transpose(x, w) dx = conv2d(dy, w), dw = conv2d_grad_filter(dy, x)
  *   reshape(x)          dx = reshape(dy)
  *   dropout(x)          dx = dropout_grad(dy) with the forward's mask
  *   add(x…)             dxᵢ = dy, or sum_to(dy) where xᵢ broadcast
@@ -192,6 +193,28 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
             contribute(b, x[1], node(b, IR_CONV2D_GRAD_FILTER, in, 2, &a, n, "grad_w"), n);
         }
         break;
+    case IR_CONV2D_TRANSPOSE: {
+        /* y = conv2d_grad_input(x, w): dx is the convolution of dy with the
+         * same weights, strides, dilations and pads (output_padding's extra
+         * rows are cropped by a smaller, maybe negative, end pad), and dw
+         * the convolution's filter gradient with dy as its input and x as
+         * its output gradient. */
+        if (need[x[0]->id]) {
+            struct ir_attrs c = a;
+            c.explicit_pad = true;
+            c.pad[1] -= a.output_padding[0];
+            c.pad[3] -= a.output_padding[1];
+            c.output_padding[0] = c.output_padding[1] = 0;
+            nncc_tensor *in[2] = {dy, x[1]};
+            contribute(b, x[0], node(b, IR_CONV2D, in, 2, &c, n, "grad_x"), n);
+        }
+        if (need[x[1]->id]) {
+            a.like = x[1]->shape;
+            nncc_tensor *in[2] = {dy, x[0]};
+            contribute(b, x[1], node(b, IR_CONV2D_GRAD_FILTER, in, 2, &a, n, "grad_w"), n);
+        }
+        break;
+    }
     case IR_MAXPOOL2D:
     case IR_AVGPOOL2D: {
         /* Max pooling keeps which cell won each window (pool_argmax, which

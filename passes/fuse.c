@@ -117,7 +117,8 @@ static bool rule_off(const struct fuse_ctx *c, const char *name);
 static bool tiling_pool(const struct ir_node *n)
 {
     return n->a.stride[0] == n->a.kernel[0] && n->a.stride[1] == n->a.kernel[1] && !n->a.pad[0] &&
-           !n->a.pad[1] && !n->a.pad[2] && !n->a.pad[3];
+           !n->a.pad[1] && !n->a.pad[2] && !n->a.pad[3] && n->a.dilation[0] <= 1 &&
+           n->a.dilation[1] <= 1 && !n->a.ceil_mode; /* ONNX's options: not whole windows */
 }
 
 /* conv_pool: a convolution group whose activations y are read only by a
@@ -133,7 +134,8 @@ static void try_conv_pool(struct fuse_ctx *c, int i)
     const struct ir_program *p = c->p;
     struct ir_group *h = &c->f[i];
     const nncc_tensor *v = h->result;
-    if (p->nodes[i]->op != IR_CONV2D || h->kind != IR_GROUP_BIAS_ACT || !v)
+    if (p->nodes[i]->op != IR_CONV2D || h->kind != IR_GROUP_BIAS_ACT || !v ||
+        p->nodes[i]->a.groups > 1) /* grouped convolutions have kernels of their own */
         return;
     int mp = -1, am = -1, pg = -1, ag = -1, reads = 0;
     for (int q = i + 1; q < p->n_nodes; q++) {
@@ -270,6 +272,8 @@ static void try_pool_wgrad(struct fuse_ctx *c, int i)
         c->uses[v->id] != 1 + (bg >= 0))
         return;
     const struct ir_node *w = p->nodes[wg];
+    if (w->a.groups > 1) /* grouped filter gradients have a kernel of their own */
+        return;
     int64_t filter = ir_shape_numel(w->out->shape, 0);  /* KH·KW·C·F */
     int64_t image = ir_shape_numel(v->shape, 1);         /* OH·OW·F */
     int64_t cols = image / v->shape.dim[3] * (filter / v->shape.dim[3]);
@@ -320,7 +324,9 @@ static bool rule_pool_keep(struct fuse_ctx *c, int i)
         if (r->op != IR_POOL_ARGMAX || r->in[0] != head->in[0] || c->f[k].kind == IR_GROUP_MEMBER ||
             memcmp(r->a.kernel, head->a.kernel, sizeof r->a.kernel) != 0 ||
             memcmp(r->a.stride, head->a.stride, sizeof r->a.stride) != 0 ||
-            memcmp(r->a.pad, head->a.pad, sizeof r->a.pad) != 0)
+            memcmp(r->a.pad, head->a.pad, sizeof r->a.pad) != 0 ||
+            memcmp(r->a.dilation, head->a.dilation, sizeof r->a.dilation) != 0 ||
+            r->a.ceil_mode != head->a.ceil_mode)
             continue;
         struct ir_group *h = &c->f[i];
         h->kind = IR_GROUP_POOL_KEEP;

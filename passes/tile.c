@@ -58,7 +58,8 @@ static void conv_schedule(const struct ir_node *n, const nncc_tensor *w, struct 
     const int64_t *wd = w->shape.dim;
     int64_t K = wd[0] * wd[1] * wd[2];
     t->pointwise = wd[0] == 1 && wd[1] == 1 && n->a.stride[0] == 1 && n->a.stride[1] == 1 &&
-                   n->a.pad[0] == 0 && n->a.pad[2] == 0;
+                   n->a.pad[0] == 0 && n->a.pad[2] == 0 && n->a.pad[1] == 0 &&
+                   n->a.pad[3] == 0; /* ONNX's end pads change the output size */
     t->min_work = MIN_WORK;
     switch (n->op) {
     case IR_CONV2D:
@@ -66,7 +67,8 @@ static void conv_schedule(const struct ir_node *n, const nncc_tensor *w, struct 
         t->tile_rows = rows_for(K, 384, forced);
         t->direct = !t->pointwise && K <= DIRECT_K && n->a.dilation[1] == 1;
         break;
-    case IR_CONV2D_GRAD_INPUT: {
+    case IR_CONV2D_GRAD_INPUT:
+    case IR_CONV2D_TRANSPOSE: {
         int64_t pix = n->in[0]->shape.dim[1] * n->in[0]->shape.dim[2];
         t->parallel = IR_PAR_IMAGES;
         t->tile_rows = rows_for(K, pix, forced);
@@ -79,6 +81,8 @@ static void conv_schedule(const struct ir_node *n, const nncc_tensor *w, struct 
         t->tile_rows = rows_for(K, 512, forced);
         break;
     }
+    if (n->a.groups > 1) /* codegen/conv_group.c: columns per group, its own threads */
+        t->pointwise = t->direct = false;
 }
 
 enum nncc_status pass_tile(struct ir_plan *plan)
@@ -105,6 +109,7 @@ enum nncc_status pass_tile(struct ir_plan *plan)
             conv_schedule(n, n->in[1], &t[i], forced);
             break;
         case IR_CONV2D_GRAD_INPUT:
+        case IR_CONV2D_TRANSPOSE:
             conv_schedule(n, n->in[1], &t[i], forced);
             break;
         case IR_CONV2D_GRAD_FILTER:

@@ -122,7 +122,9 @@ void ref_softmax(const struct ir_node *n, int batch, const double *const *in, do
         }
 }
 
-/* Cross-correlation, NHWC, kernel (KH, KW, C, F); padded cells are zero. */
+/* Cross-correlation, NHWC, kernel (KH, KW, C/G, F) in G groups (output
+ * channel f of group f / (F/G) reads that group's C/G input channels);
+ * padded cells are zero. */
 void ref_conv2d(const struct ir_node *n, int batch, const double *const *in, double *out,
                 const double *h)
 {
@@ -130,12 +132,13 @@ void ref_conv2d(const struct ir_node *n, int batch, const double *const *in, dou
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim, *wd = n->in[1]->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
-    int64_t KH = wd[0], KW = wd[1];
+    int64_t KH = wd[0], KW = wd[1], G = a->groups > 1 ? a->groups : 1, Cg = C / G, Fg = F / G;
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oh = 0; oh < OH; oh++)
             for (int64_t ow = 0; ow < OW; ow++)
                 for (int64_t f = 0; f < F; f++) {
                     double acc = 0;
+                    int64_t c0 = f / Fg * Cg;
                     for (int64_t kh = 0; kh < KH; kh++) {
                         int64_t ih = oh * a->stride[0] - a->pad[0] + kh * a->dilation[0];
                         if (ih < 0 || ih >= H)
@@ -144,9 +147,9 @@ void ref_conv2d(const struct ir_node *n, int batch, const double *const *in, dou
                             int64_t iw = ow * a->stride[1] - a->pad[2] + kw * a->dilation[1];
                             if (iw < 0 || iw >= W)
                                 continue;
-                            for (int64_t c = 0; c < C; c++)
-                                acc += in[0][((b * H + ih) * W + iw) * C + c] *
-                                       in[1][((kh * KW + kw) * C + c) * F + f];
+                            for (int64_t c = 0; c < Cg; c++)
+                                acc += in[0][((b * H + ih) * W + iw) * C + c0 + c] *
+                                       in[1][((kh * KW + kw) * Cg + c) * F + f];
                         }
                     }
                     out[((b * OH + oh) * OW + ow) * F + f] = acc;
@@ -154,7 +157,10 @@ void ref_conv2d(const struct ir_node *n, int batch, const double *const *in, dou
 }
 
 /* Max pooling ignores padded cells (−∞); average pooling divides by the
- * number of real cells in the window (TF's SAME average). */
+ * number of real cells in the window (TF's SAME average), or with ONNX's
+ * count_include_pad by its cells inside the padded input (a ceil_mode
+ * window running past the end padding counts only up to it, as ONNX
+ * Runtime does).  Window taps are dilation apart. */
 void ref_pool2d(const struct ir_node *n, int batch, const double *const *in, double *out,
                 const double *h)
 {
@@ -162,7 +168,7 @@ void ref_pool2d(const struct ir_node *n, int batch, const double *const *in, dou
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
-    bool max = n->op == IR_MAXPOOL2D;
+    bool max = n->op == IR_MAXPOOL2D, incl = a->count_include_pad && !max;
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oh = 0; oh < OH; oh++)
             for (int64_t ow = 0; ow < OW; ow++)
@@ -170,20 +176,23 @@ void ref_pool2d(const struct ir_node *n, int batch, const double *const *in, dou
                     double acc = max ? -INFINITY : 0;
                     int64_t count = 0;
                     for (int64_t kh = 0; kh < a->kernel[0]; kh++) {
-                        int64_t ih = oh * a->stride[0] - a->pad[0] + kh;
+                        int64_t ih = oh * a->stride[0] - a->pad[0] + kh * a->dilation[0];
                         for (int64_t kw = 0; kw < a->kernel[1]; kw++) {
-                            int64_t iw = ow * a->stride[1] - a->pad[2] + kw;
+                            int64_t iw = ow * a->stride[1] - a->pad[2] + kw * a->dilation[1];
+                            if (incl && ih < H + a->pad[1] && iw < W + a->pad[3])
+                                count++; /* begin pads: ih ≥ −pad[0] always */
                             if (ih < 0 || ih >= H || iw < 0 || iw >= W)
                                 continue;
                             double v = in[0][((b * H + ih) * W + iw) * C + c];
                             acc = max ? (v > acc ? v : acc) : acc + v;
-                            count++;
+                            count += !incl;
                         }
                     }
                     out[((b * OH + oh) * OW + ow) * C + c] = max ? acc : acc / (double)count;
                 }
 }
 
+/* The mean (or with a.pool_max the maximum) over height and width. */
 void ref_global_pool2d(const struct ir_node *n, int batch, const double *const *in, double *out,
                 const double *h)
 {
@@ -192,10 +201,12 @@ void ref_global_pool2d(const struct ir_node *n, int batch, const double *const *
     int64_t HW = xd[1] * xd[2], C = xd[3];
     for (int64_t b = 0; b < batch; b++)
         for (int64_t c = 0; c < C; c++) {
-            double acc = 0;
-            for (int64_t i = 0; i < HW; i++)
-                acc += in[0][(b * HW + i) * C + c];
-            out[b * C + c] = acc / (double)HW;
+            double acc = n->a.pool_max ? -INFINITY : 0;
+            for (int64_t i = 0; i < HW; i++) {
+                double v = in[0][(b * HW + i) * C + c];
+                acc = n->a.pool_max ? (v > acc ? v : acc) : acc + v;
+            }
+            out[b * C + c] = n->a.pool_max ? acc : acc / (double)HW;
         }
 }
 

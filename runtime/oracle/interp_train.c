@@ -136,8 +136,9 @@ void ref_softmax_grad(const struct ir_node *n, int batch, const double *const *i
         }
 }
 
-/* dx[b, ih, iw, c] = Σ dy[b, oh, ow, f] · w[kh, kw, c, f] over the taps that
- * read (ih, iw); inputs (dy, w). */
+/* dx[b, ih, iw, c] = Σ dy[b, oh, ow, f] · w[kh, kw, c mod C/G, f] over the
+ * taps that read (ih, iw) and the f of c's group; inputs (dy, w).  Also
+ * CONV2D_TRANSPOSE's forward (x in dy's place, its output in dx's). */
 void ref_conv2d_grad_input(const struct ir_node *n, int batch, const double *const *in,
                            double *out, const double *h)
 {
@@ -145,7 +146,7 @@ void ref_conv2d_grad_input(const struct ir_node *n, int batch, const double *con
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim, *wd = n->in[1]->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
-    int64_t KH = wd[0], KW = wd[1];
+    int64_t KH = wd[0], KW = wd[1], G = a->groups > 1 ? a->groups : 1, Cg = C / G, Fg = F / G;
     memset(out, 0, sizeof *out * (size_t)count(n->out, batch));
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oh = 0; oh < OH; oh++)
@@ -160,16 +161,18 @@ void ref_conv2d_grad_input(const struct ir_node *n, int batch, const double *con
                             continue;
                         for (int64_t c = 0; c < C; c++) {
                             double acc = 0;
-                            for (int64_t f = 0; f < F; f++)
+                            int64_t f0 = c / Cg * Fg;
+                            for (int64_t f = f0; f < f0 + Fg; f++)
                                 acc += in[0][((b * OH + oh) * OW + ow) * F + f] *
-                                       in[1][((kh * KW + kw) * C + c) * F + f];
+                                       in[1][((kh * KW + kw) * Cg + c % Cg) * F + f];
                             out[((b * H + ih) * W + iw) * C + c] += acc;
                         }
                     }
                 }
 }
 
-/* dw[kh, kw, c, f] = Σ x[b, ih, iw, c] · dy[b, oh, ow, f]; inputs (x, dy). */
+/* dw[kh, kw, c, f] = Σ x[b, ih, iw, c0 + c] · dy[b, oh, ow, f], c0 the first
+ * input channel of f's group; inputs (x, dy). */
 void ref_conv2d_grad_filter(const struct ir_node *n, int batch, const double *const *in,
                             double *out, const double *h)
 {
@@ -177,7 +180,7 @@ void ref_conv2d_grad_filter(const struct ir_node *n, int batch, const double *co
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->in[1]->shape.dim, *wd = n->out->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2], F = yd[3];
-    int64_t KH = wd[0], KW = wd[1];
+    int64_t KH = wd[0], KW = wd[1], G = a->groups > 1 ? a->groups : 1, Cg = C / G, Fg = F / G;
     memset(out, 0, sizeof *out * (size_t)count(n->out, batch));
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oh = 0; oh < OH; oh++)
@@ -190,18 +193,19 @@ void ref_conv2d_grad_filter(const struct ir_node *n, int batch, const double *co
                         int64_t iw = ow * a->stride[1] - a->pad[2] + kw * a->dilation[1];
                         if (iw < 0 || iw >= W)
                             continue;
-                        for (int64_t c = 0; c < C; c++)
+                        for (int64_t c = 0; c < Cg; c++)
                             for (int64_t f = 0; f < F; f++)
-                                out[((kh * KW + kw) * C + c) * F + f] +=
-                                    in[0][((b * H + ih) * W + iw) * C + c] *
+                                out[((kh * KW + kw) * Cg + c) * F + f] +=
+                                    in[0][((b * H + ih) * W + iw) * C + f / Fg * Cg + c] *
                                     in[1][((b * OH + oh) * OW + ow) * F + f];
                     }
                 }
 }
 
 /* Max: dy goes to the window's cell the argmax input names (its first
- * maximum); average: dy/count to every real cell.  Inputs (dy, x, y), and
- * the argmax for max pooling. */
+ * maximum); average: dy/count to every real cell, count as the forward
+ * divides (ref_pool2d).  Inputs (dy, x, y), and the argmax for max
+ * pooling. */
 void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in, double *out,
                      const double *h)
 {
@@ -209,6 +213,8 @@ void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->out->shape.dim, *yd = n->in[0]->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
+    int64_t KH = a->kernel[0], KW = a->kernel[1], dh = a->dilation[0], dw = a->dilation[1];
+    bool incl = a->count_include_pad && !a->pool_max;
     memset(out, 0, sizeof *out * (size_t)count(n->out, batch));
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oh = 0; oh < OH; oh++)
@@ -217,14 +223,17 @@ void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in
                     int64_t o = ((b * OH + oh) * OW + ow) * C + c;
                     int64_t h0 = oh * a->stride[0] - a->pad[0], w0 = ow * a->stride[1] - a->pad[2];
                     int64_t cells = 0, arg = -1;
-                    for (int64_t ih = h0; ih < h0 + a->kernel[0]; ih++)
-                        for (int64_t iw = w0; iw < w0 + a->kernel[1]; iw++) {
+                    for (int64_t kh = 0; kh < KH; kh++)
+                        for (int64_t kw = 0; kw < KW; kw++) {
+                            int64_t ih = h0 + kh * dh, iw = w0 + kw * dw;
+                            if (incl && ih < H + a->pad[1] && iw < W + a->pad[3])
+                                cells++;
                             if (ih < 0 || ih >= H || iw < 0 || iw >= W)
                                 continue;
                             int64_t xi = ((b * H + ih) * W + iw) * C + c;
-                            cells++;
+                            cells += !incl;
                             if (a->pool_max && /* the window's cell pool_argmax kept */
-                                (ih - h0) * a->kernel[1] + (iw - w0) == (int64_t)in[3][o])
+                                kh * KW + kw == (int64_t)in[3][o])
                                 arg = xi;
                         }
                     if (a->pool_max) {
@@ -232,16 +241,18 @@ void ref_pool2d_grad(const struct ir_node *n, int batch, const double *const *in
                             out[arg] += in[0][o];
                         continue;
                     }
-                    for (int64_t ih = h0; ih < h0 + a->kernel[0]; ih++)
-                        for (int64_t iw = w0; iw < w0 + a->kernel[1]; iw++)
+                    for (int64_t kh = 0; kh < KH; kh++)
+                        for (int64_t kw = 0; kw < KW; kw++) {
+                            int64_t ih = h0 + kh * dh, iw = w0 + kw * dw;
                             if (ih >= 0 && ih < H && iw >= 0 && iw < W)
                                 out[((b * H + ih) * W + iw) * C + c] += in[0][o] / (double)cells;
+                        }
                 }
 }
 
 /* Which cell of each max-pooling window holds its maximum, the first in
- * window order (row-major over the window, padding included): the index
- * (ih − h0)·KW + (iw − w0), as the pooling gradient reads it. */
+ * window order (row-major over the window's taps, padding included): the
+ * tap index kh·KW + kw, as the pooling gradient reads it. */
 void ref_pool_argmax(const struct ir_node *n, int batch, const double *const *in, double *out,
                      const double *h)
 {
@@ -249,6 +260,7 @@ void ref_pool_argmax(const struct ir_node *n, int batch, const double *const *in
     const struct ir_attrs *a = &n->a;
     const int64_t *xd = n->in[0]->shape.dim, *yd = n->out->shape.dim;
     int64_t H = xd[1], W = xd[2], C = xd[3], OH = yd[1], OW = yd[2];
+    int64_t KH = a->kernel[0], KW = a->kernel[1], dh = a->dilation[0], dw = a->dilation[1];
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oh = 0; oh < OH; oh++)
             for (int64_t ow = 0; ow < OW; ow++)
@@ -258,23 +270,25 @@ void ref_pool_argmax(const struct ir_node *n, int batch, const double *const *in
                      * window of −∞ (or NaN) keeps its first real cell. */
                     double best = -INFINITY;
                     int64_t arg = -1;
-                    for (int64_t ih = h0; ih < h0 + a->kernel[0]; ih++)
-                        for (int64_t iw = w0; iw < w0 + a->kernel[1]; iw++) {
+                    for (int64_t kh = 0; kh < KH; kh++)
+                        for (int64_t kw = 0; kw < KW; kw++) {
+                            int64_t ih = h0 + kh * dh, iw = w0 + kw * dw;
                             if (ih < 0 || ih >= H || iw < 0 || iw >= W)
                                 continue;
                             double v = in[0][((b * H + ih) * W + iw) * C + c];
                             if (arg < 0)
-                                arg = (ih - h0) * a->kernel[1] + (iw - w0);
+                                arg = kh * KW + kw;
                             if (v > best) {
                                 best = v;
-                                arg = (ih - h0) * a->kernel[1] + (iw - w0);
+                                arg = kh * KW + kw;
                             }
                         }
                     out[((b * OH + oh) * OW + ow) * C + c] = (double)arg;
                 }
 }
 
-/* dx[b, h, w, c] = dy[b, c] / (H·W); inputs (dy, x). */
+/* Average: dx[b, h, w, c] = dy[b, c] / (H·W); max (a.pool_max): dy[b, c]
+ * to the first maximal cell of channel c, 0 elsewhere.  Inputs (dy, x). */
 void ref_global_pool2d_grad(const struct ir_node *n, int batch, const double *const *in,
                             double *out, const double *h)
 {
@@ -282,9 +296,18 @@ void ref_global_pool2d_grad(const struct ir_node *n, int batch, const double *co
     const int64_t *xd = n->out->shape.dim;
     int64_t HW = xd[1] * xd[2], C = xd[3];
     for (int64_t b = 0; b < batch; b++)
-        for (int64_t i = 0; i < HW; i++)
-            for (int64_t c = 0; c < C; c++)
-                out[(b * HW + i) * C + c] = in[0][b * C + c] / (double)HW;
+        for (int64_t c = 0; c < C; c++) {
+            int64_t arg = 0;
+            double best = -INFINITY;
+            for (int64_t i = 0; i < HW; i++) {
+                double v = in[1][(b * HW + i) * C + c];
+                if (n->a.pool_max && v > best)
+                    best = v, arg = i;
+            }
+            for (int64_t i = 0; i < HW; i++)
+                out[(b * HW + i) * C + c] =
+                    n->a.pool_max ? (i == arg ? in[0][b * C + c] : 0.0) : in[0][b * C + c] / (double)HW;
+        }
 }
 
 /* y = x · mask / (1 − rate), the mask drawn from (step seed, node key, i);
