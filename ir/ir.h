@@ -127,6 +127,9 @@ struct ir_attrs {
     int n_slots;                  /* UPDATE: inputs (param, grad, slots…, [global norm]) */
     bool global_norm;             /* UPDATE: its last input is the global gradient norm */
     bool bessel;                  /* BN_MOVING: n/(n−1) on the variance (Keras 2's fused 4-D path) */
+    /* Matrix products (family h4-matmul). */
+    bool trans_a, trans_b;        /* BATCH_MATMUL(_SUM): that operand's last two axes swapped
+                                     before the product (ONNX Gemm's transA, transB) */
 };
 
 /* What a METRIC node computes (Keras' "accuracy" is resolved from shapes). */

@@ -40,6 +40,10 @@ static void attrs_str(const struct ir_node *n, char *buf, size_t size)
     case IR_GLOBAL_AVGPOOL2D:
         snprintf(buf, size, "[keepdims=%d]", a->keepdims);
         break;
+    case IR_BATCH_MATMUL: /* family h4-matmul */
+    case IR_BATCH_MATMUL_SUM:
+        snprintf(buf, size, "[trans_a=%d trans_b=%d]", a->trans_a, a->trans_b);
+        break;
     default:
         break;
     }
