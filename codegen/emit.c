@@ -35,7 +35,8 @@ const char *cg_scratch(struct cg *cg, int64_t floats)
 bool cg_needs_gemm(enum ir_op op)
 {
     return op == IR_MATMUL || op == IR_MATMUL_NT || op == IR_MATMUL_TN || op == IR_CONV2D ||
-           op == IR_CONV2D_GRAD_INPUT || op == IR_CONV2D_GRAD_FILTER || op == IR_CONV2D_TRANSPOSE;
+           op == IR_CONV2D_GRAD_INPUT || op == IR_CONV2D_GRAD_FILTER || op == IR_CONV2D_TRANSPOSE ||
+           op == IR_BATCH_MATMUL || op == IR_BATCH_MATMUL_SUM;
 }
 
 void emit_leaf(struct cg *cg, const struct ir_node *n)

@@ -152,6 +152,9 @@ struct ir_attrs {
     int output_padding[2];        /* CONV2D_TRANSPOSE: extra rows/columns at the end */
     bool ceil_mode;               /* pools (explicit_pad): ceil instead of floor */
     bool count_include_pad;       /* AVGPOOL2D (explicit_pad): pads count in the divisor */
+    /* Matrix products (family h4-matmul). */
+    bool trans_a, trans_b;        /* BATCH_MATMUL(_SUM): that operand's last two axes swapped
+                                     before the product (ONNX Gemm's transA, transB) */
 };
 
 /* What a REDUCE node computes. */

@@ -548,6 +548,9 @@ RULE(shape_conv2d_transpose)
     out->dim[3] = w.dim[2] * G;
     return NNCC_OK;
 }
+/* Matrix products (family h4-matmul): the rules are at the end of the file. */
+RULE(shape_batch_matmul);
+RULE(shape_batch_matmul_sum);
 
 static const struct ir_op_info op_table[IR_OP_COUNT] = {
 #define OP(id, nm, ar, vw, rd, rule, rf, em) \
@@ -955,5 +958,119 @@ RULE(shape_gather_grad)
         return nncc_fail(NNCC_ERR_GRAPH, "%s: gradient %s does not fit data %s, indices %s, axis %d",
                          LABEL(n), SHAPE(dy, s0), SHAPE(x, s1), SHAPE(ix, s2), axis);
     *out = x;
+    return NNCC_OK;
+}
+
+/* ---- Matrix products (family h4-matmul) -------------------------------- */
+
+/* The product of BATCH_MATMUL and BATCH_MATMUL_SUM: op(a) (…, M, K) ·
+ * op(b) (…, K, P) → (…, M, P), op swapping the last two axes where
+ * a.trans_a (a.trans_b) is set; the leading axes align from the right and
+ * broadcast as numpy's (a missing axis or a 1 takes the other's size).
+ * Batch: a batched operand's dim 0 is the batch, known only at run time,
+ * so it must stay the product's dim 0: the operand has the product's rank,
+ * and an unbatched operand of that rank has 1 there (it broadcasts over the
+ * batch).  A batched operand of rank 2 has its batch on a matrix axis: it
+ * may be a's rows (not transposed: the product's rows are the batch, as in
+ * a dense layer), and, with `sum` (BATCH_MATMUL_SUM, whose output has no
+ * batch), the contracted axis of both operands (a weight's gradient summed
+ * over the batch).  Every other dimension must be known. */
+static enum nncc_status matmul_product(struct ir_node *n, bool sum, struct nncc_shape *out)
+{
+    DECL;
+    const nncc_tensor *A = n->in[0], *B = n->in[1];
+    struct nncc_shape a = A->shape, b = B->shape;
+    bool ta = n->a.trans_a, tb = n->a.trans_b;
+    if (a.rank < 2 || b.rank < 2)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: a matrix product needs operands of rank >= 2, got %s and %s",
+                         LABEL(n), SHAPE(a, s0), SHAPE(b, s1));
+    for (int k = 0; k < 2; k++) {
+        const nncc_tensor *X = n->in[k];
+        for (int i = X->batched ? 1 : 0; i < X->shape.rank; i++)
+            if (X->shape.dim[i] < 1)
+                return nncc_fail(NNCC_ERR_SHAPE,
+                                 "%s: operand %d %s needs known, non-zero dimensions (only a "
+                                 "batched operand's first one is open)",
+                                 LABEL(n), k, SHAPE(X->shape, s0));
+    }
+    int ro = a.rank > b.rank ? a.rank : b.rank;
+    bool a_contract = A->batched && a.rank == 2 && ta, b_contract = B->batched && b.rank == 2 && !tb;
+    if (a_contract || b_contract) {
+        if (!sum || !a_contract || !b_contract)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: the product of %s%s and %s%s would contract the batch axis; "
+                             "a batched operand of rank 2 can only give the product's rows "
+                             "(the first operand, not transposed)",
+                             LABEL(n), SHAPE(a, s0), ta ? "^T" : "", SHAPE(b, s1),
+                             tb ? "^T" : "");
+    } else if (B->batched && b.rank == 2) {
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: the product of %s%s and %s^T would make the batch axis its "
+                         "columns; a batched operand of rank 2 can only give the product's "
+                         "rows (the first operand, not transposed)",
+                         LABEL(n), SHAPE(a, s0), ta ? "^T" : "", SHAPE(b, s1));
+    }
+    for (int k = 0; k < 2; k++) {
+        const nncc_tensor *X = n->in[k], *Y = n->in[1 - k];
+        if (X->batched && X->shape.rank != ro)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: operand %d %s is batched but has fewer axes than operand %d "
+                             "%s: its batch axis would not stay the product's first axis",
+                             LABEL(n), k, SHAPE(X->shape, s0), 1 - k, SHAPE(Y->shape, s1));
+        if (X->batched && ro > 2 && !Y->batched && Y->shape.rank == ro && Y->shape.dim[0] != 1)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: operand %d %s has no batch axis and as many axes as the "
+                             "batched operand %d %s: its first dimension must be 1 (it "
+                             "broadcasts over the batch), got %lld",
+                             LABEL(n), 1 - k, SHAPE(Y->shape, s0), k, SHAPE(X->shape, s1),
+                             (long long)Y->shape.dim[0]);
+    }
+    int64_t M = a.dim[a.rank - (ta ? 1 : 2)], Ka = a.dim[a.rank - (ta ? 2 : 1)];
+    int64_t Kb = b.dim[b.rank - (tb ? 1 : 2)], P = b.dim[b.rank - (tb ? 2 : 1)];
+    if (Ka != Kb)
+        return nncc_fail(NNCC_ERR_SHAPE,
+                         "%s: cannot multiply %s%s by %s%s: the inner dimensions differ (%lld "
+                         "and %lld)",
+                         LABEL(n), SHAPE(a, s0), ta ? "^T" : "", SHAPE(b, s1), tb ? "^T" : "",
+                         (long long)Ka, (long long)Kb);
+    *out = (struct nncc_shape){.rank = ro};
+    for (int i = 0; i < ro - 2; i++) {
+        int ia = i - (ro - a.rank), ib = i - (ro - b.rank);
+        int64_t da = ia >= 0 ? a.dim[ia] : 1, db = ib >= 0 ? b.dim[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return nncc_fail(NNCC_ERR_SHAPE,
+                             "%s: the leading axes of %s and %s do not broadcast (%lld and "
+                             "%lld)",
+                             LABEL(n), SHAPE(a, s0), SHAPE(b, s1), (long long)da, (long long)db);
+        out->dim[i] = da == 1 ? db : da;
+    }
+    out->dim[ro - 2] = M;
+    out->dim[ro - 1] = P;
+    return NNCC_OK;
+}
+
+/* BATCH_MATMUL(a, b): the product (above). */
+RULE(shape_batch_matmul) { return matmul_product(n, false, out); }
+
+/* BATCH_MATMUL_SUM(a, b): the product summed to a.like, which has no batch:
+ * its last two dims are the product's, and its leading ones (aligned from
+ * the right) each equal the product's or are 1, where it sums (the batch
+ * axis always sums). */
+RULE(shape_batch_matmul_sum)
+{
+    DECL;
+    struct nncc_shape p, l = n->a.like;
+    if (matmul_product(n, true, &p))
+        return NNCC_ERR_SHAPE;
+    bool ok = l.rank >= 2 && l.rank <= p.rank;
+    for (int i = 0; ok && i < l.rank; i++) {
+        int64_t d = l.dim[i], pd = p.dim[i + p.rank - l.rank];
+        ok = d >= 1 && (d == pd || (d == 1 && i < l.rank - 2));
+    }
+    if (!ok)
+        return nncc_fail(NNCC_ERR_SHAPE, "%s: cannot sum the product %s to the shape %s",
+                         LABEL(n), SHAPE(p, s0), SHAPE(l, s1));
+    *out = l;
     return NNCC_OK;
 }

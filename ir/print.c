@@ -121,6 +121,10 @@ static void attrs_str(const struct ir_node *n, char *buf, size_t size)
     case IR_GATHER_GRAD_PARAM:
         snprintf(buf, size, "[axis=%d]", a->axis);
         break;
+    case IR_BATCH_MATMUL: /* family h4-matmul */
+    case IR_BATCH_MATMUL_SUM:
+        snprintf(buf, size, "[trans_a=%d trans_b=%d]", a->trans_a, a->trans_b);
+        break;
     default:
         break;
     }

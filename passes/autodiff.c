@@ -38,6 +38,12 @@
  *   reduce(x)           dx = reduce_grad(dy, x, y) (not prod)
  *   gather(x, idx)      dx = gather_grad(dy, idx), or gather_grad_param when idx
  *                       is batched and x is not (summed over the batch)
+ *   batch_matmul(a, b)  with op(a)·op(b) (op: trans_a, trans_b) and each
+ *                       gradient summed to its operand's shape where that
+ *                       broadcast: da = dy·op(b)ᵀ (op(b)·dyᵀ when trans_a),
+ *                       db = op(a)ᵀ·dy (dyᵀ·op(a) when trans_b), as
+ *                       batch_matmul (+ sum_to) for a batched operand, as
+ *                       batch_matmul_sum for an unbatched one
  * Keras' stable path: when the output is a softmax (sigmoid) feeding a
  * (binary) cross-entropy, the loss reads the logits and its gradient is the
  * fused p − y, so the softmax's own gradient is never built.
@@ -112,6 +118,24 @@ static bool *needs_grad(const struct builder *b)
         need[n->out->id] = v;
     }
     return need;
+}
+
+/* One operand's gradient of a batch_matmul: the product op(in[0])·op(in[1])
+ * summed to x's shape over the axes where x broadcast.  An unbatched x (a
+ * weight) takes batch_matmul_sum, whose output has no batch; a batched x
+ * the product itself, with sum_to where x broadcast on other axes. */
+static void matmul_grad(struct builder *b, const struct ir_node *n, const nncc_tensor *x,
+                        nncc_tensor *const *in, bool ta, bool tb)
+{
+    struct ir_attrs a = {.trans_a = ta, .trans_b = tb, .like = x->shape};
+    if (!x->batched) {
+        contribute(b, x, node(b, IR_BATCH_MATMUL_SUM, in, 2, &a, n, "grad_sum"), n);
+        return;
+    }
+    nncc_tensor *g = node(b, IR_BATCH_MATMUL, in, 2, &a, n, "grad");
+    if (g && !ir_shape_eq(g->shape, x->shape))
+        g = node(b, IR_SUM_TO, &g, 1, &a, n, "grad_sum_to");
+    contribute(b, x, g, n);
 }
 
 static void backward_node(struct builder *b, const struct ir_node *n, nncc_tensor *dy,
@@ -331,6 +355,18 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
             contribute(b, x[0], node(b, op, in, 2, &a, n, "grad"), n);
         }
         break;
+    case IR_BATCH_MATMUL: { /* family h4-matmul */
+        bool ta = n->a.trans_a, tb = n->a.trans_b;
+        if (need[x[0]->id]) {
+            nncc_tensor *in[2] = {ta ? x[1] : dy, ta ? dy : x[1]};
+            matmul_grad(b, n, x[0], in, ta ? tb : false, ta ? true : !tb);
+        }
+        if (need[x[1]->id]) {
+            nncc_tensor *in[2] = {tb ? dy : x[0], tb ? x[0] : dy};
+            matmul_grad(b, n, x[1], in, tb ? true : !ta, tb ? ta : false);
+        }
+        break;
+    }
     /* No default: a new op must say here whether it has a gradient
      * (-Wswitch, an error in the -Werror builds).  These have none; they
      * are made by autodiff itself, after the forward nodes it walks. */
@@ -368,6 +404,7 @@ static void backward_node(struct builder *b, const struct ir_node *n, nncc_tenso
     case IR_REDUCE_GRAD:
     case IR_GATHER_GRAD:
     case IR_GATHER_GRAD_PARAM:
+    case IR_BATCH_MATMUL_SUM:
     case IR_OP_COUNT: {
         char lb[200];
         b->st = nncc_fail(NNCC_ERR_ARG, "%s: training through %s is not supported yet",

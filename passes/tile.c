@@ -1,6 +1,6 @@
 /*
  * tile.c — tiling: the schedule of every GEMM-family node (dense layers,
- * convolutions and their gradients).
+ * convolutions and their gradients, batch_matmul).
  *
  * Requires a plan with a verified program.  Produces its tiles, one
  * struct ir_tile per node (ir/plan.h; zeros
@@ -102,6 +102,14 @@ enum nncc_status pass_tile(struct ir_plan *plan)
             t[i].min_work = MIN_WORK;
             break;
         case IR_MATMUL_TN:
+            t[i].parallel = IR_PAR_OUT_ROWS;
+            t[i].min_work = MIN_WORK;
+            break;
+        case IR_BATCH_MATMUL: /* family h4-matmul: output rows (of each matrix) */
+            t[i].parallel = IR_PAR_ROWS;
+            t[i].min_work = MIN_WORK;
+            break;
+        case IR_BATCH_MATMUL_SUM: /* output rows: no two threads write one element */
             t[i].parallel = IR_PAR_OUT_ROWS;
             t[i].min_work = MIN_WORK;
             break;
