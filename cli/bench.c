@@ -141,6 +141,12 @@ static int parse(int argc, char **argv, struct bench_opts *o)
             o->a.entry = argv[++i];
         } else if (strncmp(s, "--entry=", 8) == 0) {
             o->a.entry = s + 8;
+        } else if (strcmp(s, "--input-shape") == 0) {
+            if (i + 1 >= argc)
+                return usage_error("bench", "option '%s' needs shapes like 1x3x224x224", s);
+            o->a.input_shape = argv[++i];
+            if (!cli_input_shape_ok("bench", o->a.input_shape))
+                return EXIT_USAGE;
         } else if (strcmp(s, "--train") == 0) {
             o->train = true;
         } else if (strcmp(s, "--infer") == 0) {

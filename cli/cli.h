@@ -18,7 +18,11 @@ struct args {
     bool ir;
     const char *after; /* nncc graph --after PASS */
     bool train;        /* nncc graph --train: the training step */
+    const char *input_shape; /* --input-shape for FILE.onnx: "1x3x224x224[,…]" */
 };
+
+/* Checks an --input-shape value (false after printing the usage error). */
+bool cli_input_shape_ok(const char *cmd, const char *spec);
 
 /* Prints "nncc CMD: <fmt with what>" and the --help hint; returns EXIT_USAGE. */
 int usage_error(const char *cmd, const char *fmt, const char *what);

@@ -175,9 +175,72 @@ static nncc_model *call_entry(const struct args *a, nncc_model *(*entry)(void))
     _exit(128 + sig);
 }
 
+/* "1x3x224x224,1x10": one shape per input, in order; 0 or ? keeps the
+ * file's dimension.  -1 when malformed. */
+static int parse_input_shapes(const char *spec, struct nncc_shape *out, int max)
+{
+    int n = 0;
+    const char *p = spec;
+    while (*p) {
+        if (n == max)
+            return -1;
+        struct nncc_shape s = {0};
+        for (;;) {
+            if (s.rank == NNCC_MAX_RANK)
+                return -1;
+            if (*p == '?') {
+                s.dim[s.rank++] = 0;
+                p++;
+            } else {
+                char *end;
+                long long d = strtoll(p, &end, 10);
+                if (end == p || d < 0 || d > (1LL << 40))
+                    return -1;
+                s.dim[s.rank++] = d;
+                p = end;
+            }
+            if (*p != 'x')
+                break;
+            p++;
+        }
+        out[n++] = s;
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return -1;
+    }
+    return n;
+}
+
+bool cli_input_shape_ok(const char *cmd, const char *spec)
+{
+    struct nncc_shape s[64];
+    if (parse_input_shapes(spec, s, 64) > 0)
+        return true;
+    usage_error(cmd, "--input-shape: expected shapes like 1x3x224x224 (one per input, "
+                     "separated by commas; ? keeps a dimension), got '%s'", spec);
+    return false;
+}
+
 nncc_model *load_model(const struct args *a, void **handle)
 {
     *handle = NULL;
+    if (ends_with(a->file, ".onnx")) {
+        struct nncc_shape shapes[64];
+        int n = a->input_shape ? parse_input_shapes(a->input_shape, shapes, 64) : 0;
+        if (n < 0) {
+            fprintf(stderr, "nncc: --input-shape '%s' is malformed\n", a->input_shape);
+            return NULL;
+        }
+        nncc_model *m = nncc_load_onnx(a->file, .input_shapes = shapes, .n_input_shapes = n);
+        if (!m)
+            fprintf(stderr, "nncc: %s\n", nncc_last_error());
+        return m;
+    }
+    if (a->input_shape) {
+        fprintf(stderr, "nncc: --input-shape applies to ONNX models (FILE.onnx) only\n");
+        return NULL;
+    }
     if (ends_with(a->file, ".safetensors")) {
         nncc_model *m = nncc_load(a->file);
         if (!m)
@@ -186,7 +249,7 @@ nncc_model *load_model(const struct args *a, void **handle)
     }
     if (!ends_with(a->file, ".c")) {
         fprintf(stderr, "nncc: %s is neither a C file (FILE.c) nor a model file "
-                "(FILE.safetensors, written by nncc_save)\n", a->file);
+                "(FILE.safetensors, written by nncc_save; FILE.onnx)\n", a->file);
         return NULL;
     }
     struct nncc_jit jit;

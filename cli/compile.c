@@ -104,7 +104,7 @@ static int parse(int argc, char **argv, struct copts *o)
         bool takes = strcmp(s, "-o") == 0 || strcmp(s, "--weights") == 0 ||
                      strcmp(s, "--emit") == 0 || strcmp(s, "--batch") == 0 ||
                      strcmp(s, "--name") == 0 || strcmp(s, "--entry") == 0 ||
-                     strcmp(s, "--cflags") == 0;
+                     strcmp(s, "--cflags") == 0 || strcmp(s, "--input-shape") == 0;
         if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
             fputs(usage_compile, stdout);
             return 0;
@@ -120,6 +120,10 @@ static int parse(int argc, char **argv, struct copts *o)
             o->a.entry = argv[++i];
         } else if (strcmp(s, "--cflags") == 0) {
             o->cflags = argv[++i];
+        } else if (strcmp(s, "--input-shape") == 0) {
+            o->a.input_shape = argv[++i];
+            if (!cli_input_shape_ok("compile", o->a.input_shape))
+                return EXIT_USAGE;
         } else if (strcmp(s, "--batch") == 0) {
             if (parse_int(argv[++i], &o->batch))
                 return usage_error("compile", "--batch needs a positive integer, got '%s'",

@@ -148,6 +148,15 @@ static int parse(const char *cmd, int argc, char **argv, struct args *a, const c
             a->entry = argv[++i];
         } else if (strncmp(s, "--entry=", 8) == 0) {
             a->entry = s + 8;
+        } else if (strcmp(s, "--input-shape") == 0 || strncmp(s, "--input-shape=", 14) == 0) {
+            if (s[13] == '=')
+                a->input_shape = s + 14;
+            else if (i + 1 < argc)
+                a->input_shape = argv[++i];
+            else
+                return usage_error(cmd, "option '%s' needs shapes like 1x3x224x224", s);
+            if (!cli_input_shape_ok(cmd, a->input_shape))
+                return EXIT_USAGE;
         } else if (allow_ir && strcmp(s, "--ir") == 0) {
             a->ir = true;
         } else if (allow_ir && strcmp(s, "--train") == 0) {

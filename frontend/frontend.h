@@ -49,6 +49,12 @@ struct layer_opts_head {
     NNCC_LAYER_OPTS
 };
 
+/* An imported ONNX node's layer: its facts are in struct onnx_node
+ * (frontend/onnx.h, nncc_layer.onnx); the options hold only the name. */
+struct onnx_layer_opts {
+    NNCC_LAYER_OPTS
+};
+
 /* Every kind's options; all start with NNCC_LAYER_OPTS (see head). */
 union layer_opts {
     struct layer_opts_head head; /* the common initial fields of the others */
@@ -65,7 +71,10 @@ union layer_opts {
     struct nncc_global_pool2d_opts global_pool2d;
     struct nncc_merge_opts merge;
     struct nncc_batchnorm_opts batchnorm;
+    struct onnx_layer_opts onnx;
 };
+
+struct onnx_node;
 
 struct nncc_layer {
     enum layer_kind kind;
@@ -80,6 +89,7 @@ struct nncc_layer {
     int n_weights;
     struct layer_call *calls;
     int n_calls, cap_calls;
+    struct onnx_node *onnx;         /* kind ONNX: the node (malloc'd, frontend/onnx.h) */
 };
 
 /* Makes a layer of a kind; copies the name. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <math.h>
 #include "frontend.h"
+#include "onnx.h"
 
 /* One entry per line of layers.def, so no kind can lack one. */
 static const struct layer_kind_info kinds[] = {
@@ -131,6 +132,7 @@ void layer_destroy(nncc_layer *l)
     for (int i = 0; i < l->n_calls; i++)
         free(l->calls[i].in);
     free(l->calls);
+    free(l->onnx);
     free(l->name);
     free(l);
 }
@@ -420,7 +422,12 @@ nncc_graph *nncc_tensor_graph(const nncc_tensor *t) { return t ? t->g : NULL; }
 
 const char *nncc_layer_name(const nncc_layer *l) { return l && l->name ? l->name : ""; }
 
-const char *nncc_layer_type(const nncc_layer *l) { return l ? kinds[l->kind].cls : ""; }
+const char *nncc_layer_type(const nncc_layer *l)
+{
+    if (l && l->kind == LAYER_ONNX && l->onnx) /* the ONNX op: "Conv" */
+        return onnx_op_name(l->onnx->op);
+    return l ? kinds[l->kind].cls : "";
+}
 
 int nncc_layer_num_nodes(const nncc_layer *l) { return l ? l->n_calls : 0; }
 

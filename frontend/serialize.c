@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "frontend.h"
+#include "onnx.h"
 
 /* ---- Config fields ----------------------------------------------------- */
 
@@ -492,6 +493,24 @@ static nncc_layer *ser_batchnorm_read(struct reader *r, json_t *j, const char *n
                                                           : NULL;
 }
 
+static json_t *ser_onnx_write(const nncc_layer *l)
+{
+    json_t *cfg = onnx_node_config(l->onnx);
+    json_object_set_new(cfg, "name", json_string(l->name));
+    return cfg;
+}
+
+static nncc_layer *ser_onnx_read(struct reader *r, json_t *j, const char *name)
+{
+    struct onnx_node n;
+    char err[256];
+    if (!onnx_node_from_config(json_object_get(j, "config"), &n, err, sizeof err)) {
+        BAD(r, "'%s': layer \"%.64s\" (OnnxNode): %s", r->path, name, err);
+        return NULL;
+    }
+    return onnx_layer_new(&n, name);
+}
+
 /* A kind's hooks, looked up by its enum: one entry per line of layers.def,
  * which names the functions above, so a kind without them does not compile. */
 static const struct {
@@ -522,7 +541,7 @@ char *model_config_json(const nncc_model *m)
     for (int i = 0; i < m->n_layers; i++) {
         const nncc_layer *l = m->layers[i];
         json_t *j = json_object();
-        json_object_set_new(j, "class", json_string(nncc_layer_type(l)));
+        json_object_set_new(j, "class", json_string(layer_kind(l->kind)->cls));
         json_object_set_new(j, "name", json_string(l->name));
         json_object_set_new(j, "config", config_hooks[l->kind].write(l));
         if (m->sequential && i == 0)

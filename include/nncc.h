@@ -95,6 +95,7 @@ enum nncc_status {
     NNCC_ERR_FORMAT,   /* a file whose content is malformed */
     NNCC_ERR_COMPILE,  /* the C compiler failed or could not be run */
     NNCC_ERR_NOMEM,    /* out of memory */
+    NNCC_ERR_UNSUPPORTED, /* a valid file using what nncc does not support (an ONNX op, …) */
 };
 
 /* The message of the calling thread's last error ("" if none). */
@@ -475,6 +476,31 @@ int64_t nncc_model_count_params(const nncc_model *model);
 /* Redraws every weight of the model's layers from `seed`. */
 enum nncc_status nncc_model_init_weights(nncc_model *model, uint64_t seed);
 int64_t nncc_model_count_trainable_params(const nncc_model *model);
+
+/* ---- ONNX models ------------------------------------------------------- */
+
+struct nncc_onnx_opts {
+    int defaults_;
+    /* Shapes for the graph's inputs, in order, ONNX layout, batch included:
+     * a dimension > 0 replaces the file's (fixing a dynamic one), others
+     * keep it.  Dynamic dimensions other than the first must be fixed. */
+    const struct nncc_shape *input_shapes;
+    int n_input_shapes;
+};
+/* An ONNX model (opsets 7–17) as an nncc model: its initializers are the
+ * weights (trainable, so nncc_fit fine-tunes them), its inputs and outputs
+ * keep the file's shapes and layout (NCHW images stay NCHW), axis 0 is the
+ * batch axis.  A model whose ops mix axis 0 with the others and whose inputs
+ * are static is imported "whole": its inputs then have one more leading
+ * axis, and each ONNX tensor is one row.  Anything unsupported fails
+ * (NNCC_ERR_UNSUPPORTED) naming the node, its op type and what is missing.
+ * nncc_save keeps the result like any model. */
+nncc_model *nncc_load_onnx_(const char *path, struct nncc_onnx_opts o);
+#define nncc_load_onnx(path, ...) \
+    nncc_load_onnx_((path), NNCC_OPTS_(nncc_onnx_opts, __VA_ARGS__))
+/* A serialized ONNX TensorProto (the test data's input_0.pb) as an array
+ * (any numeric type, converted to float; a scalar becomes shape (1)). */
+struct nncc_array *nncc_load_onnx_tensor(const char *path);
 
 /* ---- Inference --------------------------------------------------------- */
 

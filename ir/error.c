@@ -44,6 +44,7 @@ const char *nncc_status_name(enum nncc_status status)
     case NNCC_ERR_FORMAT: return "format error";
     case NNCC_ERR_COMPILE: return "compile error";
     case NNCC_ERR_NOMEM: return "out of memory";
+    case NNCC_ERR_UNSUPPORTED: return "unsupported";
     }
     return "unknown status";
 }

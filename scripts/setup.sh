@@ -10,6 +10,8 @@ packages=(
   python3 python3-numpy                          # tests/interop (test_model_io_interop)
   zlib1g-dev libjansson-dev                      # gzip data sets, model files
   dataset-fashion-mnist                          # the real Fashion-MNIST
+  protobuf-c-compiler libprotobuf-c-dev libonnx-dev  # ONNX: the generated parser, onnx.proto
+  libonnx-testdata python3-onnx                  # ONNX's backend tests; its checker
 )
 
 missing=()
