@@ -449,6 +449,8 @@ int cmd_compile(int argc, char **argv)
 
     size_t flen = strlen(o.a.file);
     bool saved = flen > 12 && strcmp(o.a.file + flen - 12, ".safetensors") == 0;
+    /* An ONNX file has its weights too: its initializers. */
+    bool onnx = flen > 5 && strcmp(o.a.file + flen - 5, ".onnx") == 0;
     void *handle = NULL;
     nncc_model *m = saved ? nncc_load(o.a.file) : load_model(&o.a, &handle);
     if (!m) {
@@ -466,7 +468,7 @@ int cmd_compile(int argc, char **argv)
             fprintf(stderr, "nncc: %s\n", nncc_last_error());
             goto done;
         }
-    } else if (!saved) {
+    } else if (!saved && !onnx) {
         fprintf(stderr, "nncc compile: warning: no --weights: %s's model keeps the weights its "
                 "initializers drew (graph seed 0 unless the file sets one)\n", o.a.file);
     }

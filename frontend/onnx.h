@@ -33,7 +33,7 @@
 #include "frontend.h"
 
 enum onnx_op {
-#define ONNX_OP(id, type, mn, mx, lower) ONNX_OP_##id,
+#define ONNX_OP(id, type, mn, mx, lower, at) ONNX_OP_##id,
 #include "onnx_ops.def"
 #undef ONNX_OP
     ONNX_OP_COUNT
@@ -43,6 +43,8 @@ enum onnx_op {
 const char *onnx_op_name(enum onnx_op op);
 int onnx_op_lookup(const char *type);
 void onnx_op_arity(enum onnx_op op, int *min_inputs, int *max_inputs);
+/* Whether lowering reads attribute `name` of op (onnx_ops.def). */
+bool onnx_op_reads_attr(enum onnx_op op, const char *name);
 
 enum onnx_attr_kind { ONNX_ATTR_INT, ONNX_ATTR_FLOAT, ONNX_ATTR_INTS, ONNX_ATTR_FLOATS,
                       ONNX_ATTR_STRING };
@@ -163,7 +165,7 @@ nncc_tensor *onnx_fail(struct onnx_ctx *c, enum nncc_status st, const char *fmt,
     NNCC_PRINTF(3, 4);
 int64_t onnx_numel(struct nncc_shape s, int from);
 
-#define ONNX_OP(id, type, mn, mx, lower) nncc_tensor *lower(struct onnx_ctx *c);
+#define ONNX_OP(id, type, mn, mx, lower, at) nncc_tensor *lower(struct onnx_ctx *c);
 #include "onnx_ops.def"
 #undef ONNX_OP
 

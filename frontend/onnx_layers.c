@@ -19,8 +19,9 @@ static const struct {
     const char *type;
     int min_inputs, max_inputs;
     nncc_tensor *(*lower)(struct onnx_ctx *c);
+    const char *attrs;
 } ops[] = {
-#define ONNX_OP(id, t, mn, mx, fn) [ONNX_OP_##id] = {t, mn, mx, fn},
+#define ONNX_OP(id, t, mn, mx, fn, at) [ONNX_OP_##id] = {t, mn, mx, fn, at},
 #include "onnx_ops.def"
 #undef ONNX_OP
 };
@@ -37,6 +38,15 @@ int onnx_op_lookup(const char *type)
         if (strcmp(ops[i].type, type) == 0)
             return i;
     return -1;
+}
+
+bool onnx_op_reads_attr(enum onnx_op op, const char *name)
+{
+    size_t k = strlen(name);
+    for (const char *p = ops[op].attrs; (p = strstr(p, name)); p += k)
+        if ((p == ops[op].attrs || p[-1] == ' ') && (p[k] == ' ' || p[k] == 0))
+            return true;
+    return false;
 }
 
 void onnx_op_arity(enum onnx_op op, int *min_inputs, int *max_inputs)

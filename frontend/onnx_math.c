@@ -148,6 +148,47 @@ static struct nncc_shape broadcast(struct nncc_shape a, struct nncc_shape b)
     return o;
 }
 
+/* Max/Min of more than two inputs: a chain of BINARY nodes on PLAIN
+ * values (constants as weights); same-rank tensors (whole models align
+ * ranks like the two-input case). */
+static nncc_tensor *variadic(struct onnx_ctx *c)
+{
+    int fn = c->n->op == ONNX_OP_MAX ? IR_BINARY_MAX : IR_BINARY_MIN;
+    struct onnx_value acc = {0};
+    for (int i = 0; i < c->n->n_in; i++) {
+        struct onnx_value v;
+        int k;
+        if (onnx_input(c, i, &v, &k)) {
+            if (!onnx_to_plain(c, &v))
+                return NULL;
+        } else if (k >= 0) {
+            struct nncc_shape s = c->n->consts[k].shape;
+            if (!(v.t = onnx_weight(c, k, s, true, NULL)))
+                return NULL;
+            v.shape = s;
+            v.layout = ONNX_PLAIN;
+        } else {
+            continue;
+        }
+        if (!acc.t) {
+            acc = v;
+            continue;
+        }
+        struct nncc_shape out = broadcast(acc.shape, v.shape);
+        if (out.rank < 0)
+            return onnx_fail(c, NNCC_ERR_SHAPE, "the inputs do not broadcast");
+        nncc_tensor *in[2] = {acc.t, v.t};
+        struct ir_attrs a = {.binary = fn};
+        acc.t = onnx_node_add(c, IR_BINARY, in, 2, &a, onnx_op_name(c->n->op));
+        acc.shape = out;
+        if (!acc.t)
+            return NULL;
+    }
+    if (!acc.t)
+        return onnx_fail(c, NNCC_ERR_FORMAT, "no input");
+    return onnx_output(c, &acc);
+}
+
 nncc_tensor *onnx_lower_binary(struct onnx_ctx *c)
 {
     const struct onnx_node *n = c->n;
@@ -158,6 +199,8 @@ nncc_tensor *onnx_lower_binary(struct onnx_ctx *c)
         is_t[i] = onnx_input(c, i, &v[i], &k[i]);
     if (n->n_in == 1 && (n->op == ONNX_OP_MAX || n->op == ONNX_OP_MIN)) /* max of one */
         return onnx_lower_identity(c);
+    if (n->n_in > 2)
+        return variadic(c);
     if (!is_t[0] && !is_t[1])
         return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "both operands are constants");
     /* Two tensors: one layout for both.  A CL and a PLAIN one of the same
@@ -176,10 +219,20 @@ nncc_tensor *onnx_lower_binary(struct onnx_ctx *c)
         if (!onnx_to_plain(c, &v[0]) || !onnx_to_plain(c, &v[1]))
             return NULL;
     }
-    if (is_t[0] && is_t[1] && !c->n->whole && v[0].shape.rank != v[1].shape.rank)
-        return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "tensors of ranks %d and %d: broadcasting "
-                                                  "would move the batch axis",
-                         v[0].shape.rank, v[1].shape.rank);
+    if (is_t[0] && is_t[1] && v[0].shape.rank != v[1].shape.rank) {
+        if (!c->n->whole)
+            return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "tensors of ranks %d and %d: broadcasting "
+                                                      "would move the batch axis",
+                             v[0].shape.rank, v[1].shape.rank);
+        /* Whole: the lower-rank one gets leading 1s (after the sample axis). */
+        int lo = v[0].shape.rank < v[1].shape.rank ? 0 : 1, hi = 1 - lo;
+        struct nncc_shape e = {.rank = v[hi].shape.rank};
+        int pad = e.rank - v[lo].shape.rank;
+        for (int i = 0; i < e.rank; i++)
+            e.dim[i] = i < pad ? 1 : v[lo].shape.dim[i - pad];
+        if (!onnx_reshape(c, &v[lo], e))
+            return NULL;
+    }
     int t0 = is_t[0] ? 0 : 1; /* a tensor operand */
     if (v[t0].layout == ONNX_FLAT_CL && !onnx_to_plain(c, &v[t0]))
         return NULL;

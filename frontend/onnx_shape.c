@@ -511,6 +511,10 @@ nncc_tensor *onnx_lower_reduce(struct onnx_ctx *c)
     bool keep = onnx_attr_int(c->n, "keepdims", 1) != 0;
     int64_t v[ONNX_MAX_INTS];
     int k = onnx_attr_ints(c->n, "axes", v, ONNX_MAX_INTS);
+    if (k <= 0 && onnx_attr_int(c->n, "noop_with_empty_axes", 0))
+        return onnx_lower_identity(c); /* no axes: nothing reduced */
+    if (k == 0)
+        k = -1; /* no axes: all of them */
     bool red[NNCC_MAX_RANK] = {false};
     for (int i = 0; i < (k < 0 ? r : k); i++) {
         int a = norm_axis(c, k < 0 ? i : v[i], r);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "frontend.h"
+#include "onnx.h"
 
 /* A growable string. */
 struct str {
@@ -148,6 +149,12 @@ static void output_shape_str(const nncc_layer *l, char *buf, size_t size)
             nncc_clear_error();
         return;
     }
+    /* An imported ONNX node shows ONNX's shape (NCHW), not how nncc stores
+     * it (frontend/onnx.h); in a model imported whole, without the sample
+     * axis nncc adds. */
+    const struct onnx_node *on = onnx_layer_node(l);
+    if (on && on->out_shape.rank > 0)
+        s = on->out_shape;
     char sh[160];
     nncc_shape_str(s, sh, sizeof sh);
     if (l->kind == LAYER_INPUT)

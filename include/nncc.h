@@ -486,8 +486,15 @@ struct nncc_onnx_opts {
      * keep it.  Dynamic dimensions other than the first must be fixed. */
     const struct nncc_shape *input_shapes;
     int n_input_shapes;
+    /* Graph inputs to bind to fixed values (ONNX layout, their full shape):
+     * they become constants of the model, as if they were initializers —
+     * for inputs nncc needs constant (a convolution's weights, a Reshape's
+     * shape) that a file leaves as inputs.  They are not trained. */
+    const char *const *constant_names;
+    const struct nncc_array *const *constant_values;
+    int n_constants;
 };
-/* An ONNX model (opsets 7–17) as an nncc model: its initializers are the
+/* An ONNX model (opsets 1–17) as an nncc model: its initializers are the
  * weights (trainable, so nncc_fit fine-tunes them), its inputs and outputs
  * keep the file's shapes and layout (NCHW images stay NCHW), axis 0 is the
  * batch axis.  A model whose ops mix axis 0 with the others and whose inputs
@@ -501,6 +508,9 @@ nncc_model *nncc_load_onnx_(const char *path, struct nncc_onnx_opts o);
 /* A serialized ONNX TensorProto (the test data's input_0.pb) as an array
  * (any numeric type, converted to float; a scalar becomes shape (1)). */
 struct nncc_array *nncc_load_onnx_tensor(const char *path);
+/* The same, with the tensor's name (as ONNX's test data name the input it
+ * feeds) copied into name (size bytes, "" when it has none). */
+struct nncc_array *nncc_load_onnx_tensor_named(const char *path, char *name, size_t size);
 
 /* ---- Inference --------------------------------------------------------- */
 

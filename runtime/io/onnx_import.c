@@ -444,6 +444,9 @@ static bool copy_attrs(struct importer *im, const Onnx__NodeProto *n, struct onn
         const Onnx__AttributeProto *p = n->attribute[i];
         if (!p->name || strlen(p->name) >= ONNX_ATTR_NAME)
             return FAIL(im, NNCC_ERR_FORMAT, "an attribute name is missing or too long");
+        if (!onnx_op_reads_attr(on->op, p->name))
+            return FAIL(im, NNCC_ERR_UNSUPPORTED, "attribute %s is not supported (of opset %d's %s)",
+                        p->name, im->opset, n->op_type);
         if (on->n_attrs == ONNX_MAX_ATTRS)
             return FAIL(im, NNCC_ERR_UNSUPPORTED, "more than %d attributes", ONNX_MAX_ATTRS);
         struct onnx_attr *a = &on->attrs[on->n_attrs];
@@ -551,6 +554,11 @@ static bool import_node(struct importer *im, const Onnx__NodeProto *n, size_t in
     on->opset = im->opset;
     on->whole = im->whole;
     bool ok = copy_attrs(im, n, on);
+    /* Before opset 7 batch normalization and dropout trained unless told
+     * is_test. */
+    if (ok && im->opset < 7 && (op == ONNX_OP_BATCHNORM || op == ONNX_OP_DROPOUT) &&
+        onnx_attr_int(on, "is_test", 0) == 0)
+        ok = FAIL(im, NNCC_ERR_UNSUPPORTED, "is_test 0 (training) is not supported");
     nncc_tensor *tensors[ONNX_MAX_INPUTS];
     int n_t = 0;
     for (size_t i = 0; ok && i < n->n_input; i++) {
@@ -564,13 +572,19 @@ static bool import_node(struct importer *im, const Onnx__NodeProto *n, size_t in
             ok = FAIL(im, NNCC_ERR_FORMAT, "input \"%s\" is not defined before the node", nm);
             break;
         }
+        bool floats;
+        const char *an = const_attr(n->op_type, i, &floats);
+        if (!v->is_const && an) {
+            ok = FAIL(im, NNCC_ERR_UNSUPPORTED, "input %zu (%s, \"%s\") is computed at run time; "
+                                                "nncc needs it constant",
+                      i, an, nm);
+            break;
+        }
         if (!v->is_const) {
             on->src[on->n_in++] = ONNX_SRC_TENSOR;
             tensors[n_t++] = v->t;
             continue;
         }
-        bool floats;
-        const char *an = const_attr(n->op_type, i, &floats);
         if (an) {
             ok = put_ints(im, on, an, &v->c, floats);
             on->src[on->n_in++] = ONNX_SRC_ABSENT;
@@ -671,6 +685,19 @@ static bool import_inputs(struct importer *im, nncc_tensor **inputs, int *n_inpu
             return FAIL(im, NNCC_ERR_UNSUPPORTED, "data type %s (nncc computes in float32; "
                                                   "integer inputs are read as floats)",
                         onnx_dtype_name(dt));
+        if (dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && dt != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+            /* nncc computes in float32: integers are exact there as indices,
+             * not as data (integer division, wrap-around). */
+            for (size_t j = 0; j < g->n_node; j++)
+                for (size_t q = 0; q < g->node[j]->n_input; q++)
+                    if (strcmp(g->node[j]->input[q], vi->name) == 0 &&
+                        !(strcmp(g->node[j]->op_type, "Gather") == 0 && q == 1))
+                        return FAIL(im, NNCC_ERR_UNSUPPORTED,
+                                    "data type %s: nncc computes in float32, and reads integer "
+                                    "inputs only as Gather's indices (node %zu, %s, uses it as "
+                                    "input %zu)",
+                                    onnx_dtype_name(dt), j, g->node[j]->op_type, q);
+        }
         if (!tt->shape)
             return FAIL(im, NNCC_ERR_UNSUPPORTED, "the shape is not given; use --input-shape");
         const Onnx__TensorShapeProto *sp = tt->shape;
@@ -744,6 +771,24 @@ static nncc_model *build(struct importer *im)
             FAIL(im, nncc_last_status(), "%s", msg);
             return NULL;
         }
+    }
+    for (int k = 0; k < im->o.n_constants; k++) {
+        const char *nm = im->o.constant_names[k];
+        const struct nncc_array *a = im->o.constant_values[k];
+        if (!nm || !a) {
+            FAIL(im, NNCC_ERR_ARG, "constant %d has no name or no value", k);
+            return NULL;
+        }
+        struct value *v = add_value(im, nm);
+        if (!v || !new_const(im, &v->c, a->shape, false))
+            return NULL;
+        v->is_const = true;
+        for (int64_t i = 0; i < v->c.count; i++)
+            set_elem(&v->c, i, (int64_t)a->data[i], a->data[i]);
+        /* Integral values are also usable as shapes and axes. */
+        v->c.is_int = true;
+        for (int64_t i = 0; i < v->c.count; i++)
+            v->c.is_int &= a->data[i] == (float)(int64_t)a->data[i];
     }
     im->g = nncc_graph_new();
     if (!im->g)
@@ -860,6 +905,9 @@ nncc_model *nncc_load_onnx_(const char *path, struct nncc_onnx_opts o)
     if (o.n_input_shapes < 0 || (o.n_input_shapes > 0 && !o.input_shapes))
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_load_onnx: input_shapes is NULL or "
                                             "n_input_shapes negative");
+    if (o.n_constants < 0 || (o.n_constants > 0 && (!o.constant_names || !o.constant_values)))
+        return NNCC_FAIL_NULL(NNCC_ERR_ARG, "nncc_load_onnx: constant_names or constant_values "
+                                            "is NULL, or n_constants negative");
     struct importer im = {.path = path, .o = o};
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
@@ -876,9 +924,9 @@ nncc_model *nncc_load_onnx_(const char *path, struct nncc_onnx_opts o)
     if (im.m->n_opset_import == 0)
         opset = 1; /* IR version 2 files have none: opset 1 */
     nncc_model *model = NULL;
-    if (opset < 7 || opset > 17) {
+    if (opset < 1 || opset > 17) {
         im.who[0] = 0;
-        (void)im_fail(&im, NNCC_ERR_UNSUPPORTED, "opset %d; nncc reads opsets 7 to 17", opset);
+        (void)im_fail(&im, NNCC_ERR_UNSUPPORTED, "opset %d; nncc reads opsets 1 to 17", opset);
     } else {
         im.opset = opset;
         model = build(&im);

@@ -12,6 +12,7 @@
  */
 #define _DEFAULT_SOURCE /* realpath */
 #include <errno.h>
+#include <stdio.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +330,13 @@ void onnx_tensor_free(struct onnx_tensor *t)
 
 struct nncc_array *nncc_load_onnx_tensor(const char *path)
 {
+    return nncc_load_onnx_tensor_named(path, NULL, 0);
+}
+
+struct nncc_array *nncc_load_onnx_tensor_named(const char *path, char *name, size_t size)
+{
+    if (name && size)
+        name[0] = 0;
     size_t len;
     uint8_t *buf = slurp(path, &len);
     if (!buf)
@@ -337,6 +345,8 @@ struct nncc_array *nncc_load_onnx_tensor(const char *path)
     free(buf);
     if (!t)
         return NNCC_FAIL_NULL(NNCC_ERR_FORMAT, "'%s': not an ONNX TensorProto", path);
+    if (name && size && t->name)
+        snprintf(name, size, "%s", t->name);
     struct onnx_tensor v;
     bool ok = onnx_tensor_values(t, NULL, &v);
     onnx__tensor_proto__free_unpacked(t, NULL);
