@@ -147,6 +147,8 @@ static void strided_indices(struct cw *w, struct nncc_shape ys, long long (*stri
             cw_line(w, "  (void)c;");
         cw_line(w, "}");
     }
+    for (int k = 0; k < count; k++) /* a gradient written element-wise needs no j of its own */
+        cw_line(w, "(void)j%d;", k);
 }
 
 /* The loop shape of a broadcast kernel over the output: a flat loop over
