@@ -19,7 +19,8 @@
  *
  * Axis kernels (softmax, log_softmax, their gradients) view the value as
  * (outer, C, inner) around the axis; rows (inner = 1) are processed one
- * at a time, otherwise blocks of up to 64 inner positions run together so
+ * at a time (the exponentials in a vectorizing loop of their own),
+ * otherwise blocks of up to 64 inner positions run together so
  * that the loops over them vectorize.
  */
 #include <math.h>
@@ -146,6 +147,8 @@ static void strided_indices(struct cw *w, struct nncc_shape ys, long long (*stri
             cw_line(w, "  (void)c;");
         cw_line(w, "}");
     }
+    for (int k = 0; k < count; k++) /* a gradient written element-wise needs no j of its own */
+        cw_line(w, "(void)j%d;", k);
 }
 
 /* The loop shape of a broadcast kernel over the output: a flat loop over
@@ -314,6 +317,49 @@ static void axis_dims(const struct ir_node *n, long long *outer, long long *C, l
     *outer = cg_numel(n->out) / (*C * *inner);
 }
 
+/* One row o of C contiguous elements (the last axis): the exponentials in
+ * a loop of their own that vectorizes (the output row holds them), sums
+ * in one fixed order; softmax is cg_softmax_row, the row kernel's own. */
+static void emit_axis_row(struct cw *w, enum axis_kind kind, long long C)
+{
+    cw_line(w, "const long base = o * %lldL;", C);
+    switch (kind) {
+    case AX_SOFTMAX:
+        cw_line(w, "const float *restrict xr = x + base;");
+        cw_line(w, "float *restrict yr = y + base;");
+        cg_softmax_row(w, "xr", "yr", C);
+        break;
+    case AX_LOG_SOFTMAX:
+        cw_line(w, "const float *restrict xr = x + base;");
+        cw_line(w, "float *restrict yr = y + base;");
+        cw_line(w, "float mx = -INFINITY, sum = 0.0f;");
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    mx = xr[c] > mx ? xr[c] : mx;");
+        cg_simd(w);
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    yr[c] = nn_expf(xr[c] - mx);");
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    sum += yr[c];");
+        cw_line(w, "const float lse = mx + log(sum);");
+        cg_simd(w);
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, "    yr[c] = xr[c] - lse;");
+        break;
+    case AX_SOFTMAX_GRAD:
+    case AX_LOG_SOFTMAX_GRAD:
+        cw_line(w, "float acc = 0.0f;");
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, kind == AX_SOFTMAX_GRAD ? "    acc += dy[base + c] * y[base + c];"
+                                           : "    acc += dy[base + c];");
+        cg_simd(w);
+        cw_line(w, "for (long c = 0; c < %lldL; c++)", C);
+        cw_line(w, kind == AX_SOFTMAX_GRAD
+                       ? "    dx[base + c] = y[base + c] * (dy[base + c] - acc);"
+                       : "    dx[base + c] = dy[base + c] - nn_expf(y[base + c]) * acc;");
+        break;
+    }
+}
+
 /* The kernel: forward ops read x and write y; gradients read (dy, y) and
  * write dx.  Per (outer, inner) position: a reduction along the axis,
  * then the element-wise result. */
@@ -344,6 +390,14 @@ static void emit_axis(struct cg *cg, const struct ir_node *n, enum axis_kind kin
     cg_parallel(w, work);
     cw_line(w, "for (long o = 0; o < %s; o++) {", outer_s);
     w->indent++;
+    if (inner == 1) {
+        emit_axis_row(w, kind, C);
+        w->indent--;
+        cw_line(w, "}");
+        w->indent--;
+        cw_line(w, "}");
+        goto call;
+    }
     long long B = inner < 64 ? inner : 64;
     /* Every access below is base[c * inner + k] for k < kn. */
     cw_line(w, "for (long k0 = 0; k0 < %lldL; k0 += %lldL) {", inner, B);
@@ -404,6 +458,7 @@ static void emit_axis(struct cg *cg, const struct ir_node *n, enum axis_kind kin
     cw_line(w, "}");
     w->indent--;
     cw_line(w, "}");
+call:
     cw_raw(&cg->body, "    %sk%d(n", cg->prefix, cg_id(cg, n));
     for (int k = 0; k < n->n_in; k++)
         cw_raw(&cg->body, ", %s", cg_buf(cg, n->in[k]));
