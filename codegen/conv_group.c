@@ -89,6 +89,76 @@ static const char *dw_src(const struct gconv *c, char *buf, size_t size)
     return buf;
 }
 
+/* Depthwise forward with multiplier 1 (F = C), channels 0 … FV−1 (whole
+ * blocks of two vectors): four output pixels of the line by two vectors of
+ * channels accumulate in registers over the taps, (kh, kw) in order, each
+ * tap's weights loaded once for the four; a pixel whose tap falls into
+ * the padding skips it.  In scope: b, l, ih0; defines FV.  The channels
+ * from FV on are left to the scalar loop after it. */
+static void emit_dw_line_blocked(struct cw *w, const struct gconv *c)
+{
+    cw_line(w, "const long FV = %lldL / (2 * NN_VW) * (2 * NN_VW);", c->F);
+    cw_line(w, "for (long ow0 = 0; ow0 < %lldL; ow0 += 4) {", c->OW);
+    w->indent++;
+    cw_line(w, "const long np = %lldL - ow0 < 4 ? %lldL - ow0 : 4;", c->OW, c->OW);
+    /* Every tap of the four pixels inside the row: no checks. */
+    cw_line(w, "const int inner = np == 4 && ow0 * %d - %d >= 0 && (ow0 + 3) * %d - %d + %lldL < %lldL;",
+            c->sw, c->pl, c->sw, c->pl, (c->KW - 1) * c->dw, c->W);
+    cw_line(w, "for (long c0 = 0; c0 < FV; c0 += 2 * NN_VW) {");
+    w->indent++;
+    cw_line(w, "nn_vf a[4][2];");
+    cw_line(w, "NN_FULL_UNROLL for (int p = 0; p < 4; p++)");
+    cw_line(w, "    a[p][0] = a[p][1] = (nn_vf){0};");
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
+    cw_line(w, "    const long ih = ih0 + kh * %d;", c->dh);
+    cw_line(w, "    if (ih < 0 || ih >= %lldL)", c->H);
+    cw_line(w, "        continue;");
+    cw_line(w, "    const float *restrict xr = x + (b * %lldL + ih) * %lldL + c0;", c->H,
+            c->W * c->C);
+    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", c->KW);
+    cw_line(w, "        const float *restrict wt = w + (kh * %lldL + kw) * %lldL + c0;", c->KW,
+            c->F);
+    cw_line(w, "        const nn_vf w0 = nn_load(wt), w1 = nn_load(wt + NN_VW);");
+    cw_line(w, "        if (inner) {");
+    cw_line(w, "            const float *restrict xp = xr + (ow0 * %d - %d + kw * %d) * %lldL;", c->sw,
+            c->pl, c->dw, c->C);
+    cw_line(w, "            NN_FULL_UNROLL for (int p = 0; p < 4; p++) {");
+    cw_line(w, "                a[p][0] += nn_load(xp + p * %lldL) * w0;", c->sw * c->C);
+    cw_line(w, "                a[p][1] += nn_load(xp + p * %lldL + NN_VW) * w1;", c->sw * c->C);
+    cw_line(w, "            }");
+    cw_line(w, "            continue;");
+    cw_line(w, "        }");
+    cw_line(w, "        NN_FULL_UNROLL for (int p = 0; p < 4; p++) {");
+    cw_line(w, "            const long iw = (ow0 + p) * %d - %d + kw * %d;", c->sw, c->pl, c->dw);
+    cw_line(w, "            if (p >= np || iw < 0 || iw >= %lldL)", c->W);
+    cw_line(w, "                continue;");
+    cw_line(w, "            const float *restrict xp = xr + iw * %lldL;", c->C);
+    cw_line(w, "            a[p][0] += nn_load(xp) * w0;");
+    cw_line(w, "            a[p][1] += nn_load(xp + NN_VW) * w1;");
+    cw_line(w, "        }");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    cw_line(w, "for (int p = 0; p < np; p++) {");
+    cw_line(w, "    float *restrict yq = y + (l * %lldL + ow0 + p) * %lldL + c0;", c->OW, c->F);
+    cw_line(w, "    nn_store(yq, a[p][0]);");
+    cw_line(w, "    nn_store(yq + NN_VW, a[p][1]);");
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+}
+
+/* Small constant loops over registers must unroll even under
+ * -fno-unroll-loops (as conv.c's direct filter gradient does). */
+static void emit_full_unroll(struct cw *w)
+{
+    cw_raw(w, "#ifndef NN_FULL_UNROLL\n#if defined(__clang__)\n"
+              "#define NN_FULL_UNROLL _Pragma(\"clang loop unroll(full)\")\n"
+              "#elif defined(__GNUC__)\n#define NN_FULL_UNROLL _Pragma(\"GCC unroll 16\")\n"
+              "#else\n#define NN_FULL_UNROLL\n#endif\n#endif\n");
+}
+
 /* Depthwise forward: lines (image, oh) in blocks, each pixel's F outputs
  * summed over its taps in (kh, kw) order from zero, then the epilogue on
  * the block while it is in cache. */
@@ -99,6 +169,8 @@ static void emit_dw_forward(struct cg *cg, const struct ir_node *n, const struct
     long long cap = 6144 / (OWF > 0 ? OWF : 1);
     cap = cap < 1 ? 1 : cap;
     char src[64];
+    if (c->Fg == 1)
+        emit_full_unroll(&cg->defs);
     cg_gemm_open(cg, n, "x", "w", "y", 0);
     struct cw *out = &cg->defs, body = {.indent = cg->defs.indent + 1}, *w = &body;
     cw_line(out, "const long lines = (long)n * %lldL;", c->OH);
@@ -111,10 +183,15 @@ static void emit_dw_forward(struct cg *cg, const struct ir_node *n, const struct
     w->indent++;
     cw_line(w, "const long b = l / %lldL, oh = l %% %lldL, ih0 = oh * %d - %d;", c->OH, c->OH,
             c->sh, c->pt);
+    if (c->Fg == 1) {
+        emit_dw_line_blocked(w, c);
+        cw_line(w, "if (FV < %lldL)", c->F);
+    }
     cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", c->OW);
     w->indent++;
     cw_line(w, "float *restrict yp = y + (l * %lldL + ow) * %lldL;", c->OW, c->F);
     cw_line(w, "const long iw0 = ow * %d - %d;", c->sw, c->pl);
+    const char *f0 = c->Fg == 1 ? "FV" : "0";
     cw_line(w, "float acc[%lldL];", c->F);
     cw_line(w, "memset(acc, 0, sizeof acc);");
     cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
@@ -131,11 +208,12 @@ static void emit_dw_forward(struct cg *cg, const struct ir_node *n, const struct
     w->indent += 2;
     cg_simd(w);
     w->indent -= 2;
-    cw_line(w, "        for (long f = 0; f < %lldL; f++)", c->F);
+    cw_line(w, "        for (long f = %s; f < %lldL; f++)", f0, c->F);
     cw_line(w, "            acc[f] += %s * wt[f];", dw_src(c, src, sizeof src));
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(w, "memcpy(yp, acc, sizeof acc);");
+    cw_line(w, "for (long f = %s; f < %lldL; f++)", f0, c->F);
+    cw_line(w, "    yp[f] = acc[f];");
     w->indent--;
     cw_line(w, "}");
     w->indent--;

@@ -627,6 +627,11 @@ static nncc_tensor *g_max_tiles_ceil(struct branches *b, nncc_tensor *x)
     return pool(b, x, true, A(.kernel = {2, 2}, .stride = {2, 2}, .explicit_pad = true,
                               .ceil_mode = true));
 }
+static nncc_tensor *g_avg_tiles_ceil(struct branches *b, nncc_tensor *x)
+{
+    return pool(b, x, false, A(.kernel = {2, 3}, .stride = {2, 3}, .explicit_pad = true,
+                               .ceil_mode = true));
+}
 static nncc_tensor *g_global_max(struct branches *b, nncc_tensor *x)
 {
     return ir_add_node(b->g, IR_GLOBAL_AVGPOOL2D, &x, 1, &(struct ir_attrs){.pool_max = true},
@@ -669,6 +674,7 @@ static const struct gcase gcases[] = {
     {"avgpool ceil dilation", 6, 5, 3, g_avg_ceil_dil},
     {"maxpool dilation ceil", 7, 6, 2, g_max_dil_ceil},
     {"maxpool tiles ceil", 5, 5, 3, g_max_tiles_ceil},
+    {"avgpool tiles ceil", 5, 7, 2, g_avg_tiles_ceil},
     {"global max", 4, 5, 3, g_global_max},
 };
 
