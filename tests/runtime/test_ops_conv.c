@@ -16,13 +16,15 @@
  *    C_out/g, C_in)), so the cases also pin the weight layouts; plus a few
  *    hand-worked values and the shape rules' errors.
  * 2. The generated kernels (JIT) against the interpreter on random data with
- *    odd sizes, many branches in one model (one compile), batches 1 and 5;
+ *    odd sizes, many branches in one model (one compile), batches 1, 5 and
+ *    97 (enough work for the threaded paths);
  *    grouped convolutions also with a fused bias + ReLU epilogue.
  * 3. Every gradient against central differences in double: x reaches the op
  *    as u·P (u the input (N, 1), P a trainable (1, H·W·C) reshaped), so
  *    dL/dP checks the op's input gradient element by element, and the
- *    op's weights are trainable; then the generated gradient step (JIT)
- *    against the interpreter's.
+ *    op's weights are trainable; then the generated gradient steps (JIT)
+ *    against the interpreter's on 160 samples, and bit-identical on one and
+ *    two OpenMP threads.
  * Tolerances as in tests/passes/test_grad.c: finite differences 1e-6
  * relative + 1e-9 (h = 2^-14 on weights that are multiples of 2^-10);
  * generated float code against double 1e-4 relative with a floor of 1e-4 ×
@@ -34,6 +36,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -529,8 +532,8 @@ static void test_generated_forward(void **state)
         fail_msg("build: %s", nncc_last_error());
     struct nncc_exec_entry *e = &ex->entry[0];
     int bad = 0;
-    const int batches[2] = {1, 5};
-    for (int t = 0; t < 2; t++) {
+    const int batches[3] = {1, 5, 97}; /* 97: the kernels' threaded paths */
+    for (int t = 0; t < 3; t++) {
         int n = batches[t];
         float *x = xcalloc((size_t)(n * numel(b.x)), sizeof *x);
         for (int64_t i = 0; i < n * numel(b.x); i++)
@@ -688,12 +691,12 @@ struct gmodel {
     float *in[2]; /* u, target */
 };
 
-static void gmodel_init(struct gmodel *m, const struct gcase *c)
+static void gmodel_init(struct gmodel *m, const struct gcase *c, int batch)
 {
     memset(m, 0, sizeof *m);
     m->b.g = nncc_graph_new();
     m->b.s = 0x1234 + (uint64_t)c->H * 131 + (uint64_t)c->W * 17 + (uint64_t)strlen(c->name);
-    m->batch = 2;
+    m->batch = batch;
     nncc_graph *g = m->b.g;
     m->u = must(nncc_input(g, NNCC_SHAPE(1)), "u");
     int64_t hwc = (int64_t)c->H * c->W * c->C;
@@ -727,8 +730,10 @@ static void gmodel_init(struct gmodel *m, const struct gcase *c)
     struct nncc_lower_opts lo = {.model_name = c->name, .train = &m->ts};
     if (nncc_lower(&m->fwd, &lo, m->plans))
         fail_msg("%s: %s", c->name, nncc_last_error());
-    m->in[0] = xcalloc(2, sizeof(float));
-    m->in[0][0] = 1.0f, m->in[0][1] = -0.75f;
+    /* u: 1, −0.75, then alternating signs, growing by 1/8 (exact floats). */
+    m->in[0] = xcalloc((size_t)batch, sizeof(float));
+    for (int i = 0; i < batch; i++)
+        m->in[0][i] = (float)((i % 2 ? -0.75 : 1.0) * (1 + (i / 2) / 8.0));
     int64_t ny = m->batch * numel(m->y);
     m->in[1] = xcalloc((size_t)ny, sizeof(float));
     for (int64_t i = 0; i < ny; i++)
@@ -775,7 +780,7 @@ static void free_outs(double **o, int n)
 static int fd_case(const struct gcase *c)
 {
     struct gmodel m;
-    gmodel_init(&m, c);
+    gmodel_init(&m, c, 2);
     const struct ir_program *tp = &m.plans[0].program;
     assert_int_equal(tp->n_outputs, 1 + m.n_params);
     double **tout = alloc_outs(tp, m.batch);
@@ -823,9 +828,9 @@ static void test_gradients_fd(void **state)
     assert_int_equal(bad, 0);
 }
 
-/* The generated gradient steps of every case, built into one object each
- * pair of cases... simply one object per case would cost a compile each:
- * all cases' steps go into one unit as separate entries. */
+/* The generated gradient steps of every case (two entries per object, the
+ * most one holds) on 160 samples, against the interpreter; and all
+ * gradients bit-identical on one and two threads. */
 static void test_gradients_generated(void **state)
 {
     (void)state;
@@ -834,7 +839,7 @@ static void test_gradients_generated(void **state)
     struct cg_entry e[NC];
     char names[NC][16], prefixes[NC][16];
     for (int k = 0; k < NC; k++) {
-        gmodel_init(&m[k], &gcases[k]);
+        gmodel_init(&m[k], &gcases[k], 160); /* big enough for the threaded paths */
         snprintf(names[k], sizeof names[k], "step%d", k);
         snprintf(prefixes[k], sizeof prefixes[k], "s%d_", k);
         e[k] = (struct cg_entry){.plan = &m[k].plans[0], .name = names[k], .prefix = prefixes[k]};
@@ -846,6 +851,16 @@ static void test_gradients_generated(void **state)
         struct nncc_exec *ex = nncc_exec_build(e + k0, ne, "conv_grads");
         if (!ex)
             fail_msg("build: %s", nncc_last_error());
+        /* The OpenMP runtime, when the object has one (dlsym searches its
+         * dependencies); the sanitizer build compiles without OpenMP. */
+        void *set = dlsym(ex->handle, "omp_set_num_threads");
+        void *get = dlsym(ex->handle, "omp_get_max_threads");
+        void (*set_threads)(int) = NULL;
+        int (*max_threads)(void) = NULL;
+        if (set && get) {
+            memcpy(&set_threads, &set, sizeof set);
+            memcpy(&max_threads, &get, sizeof get);
+        }
         for (int j = 0; j < ne; j++) {
             struct gmodel *g = &m[k0 + j];
             const struct ir_program *tp = &g->plans[0].program;
@@ -862,6 +877,30 @@ static void test_gradients_generated(void **state)
                              NNCC_OK);
             float *ws = xcalloc(nncc_exec_ws_floats(en, g->batch) + 1, sizeof *ws);
             en->step(g->batch, en->params, (const float *const *)g->in, fo, ws, h);
+            /* Again on one and on two threads: every kernel sums in a fixed
+             * order, so the results must be the very same floats. */
+            if (set_threads) {
+                int was = max_threads();
+                float *f1[16];
+                assert_true(tp->n_outputs <= 16);
+                set_threads(1);
+                for (int o = 0; o < tp->n_outputs; o++) {
+                    f1[o] = xcalloc((size_t)numel(tp->outputs[o]), sizeof(float));
+                    memcpy(f1[o], fo[o], sizeof(float) * (size_t)numel(tp->outputs[o]));
+                }
+                en->step(g->batch, en->params, (const float *const *)g->in, f1, ws, h);
+                set_threads(2);
+                en->step(g->batch, en->params, (const float *const *)g->in, fo, ws, h);
+                set_threads(was);
+                for (int o = 0; o < tp->n_outputs; o++) {
+                    if (memcmp(f1[o], fo[o], sizeof(float) * (size_t)numel(tp->outputs[o]))) {
+                        print_error("%s: output %d differs on 1 and 2 threads\n",
+                                    gcases[k0 + j].name, o);
+                        bad++;
+                    }
+                    free(f1[o]);
+                }
+            }
             for (int o = 0; o < tp->n_outputs; o++) {
                 char what[160];
                 snprintf(what, sizeof what, "%s: %s", gcases[k0 + j].name,
