@@ -454,6 +454,25 @@ static void forward_branches(struct branches *b)
         add_out(b, ir_add_node(b->g, IR_ACTIVATION, &y, 1, &(struct ir_attrs){.act = NNCC_RELU},
                                NULL, "relu"), k ? "depthwise + bias + relu" : "groups + bias + relu");
     }
+    /* Convolution + bias + ReLU + a max pooling that conv_pool must leave
+     * alone: after a grouped convolution (its kernels are ungrouped), and
+     * with ceil_mode (its windows are not whole). */
+    const int gp[2] = {2, 1};
+    for (int k = 0; k < 2; k++) {
+        nncc_tensor *y = must(conv(b, x, IR_CONV2D, 3, 3, 6 / gp[k], 4,
+                                   A(.explicit_pad = true, .pad = {1, 1, 1, 1}, .groups = gp[k]),
+                                   "cp"), "cp");
+        nncc_tensor *bias = param(b->g, NNCC_SHAPE(4), "bias", true);
+        fill(bias, &b->s, -0.5, 0.5);
+        nncc_tensor *bi[2] = {y, bias};
+        y = must(ir_add_node(b->g, IR_BIAS_ADD, bi, 2, &(struct ir_attrs){0}, NULL, "ba"), "ba");
+        y = must(ir_add_node(b->g, IR_ACTIVATION, &y, 1, &(struct ir_attrs){.act = NNCC_RELU},
+                             NULL, "relu"), "relu");
+        struct ir_attrs pa = A(.kernel = {2, 2}, .stride = {2, 2}, .explicit_pad = k == 1,
+                               .ceil_mode = k == 1);
+        add_out(b, ir_add_node(b->g, IR_MAXPOOL2D, &y, 1, &pa, NULL, "mp"),
+                k ? "conv + maxpool with ceil_mode" : "grouped conv + maxpool");
+    }
     add_out(b, conv(b, x, IR_CONV2D_TRANSPOSE, 3, 2, 5, 6,
                     A(.pad = {1, 0, 0, 2}, .stride = {2, 3}, .output_padding = {1, 2}), "t1"),
             "transpose, pads, output_padding");
@@ -526,6 +545,15 @@ static void test_generated_forward(void **state)
     struct ir_plan plans[2];
     struct nncc_lower_opts lo = {.model_name = "conv_family"};
     assert_int_equal(nncc_lower(&p, &lo, plans), NNCC_OK);
+    /* bias_act fused into the grouped convolutions, conv_pool nowhere. */
+    int bias_act = 0, conv_pool = 0;
+    for (int i = 0; i < plans[0].program.n_nodes; i++) {
+        bias_act += plans[0].groups[i].kind == IR_GROUP_BIAS_ACT &&
+                    plans[0].program.nodes[i]->a.groups > 1;
+        conv_pool += plans[0].groups[i].kind == IR_GROUP_CONV_POOL;
+    }
+    assert_int_equal(bias_act, 3);
+    assert_int_equal(conv_pool, 0);
     struct cg_entry ce = {.plan = &plans[0], .name = "nncc_forward", .prefix = ""};
     struct nncc_exec *ex = nncc_exec_build(&ce, 1, "conv_family");
     if (!ex)
@@ -843,6 +871,19 @@ static void test_gradients_generated(void **state)
         snprintf(names[k], sizeof names[k], "step%d", k);
         snprintf(prefixes[k], sizeof prefixes[k], "s%d_", k);
         e[k] = (struct cg_entry){.plan = &m[k].plans[0], .name = names[k], .prefix = prefixes[k]};
+        /* Grouped filter gradients and pooling gradients stay apart
+         * (pool_wgrad's kernel is ungrouped); dact fuses into the grouped
+         * input gradients. */
+        const struct ir_plan *pl = &m[k].plans[0];
+        int dact = 0;
+        for (int i = 0; i < pl->program.n_nodes; i++) {
+            const struct ir_node *nd = pl->program.nodes[i];
+            assert_int_not_equal(pl->groups[i].kind, IR_GROUP_POOL_WGRAD);
+            assert_int_not_equal(pl->groups[i].kind, IR_GROUP_CONV_POOL);
+            dact += nd->op == IR_CONV2D_GRAD_INPUT && pl->groups[i].kind == IR_GROUP_DACT;
+        }
+        if (!strcmp(gcases[k].name, "grouped chain")) /* the depthwise one's, into the tanh */
+            assert_int_equal(dact, 1);
     }
     /* nncc_exec_build loads at most two entries: build in pairs. */
     int bad = 0;
