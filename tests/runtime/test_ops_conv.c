@@ -457,11 +457,13 @@ static void forward_branches(struct branches *b)
     /* Convolution + bias + ReLU + a max pooling that conv_pool must leave
      * alone: after a grouped convolution (its kernels are ungrouped), and
      * with ceil_mode (its windows are not whole). */
-    const int gp[2] = {2, 1};
-    for (int k = 0; k < 2; k++) {
-        nncc_tensor *y = must(conv(b, x, IR_CONV2D, 3, 3, 6 / gp[k], 4,
-                                   A(.explicit_pad = true, .pad = {1, 1, 1, 1}, .groups = gp[k]),
-                                   "cp"), "cp");
+    const int gp[3] = {2, 1, 1};
+    for (int k = 0; k < 3; k++) {
+        /* k = 2: asymmetric pads, a tiling pooling: conv_pool fuses it */
+        struct ir_attrs ca = A(.explicit_pad = true, .pad = {1, 1, 1, 1}, .groups = gp[k]);
+        if (k == 2)
+            ca.pad[1] = 2, ca.pad[2] = 0;
+        nncc_tensor *y = must(conv(b, x, IR_CONV2D, 3, 3, 6 / gp[k], 4, ca, "cp"), "cp");
         nncc_tensor *bias = param(b->g, NNCC_SHAPE(4), "bias", true);
         fill(bias, &b->s, -0.5, 0.5);
         nncc_tensor *bi[2] = {y, bias};
@@ -471,7 +473,8 @@ static void forward_branches(struct branches *b)
         struct ir_attrs pa = A(.kernel = {2, 2}, .stride = {2, 2}, .explicit_pad = k == 1,
                                .ceil_mode = k == 1);
         add_out(b, ir_add_node(b->g, IR_MAXPOOL2D, &y, 1, &pa, NULL, "mp"),
-                k ? "conv + maxpool with ceil_mode" : "grouped conv + maxpool");
+                k == 2 ? "conv_pool, asymmetric pads"
+                : k ? "conv + maxpool with ceil_mode" : "grouped conv + maxpool");
     }
     add_out(b, conv(b, x, IR_CONV2D_TRANSPOSE, 3, 2, 5, 6,
                     A(.pad = {1, 0, 0, 2}, .stride = {2, 3}, .output_padding = {1, 2}), "t1"),
@@ -545,7 +548,8 @@ static void test_generated_forward(void **state)
     struct ir_plan plans[2];
     struct nncc_lower_opts lo = {.model_name = "conv_family"};
     assert_int_equal(nncc_lower(&p, &lo, plans), NNCC_OK);
-    /* bias_act fused into the grouped convolutions, conv_pool nowhere. */
+    /* bias_act fused into the grouped convolutions; conv_pool only into the
+     * ungrouped convolution with a tiling pooling. */
     int bias_act = 0, conv_pool = 0;
     for (int i = 0; i < plans[0].program.n_nodes; i++) {
         bias_act += plans[0].groups[i].kind == IR_GROUP_BIAS_ACT &&
@@ -553,7 +557,7 @@ static void test_generated_forward(void **state)
         conv_pool += plans[0].groups[i].kind == IR_GROUP_CONV_POOL;
     }
     assert_int_equal(bias_act, 3);
-    assert_int_equal(conv_pool, 0);
+    assert_int_equal(conv_pool, 1);
     struct cg_entry ce = {.plan = &plans[0], .name = "nncc_forward", .prefix = ""};
     struct nncc_exec *ex = nncc_exec_build(&ce, 1, "conv_family");
     if (!ex)
