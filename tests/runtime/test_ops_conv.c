@@ -476,6 +476,21 @@ static void forward_branches(struct branches *b)
                 k == 2 ? "conv_pool, asymmetric pads"
                 : k ? "conv + maxpool with ceil_mode" : "grouped conv + maxpool");
     }
+    /* Depthwise with 36 channels: the vector paths (two vectors of 8 or 16)
+     * and the scalar rest. */
+    nncc_tensor *x36 = must(conv(b, x, IR_CONV2D, 1, 1, 6, 36, A(), "to36"), "to36");
+    add_out(b, conv(b, x36, IR_CONV2D, 3, 3, 1, 36, A(.explicit_pad = true, .pad = {1, 0, 2, 1},
+                                                      .groups = 36), "d36"),
+            "depthwise 36, asym pads");
+    add_out(b, conv(b, x36, IR_CONV2D, 2, 3, 1, 36,
+                    A(.explicit_pad = true, .pad = {1, 1, 0, 2}, .stride = {2, 2},
+                      .dilation = {1, 2}, .groups = 36), "d36s"), "depthwise 36, stride, dilation");
+    add_out(b, conv(b, x36, IR_CONV2D_TRANSPOSE, 3, 3, 1, 36,
+                    A(.pad = {1, 0, 2, 1}, .groups = 36), "t36"), "transpose depthwise 36");
+    add_out(b, conv(b, x36, IR_CONV2D_TRANSPOSE, 3, 2, 1, 36,
+                    A(.pad = {0, 1, 1, 0}, .stride = {2, 3}, .dilation = {2, 1},
+                      .output_padding = {1, 2}, .groups = 36), "t36s"),
+            "transpose depthwise 36, stride, dilation");
     add_out(b, conv(b, x, IR_CONV2D_TRANSPOSE, 3, 2, 5, 6,
                     A(.pad = {1, 0, 0, 2}, .stride = {2, 3}, .output_padding = {1, 2}), "t1"),
             "transpose, pads, output_padding");
@@ -698,7 +713,28 @@ static nncc_tensor *g_chain(struct branches *b, nncc_tensor *x)
     return pool(b, y, true, A(.kernel = {2, 2}, .stride = {2, 2}));
 }
 
+static nncc_tensor *g_dw36(struct branches *b, nncc_tensor *x)
+{
+    return conv(b, x, IR_CONV2D, 3, 2, 1, 36,
+                A(.explicit_pad = true, .pad = {1, 0, 2, 1}, .groups = 36), "dw36");
+}
+static nncc_tensor *g_dw36s(struct branches *b, nncc_tensor *x)
+{
+    return conv(b, x, IR_CONV2D, 2, 3, 1, 36,
+                A(.explicit_pad = true, .pad = {0, 1, 1, 1}, .stride = {2, 2}, .dilation = {2, 1},
+                  .groups = 36), "dw36s");
+}
+static nncc_tensor *g_t36(struct branches *b, nncc_tensor *x)
+{
+    return conv(b, x, IR_CONV2D_TRANSPOSE, 3, 3, 1, 36,
+                A(.pad = {1, 1, 0, 2}, .stride = {2, 1}, .output_padding = {1, 0}, .groups = 36),
+                "t36");
+}
+
 static const struct gcase gcases[] = {
+    {"depthwise 36", 5, 6, 36, g_dw36},
+    {"depthwise 36 stride dilation", 6, 5, 36, g_dw36s},
+    {"conv_transpose depthwise 36", 3, 4, 36, g_t36},
     {"grouped chain", 6, 6, 4, g_chain},
     {"conv groups 2", 7, 6, 4, g_conv_groups},
     {"conv depthwise k=2", 6, 7, 4, g_conv_dw},
