@@ -12,12 +12,15 @@
  *   depthwise  C/G = 1 (each group reads one channel, F = k·C): direct
  *              loops over the taps, vectorized over the F output channels
  *              (a GEMM per group would have k = KH·KW and n = k: all
- *              overhead);
+ *              overhead); with multiplier 1 the forward and the input
+ *              gradient (a gather, each dx written once) hold four pixels
+ *              by two vectors of channels in registers;
  *   general    C/G > 1: per tile of output rows and per group, the group's
  *              columns (KH·KW·C/G) built on the stack and one GEMM against
  *              that group's weight columns, packed once per call.
  * Threads as in conv.c: the forward splits output rows, the input gradient
- * images (col2im adds of one image never race), the filter gradient eight
+ * images (col2im adds of one image never race; the gather splits rows), the
+ * filter gradient eight
  * fixed runs of rows summed apart then in order; so every value is summed
  * in the same order whatever the thread count.  Fused epilogues (bias_act
  * on the forward, dact on the input gradient) run here as in conv.c.
