@@ -7,9 +7,10 @@
  * counts the window's cells inside the padded input instead.  ONNX's
  * dilated windows and count_include_pad are emitted over the window's taps;
  * explicit asymmetric pads and ceil_mode need nothing here (the output
- * size comes from the shape rule, the windows are clipped to the image).  Training keeps each max
- * window's winning cell (pool_argmax), so the gradient reads one float per
- * window instead of searching the window in x again.
+ * size comes from the shape rule, the windows are clipped to the image).
+ * Training keeps each max window's winning cell (pool_argmax), so the
+ * gradient reads one float per window instead of searching the window in x
+ * again.  Global pooling takes the mean, or the maximum with pool_max.
  */
 #include <ctype.h>
 #include <string.h>
