@@ -12,12 +12,15 @@
  *   depthwise  C/G = 1 (each group reads one channel, F = k·C): direct
  *              loops over the taps, vectorized over the F output channels
  *              (a GEMM per group would have k = KH·KW and n = k: all
- *              overhead);
+ *              overhead); with multiplier 1 the forward and the input
+ *              gradient (a gather, each dx written once) hold four pixels
+ *              by two vectors of channels in registers;
  *   general    C/G > 1: per tile of output rows and per group, the group's
  *              columns (KH·KW·C/G) built on the stack and one GEMM against
  *              that group's weight columns, packed once per call.
  * Threads as in conv.c: the forward splits output rows, the input gradient
- * images (col2im adds of one image never race), the filter gradient eight
+ * images (col2im adds of one image never race; the gather splits rows), the
+ * filter gradient eight
  * fixed runs of rows summed apart then in order; so every value is summed
  * in the same order whatever the thread count.  Fused epilogues (bias_act
  * on the forward, dact on the input gradient) run here as in conv.c.
@@ -89,6 +92,76 @@ static const char *dw_src(const struct gconv *c, char *buf, size_t size)
     return buf;
 }
 
+/* Depthwise forward with multiplier 1 (F = C), channels 0 … FV−1 (whole
+ * blocks of two vectors): four output pixels of the line by two vectors of
+ * channels accumulate in registers over the taps, (kh, kw) in order, each
+ * tap's weights loaded once for the four; a pixel whose tap falls into
+ * the padding skips it.  In scope: b, l, ih0; defines FV.  The channels
+ * from FV on are left to the scalar loop after it. */
+static void emit_dw_line_blocked(struct cw *w, const struct gconv *c)
+{
+    cw_line(w, "const long FV = %lldL / (2 * NN_VW) * (2 * NN_VW);", c->F);
+    cw_line(w, "for (long ow0 = 0; ow0 < %lldL; ow0 += 4) {", c->OW);
+    w->indent++;
+    cw_line(w, "const long np = %lldL - ow0 < 4 ? %lldL - ow0 : 4;", c->OW, c->OW);
+    /* Every tap of the four pixels inside the row: no checks. */
+    cw_line(w, "const int inner = np == 4 && ow0 * %d - %d >= 0 && (ow0 + 3) * %d - %d + %lldL < %lldL;",
+            c->sw, c->pl, c->sw, c->pl, (c->KW - 1) * c->dw, c->W);
+    cw_line(w, "for (long c0 = 0; c0 < FV; c0 += 2 * NN_VW) {");
+    w->indent++;
+    cw_line(w, "nn_vf a[4][2];");
+    cw_line(w, "NN_FULL_UNROLL for (int p = 0; p < 4; p++)");
+    cw_line(w, "    a[p][0] = a[p][1] = (nn_vf){0};");
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
+    cw_line(w, "    const long ih = ih0 + kh * %d;", c->dh);
+    cw_line(w, "    if (ih < 0 || ih >= %lldL)", c->H);
+    cw_line(w, "        continue;");
+    cw_line(w, "    const float *restrict xr = x + (b * %lldL + ih) * %lldL + c0;", c->H,
+            c->W * c->C);
+    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", c->KW);
+    cw_line(w, "        const float *restrict wt = w + (kh * %lldL + kw) * %lldL + c0;", c->KW,
+            c->F);
+    cw_line(w, "        const nn_vf w0 = nn_load(wt), w1 = nn_load(wt + NN_VW);");
+    cw_line(w, "        if (inner) {");
+    cw_line(w, "            const float *restrict xp = xr + (ow0 * %d - %d + kw * %d) * %lldL;", c->sw,
+            c->pl, c->dw, c->C);
+    cw_line(w, "            NN_FULL_UNROLL for (int p = 0; p < 4; p++) {");
+    cw_line(w, "                a[p][0] += nn_load(xp + p * %lldL) * w0;", c->sw * c->C);
+    cw_line(w, "                a[p][1] += nn_load(xp + p * %lldL + NN_VW) * w1;", c->sw * c->C);
+    cw_line(w, "            }");
+    cw_line(w, "            continue;");
+    cw_line(w, "        }");
+    cw_line(w, "        NN_FULL_UNROLL for (int p = 0; p < 4; p++) {");
+    cw_line(w, "            const long iw = (ow0 + p) * %d - %d + kw * %d;", c->sw, c->pl, c->dw);
+    cw_line(w, "            if (p >= np || iw < 0 || iw >= %lldL)", c->W);
+    cw_line(w, "                continue;");
+    cw_line(w, "            const float *restrict xp = xr + iw * %lldL;", c->C);
+    cw_line(w, "            a[p][0] += nn_load(xp) * w0;");
+    cw_line(w, "            a[p][1] += nn_load(xp + NN_VW) * w1;");
+    cw_line(w, "        }");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    cw_line(w, "for (int p = 0; p < np; p++) {");
+    cw_line(w, "    float *restrict yq = y + (l * %lldL + ow0 + p) * %lldL + c0;", c->OW, c->F);
+    cw_line(w, "    nn_store(yq, a[p][0]);");
+    cw_line(w, "    nn_store(yq + NN_VW, a[p][1]);");
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+}
+
+/* Small constant loops over registers must unroll even under
+ * -fno-unroll-loops (as conv.c's direct filter gradient does). */
+static void emit_full_unroll(struct cw *w)
+{
+    cw_raw(w, "#ifndef NN_FULL_UNROLL\n#if defined(__clang__)\n"
+              "#define NN_FULL_UNROLL _Pragma(\"clang loop unroll(full)\")\n"
+              "#elif defined(__GNUC__)\n#define NN_FULL_UNROLL _Pragma(\"GCC unroll 16\")\n"
+              "#else\n#define NN_FULL_UNROLL\n#endif\n#endif\n");
+}
+
 /* Depthwise forward: lines (image, oh) in blocks, each pixel's F outputs
  * summed over its taps in (kh, kw) order from zero, then the epilogue on
  * the block while it is in cache. */
@@ -99,6 +172,8 @@ static void emit_dw_forward(struct cg *cg, const struct ir_node *n, const struct
     long long cap = 6144 / (OWF > 0 ? OWF : 1);
     cap = cap < 1 ? 1 : cap;
     char src[64];
+    if (c->Fg == 1)
+        emit_full_unroll(&cg->defs);
     cg_gemm_open(cg, n, "x", "w", "y", 0);
     struct cw *out = &cg->defs, body = {.indent = cg->defs.indent + 1}, *w = &body;
     cw_line(out, "const long lines = (long)n * %lldL;", c->OH);
@@ -111,10 +186,15 @@ static void emit_dw_forward(struct cg *cg, const struct ir_node *n, const struct
     w->indent++;
     cw_line(w, "const long b = l / %lldL, oh = l %% %lldL, ih0 = oh * %d - %d;", c->OH, c->OH,
             c->sh, c->pt);
+    if (c->Fg == 1) {
+        emit_dw_line_blocked(w, c);
+        cw_line(w, "if (FV < %lldL)", c->F);
+    }
     cw_line(w, "for (long ow = 0; ow < %lldL; ow++) {", c->OW);
     w->indent++;
     cw_line(w, "float *restrict yp = y + (l * %lldL + ow) * %lldL;", c->OW, c->F);
     cw_line(w, "const long iw0 = ow * %d - %d;", c->sw, c->pl);
+    const char *f0 = c->Fg == 1 ? "FV" : "0";
     cw_line(w, "float acc[%lldL];", c->F);
     cw_line(w, "memset(acc, 0, sizeof acc);");
     cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
@@ -131,11 +211,12 @@ static void emit_dw_forward(struct cg *cg, const struct ir_node *n, const struct
     w->indent += 2;
     cg_simd(w);
     w->indent -= 2;
-    cw_line(w, "        for (long f = 0; f < %lldL; f++)", c->F);
+    cw_line(w, "        for (long f = %s; f < %lldL; f++)", f0, c->F);
     cw_line(w, "            acc[f] += %s * wt[f];", dw_src(c, src, sizeof src));
     cw_line(w, "    }");
     cw_line(w, "}");
-    cw_line(w, "memcpy(yp, acc, sizeof acc);");
+    cw_line(w, "for (long f = %s; f < %lldL; f++)", f0, c->F);
+    cw_line(w, "    yp[f] = acc[f];");
     w->indent--;
     cw_line(w, "}");
     w->indent--;
@@ -193,6 +274,122 @@ void emit_conv2d_grouped(struct cg *cg, const struct ir_node *n)
         emit_group_forward(cg, n, &c);
 }
 
+/* The depthwise input gradient with multiplier 1 (and the depthwise
+ * ConvTranspose) as a gather: each dx pixel sums, over the taps (kh, kw)
+ * in order, dy at the output pixel that tap reads it from (oh·sh = ih +
+ * pt − kh·dh, likewise ow), times the tap's weights; four pixels of a dx
+ * row by two vectors of channels in registers, so each dx value is written
+ * once (no zeroing, no read-modify-write) and the rows (image, ih) can be
+ * split over threads.  Channels past the last whole pair of vectors in
+ * scalar code; the fused dact epilogue on each block of rows. */
+static void emit_dw_grad_input_gather(struct cg *cg, const struct ir_node *n, const struct gconv *c)
+{
+    const struct ir_tile *t = cg_tile(cg, n);
+    long long WC = c->W * c->C, C = c->C;
+    long long cap = 6144 / (WC > 0 ? WC : 1);
+    cap = cap < 1 ? 1 : cap;
+    bool unit = c->sh == 1 && c->sw == 1;
+    emit_full_unroll(&cg->defs);
+    cg_gemm_open(cg, n, "dy", "w", "dx", 0);
+    struct cw *out = &cg->defs, body = {.indent = cg->defs.indent + 1}, *w = &body;
+    cw_line(out, "const long lines = (long)n * %lldL;", c->H);
+    cw_line(out, "const long rb = nn_row_block(lines, %lldL), nb = (lines + rb - 1) / rb;", cap);
+    char work[128];
+    snprintf(work, sizeof work, "nb > 1 && lines * %lldL > %lldL", WC * c->KH * c->KW,
+             (long long)t->min_work);
+    cw_line(w, "const long l0 = blk * rb, nl = nn_min(rb, lines - l0);");
+    cw_line(w, "const long FV = %lldL / (2 * NN_VW) * (2 * NN_VW);", C);
+    cw_line(w, "for (long l = l0; l < l0 + nl; l++) {");
+    w->indent++;
+    cw_line(w, "const long b = l / %lldL, ih = l %% %lldL;", c->H, c->H);
+    cw_line(w, "float *restrict dl = dx + l * %lldL;", WC);
+    cw_line(w, "for (long iw0 = 0; iw0 < %lldL; iw0 += 4) {", c->W);
+    w->indent++;
+    cw_line(w, "const long np = %lldL - iw0 < 4 ? %lldL - iw0 : 4;", c->W, c->W);
+    if (unit)
+        cw_line(w, "const int inner = np == 4 && iw0 + %d - %lldL >= 0 && iw0 + 3 + %d < %lldL;",
+                c->pl, (c->KW - 1) * c->dw, c->pl, c->OW);
+    cw_line(w, "for (long c0 = 0; c0 < FV; c0 += 2 * NN_VW) {");
+    w->indent++;
+    cw_line(w, "nn_vf a[4][2];");
+    cw_line(w, "NN_FULL_UNROLL for (int p = 0; p < 4; p++)");
+    cw_line(w, "    a[p][0] = a[p][1] = (nn_vf){0};");
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
+    cw_line(w, "    const long th = ih + %d - kh * %d;", c->pt, c->dh);
+    cw_line(w, "    if (th < 0 || th %% %d != 0 || th / %d >= %lldL)", c->sh, c->sh, c->OH);
+    cw_line(w, "        continue;");
+    cw_line(w, "    const float *restrict dr = dy + (b * %lldL + th / %d) * %lldL + c0;", c->OH, c->sh,
+            c->OW * C);
+    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", c->KW);
+    cw_line(w, "        const float *restrict wt = w + (kh * %lldL + kw) * %lldL + c0;", c->KW, C);
+    cw_line(w, "        const nn_vf w0 = nn_load(wt), w1 = nn_load(wt + NN_VW);");
+    if (unit) {
+        cw_line(w, "        if (inner) {");
+        cw_line(w, "            const float *restrict dp = dr + (iw0 + %d - kw * %d) * %lldL;", c->pl,
+                c->dw, C);
+        cw_line(w, "            NN_FULL_UNROLL for (int p = 0; p < 4; p++) {");
+        cw_line(w, "                a[p][0] += nn_load(dp + p * %lldL) * w0;", C);
+        cw_line(w, "                a[p][1] += nn_load(dp + p * %lldL + NN_VW) * w1;", C);
+        cw_line(w, "            }");
+        cw_line(w, "            continue;");
+        cw_line(w, "        }");
+    }
+    cw_line(w, "        NN_FULL_UNROLL for (int p = 0; p < 4; p++) {");
+    cw_line(w, "            const long tw = iw0 + p + %d - kw * %d;", c->pl, c->dw);
+    cw_line(w, "            if (p >= np || tw < 0 || tw %% %d != 0 || tw / %d >= %lldL)", c->sw, c->sw,
+            c->OW);
+    cw_line(w, "                continue;");
+    cw_line(w, "            const float *restrict dp = dr + tw / %d * %lldL;", c->sw, C);
+    cw_line(w, "            a[p][0] += nn_load(dp) * w0;");
+    cw_line(w, "            a[p][1] += nn_load(dp + NN_VW) * w1;");
+    cw_line(w, "        }");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    cw_line(w, "for (int p = 0; p < np; p++) {");
+    cw_line(w, "    nn_store(dl + (iw0 + p) * %lldL + c0, a[p][0]);", C);
+    cw_line(w, "    nn_store(dl + (iw0 + p) * %lldL + c0 + NN_VW, a[p][1]);", C);
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    /* The channels from FV on, one pixel at a time. */
+    cw_line(w, "if (FV < %lldL)", C);
+    cw_line(w, "for (long iw = 0; iw < %lldL; iw++) {", c->W);
+    w->indent++;
+    cw_line(w, "float acc[%lldL];", C);
+    cw_line(w, "memset(acc, 0, sizeof acc);");
+    cw_line(w, "for (long kh = 0; kh < %lldL; kh++) {", c->KH);
+    cw_line(w, "    const long th = ih + %d - kh * %d;", c->pt, c->dh);
+    cw_line(w, "    if (th < 0 || th %% %d != 0 || th / %d >= %lldL)", c->sh, c->sh, c->OH);
+    cw_line(w, "        continue;");
+    cw_line(w, "    for (long kw = 0; kw < %lldL; kw++) {", c->KW);
+    cw_line(w, "        const long tw = iw + %d - kw * %d;", c->pl, c->dw);
+    cw_line(w, "        if (tw < 0 || tw %% %d != 0 || tw / %d >= %lldL)", c->sw, c->sw, c->OW);
+    cw_line(w, "            continue;");
+    cw_line(w, "        const float *restrict dp = dy + ((b * %lldL + th / %d) * %lldL + tw / %d) * "
+            "%lldL;", c->OH, c->sh, c->OW, c->sw, C);
+    cw_line(w, "        const float *restrict wt = w + (kh * %lldL + kw) * %lldL;", c->KW, C);
+    cw_line(w, "        for (long f = FV; f < %lldL; f++)", C);
+    cw_line(w, "            acc[f] += dp[f] * wt[f];");
+    cw_line(w, "    }");
+    cw_line(w, "}");
+    cw_line(w, "for (long f = FV; f < %lldL; f++)", C);
+    cw_line(w, "    dl[iw * %lldL + f] = acc[f];", C);
+    w->indent--;
+    cw_line(w, "}");
+    w->indent--;
+    cw_line(w, "}");
+    char at[64], yat[64], count[64];
+    snprintf(at, sizeof at, "(dx + l0 * %lldL)", WC);
+    snprintf(yat, sizeof yat, "(yv + l0 * %lldL)", WC);
+    snprintf(count, sizeof count, "nl * %lldL", WC);
+    cg_epilogue_dact(w, cg_epilogue(cg, n), at, yat, count);
+    cg_parallel_or_serial(out, work, "for (long blk = 0; blk < nb; blk++) {", &body);
+    cw_free(&body);
+    cg_gemm_close(cg, n, 0);
+}
+
 /* The input gradient (and ConvTranspose): per image (in parallel), dxb
  * zeroed then every output pixel's taps add into it; the fused dact
  * epilogue then runs on the image. */
@@ -201,6 +398,12 @@ void emit_conv2d_grad_input_grouped(struct cg *cg, const struct ir_node *n)
     struct gconv c = gconv_dims(n, n->out, n->in[0], n->in[1]);
     const struct ir_tile *t = cg_tile(cg, n);
     bool dwise = c.Cg == 1;
+    if (dwise && c.Fg == 1) {
+        gcomment(cg, n, n->op == IR_CONV2D_TRANSPOSE ? "depthwise transposed convolution"
+                                                     : "depthwise input gradient", &c);
+        emit_dw_grad_input_gather(cg, n, &c);
+        return;
+    }
     long long pix = c.OH * c.OW, tr = t->tile_rows, pg = cg_packed_floats(c.Fg, c.Kg);
     long long packed = dwise ? 0 : pg * c.G;
     struct cw *w = &cg->defs;

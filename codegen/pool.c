@@ -3,9 +3,14 @@
  *
  * Windows skip cells that fall into the padding: for max pooling they act
  * as −∞, for average pooling they are left out of the divisor (TF's SAME
- * average), so the divisor is counted per window.  Training keeps each max
- * window's winning cell (pool_argmax), so the gradient reads one float per
- * window instead of searching the window in x again.
+ * average), so the divisor is counted per window; ONNX's count_include_pad
+ * counts the window's cells inside the padded input instead.  ONNX's
+ * dilated windows and count_include_pad are emitted over the window's taps;
+ * explicit asymmetric pads and ceil_mode need nothing here (the output
+ * size comes from the shape rule, the windows are clipped to the image).
+ * Training keeps each max window's winning cell (pool_argmax), so the
+ * gradient reads one float per window instead of searching the window in x
+ * again.  Global pooling takes the mean, or the maximum with pool_max.
  */
 #include <ctype.h>
 #include <string.h>
@@ -107,10 +112,14 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
     bool max = n->op != IR_AVGPOOL2D, taps = pool_taps(n);
     struct cw *w = &cg->defs;
     char what[300], xs[100];
-    snprintf(what, sizeof what, "x %s, %s window %dx%d, stride %dx%d, pad t%d b%d l%d r%d%s",
+    char opts[64] = "";
+    if (taps) /* ONNX's options */
+        snprintf(opts, sizeof opts, ", dilation %dx%d%s", a->dilation[0], a->dilation[1],
+                 a->count_include_pad && !max ? ", pads counted" : "");
+    snprintf(what, sizeof what, "x %s, %s window %dx%d, stride %dx%d, pad t%d b%d l%d r%d%s%s",
              cg_shape(n->in[0]->shape, xs, sizeof xs), max ? "max" : "average", a->kernel[0],
              a->kernel[1], a->stride[0], a->stride[1], a->pad[0], a->pad[1], a->pad[2], a->pad[3],
-             argmax ? want_y ? ", and which cell won" : ", which cell wins" : "");
+             opts, argmax ? want_y ? ", and which cell won" : ", which cell wins" : "");
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x%s%s)", cg->prefix, cg_id(cg, n),
             want_y ? ", float *restrict y" : "", argmax ? ", float *restrict am" : "");
@@ -136,7 +145,7 @@ static void emit_pool_fwd(struct cg *cg, const struct ir_node *n, bool want_y, b
             cw_line(w, "const float first = (float)(khs * %dL + kws);", a->kernel[1]);
         }
         emit_pool_fwd_taps(w, a, H, W, C, max, argmax);
-        goto close;
+        goto close; /* the loops' closing braces are shared */
     }
     cw_line(w, "const long h0 = oh * %d - %d, w0 = ow * %d - %d;", a->stride[0], a->pad[0],
             a->stride[1], a->pad[2]);

@@ -16,13 +16,15 @@
  *    C_out/g, C_in)), so the cases also pin the weight layouts; plus a few
  *    hand-worked values and the shape rules' errors.
  * 2. The generated kernels (JIT) against the interpreter on random data with
- *    odd sizes, many branches in one model (one compile), batches 1 and 5;
+ *    odd sizes, many branches in one model (one compile), batches 1, 5 and
+ *    97 (enough work for the threaded paths);
  *    grouped convolutions also with a fused bias + ReLU epilogue.
  * 3. Every gradient against central differences in double: x reaches the op
  *    as u·P (u the input (N, 1), P a trainable (1, H·W·C) reshaped), so
  *    dL/dP checks the op's input gradient element by element, and the
- *    op's weights are trainable; then the generated gradient step (JIT)
- *    against the interpreter's.
+ *    op's weights are trainable; then the generated gradient steps (JIT)
+ *    against the interpreter's on 160 samples, and bit-identical on one and
+ *    two OpenMP threads.
  * Tolerances as in tests/passes/test_grad.c: finite differences 1e-6
  * relative + 1e-9 (h = 2^-14 on weights that are multiples of 2^-10);
  * generated float code against double 1e-4 relative with a floor of 1e-4 ×
@@ -34,6 +36,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -451,6 +454,43 @@ static void forward_branches(struct branches *b)
         add_out(b, ir_add_node(b->g, IR_ACTIVATION, &y, 1, &(struct ir_attrs){.act = NNCC_RELU},
                                NULL, "relu"), k ? "depthwise + bias + relu" : "groups + bias + relu");
     }
+    /* Convolution + bias + ReLU + a max pooling that conv_pool must leave
+     * alone: after a grouped convolution (its kernels are ungrouped), and
+     * with ceil_mode (its windows are not whole). */
+    const int gp[3] = {2, 1, 1};
+    for (int k = 0; k < 3; k++) {
+        /* k = 2: asymmetric pads, a tiling pooling: conv_pool fuses it */
+        struct ir_attrs ca = A(.explicit_pad = true, .pad = {1, 1, 1, 1}, .groups = gp[k]);
+        if (k == 2)
+            ca.pad[1] = 2, ca.pad[2] = 0;
+        nncc_tensor *y = must(conv(b, x, IR_CONV2D, 3, 3, 6 / gp[k], 4, ca, "cp"), "cp");
+        nncc_tensor *bias = param(b->g, NNCC_SHAPE(4), "bias", true);
+        fill(bias, &b->s, -0.5, 0.5);
+        nncc_tensor *bi[2] = {y, bias};
+        y = must(ir_add_node(b->g, IR_BIAS_ADD, bi, 2, &(struct ir_attrs){0}, NULL, "ba"), "ba");
+        y = must(ir_add_node(b->g, IR_ACTIVATION, &y, 1, &(struct ir_attrs){.act = NNCC_RELU},
+                             NULL, "relu"), "relu");
+        struct ir_attrs pa = A(.kernel = {2, 2}, .stride = {2, 2}, .explicit_pad = k == 1,
+                               .ceil_mode = k == 1);
+        add_out(b, ir_add_node(b->g, IR_MAXPOOL2D, &y, 1, &pa, NULL, "mp"),
+                k == 2 ? "conv_pool, asymmetric pads"
+                : k ? "conv + maxpool with ceil_mode" : "grouped conv + maxpool");
+    }
+    /* Depthwise with 36 channels: the vector paths (two vectors of 8 or 16)
+     * and the scalar rest. */
+    nncc_tensor *x36 = must(conv(b, x, IR_CONV2D, 1, 1, 6, 36, A(), "to36"), "to36");
+    add_out(b, conv(b, x36, IR_CONV2D, 3, 3, 1, 36, A(.explicit_pad = true, .pad = {1, 0, 2, 1},
+                                                      .groups = 36), "d36"),
+            "depthwise 36, asym pads");
+    add_out(b, conv(b, x36, IR_CONV2D, 2, 3, 1, 36,
+                    A(.explicit_pad = true, .pad = {1, 1, 0, 2}, .stride = {2, 2},
+                      .dilation = {1, 2}, .groups = 36), "d36s"), "depthwise 36, stride, dilation");
+    add_out(b, conv(b, x36, IR_CONV2D_TRANSPOSE, 3, 3, 1, 36,
+                    A(.pad = {1, 0, 2, 1}, .groups = 36), "t36"), "transpose depthwise 36");
+    add_out(b, conv(b, x36, IR_CONV2D_TRANSPOSE, 3, 2, 1, 36,
+                    A(.pad = {0, 1, 1, 0}, .stride = {2, 3}, .dilation = {2, 1},
+                      .output_padding = {1, 2}, .groups = 36), "t36s"),
+            "transpose depthwise 36, stride, dilation");
     add_out(b, conv(b, x, IR_CONV2D_TRANSPOSE, 3, 2, 5, 6,
                     A(.pad = {1, 0, 0, 2}, .stride = {2, 3}, .output_padding = {1, 2}), "t1"),
             "transpose, pads, output_padding");
@@ -523,14 +563,24 @@ static void test_generated_forward(void **state)
     struct ir_plan plans[2];
     struct nncc_lower_opts lo = {.model_name = "conv_family"};
     assert_int_equal(nncc_lower(&p, &lo, plans), NNCC_OK);
+    /* bias_act fused into the grouped convolutions; conv_pool only into the
+     * ungrouped convolution with a tiling pooling. */
+    int bias_act = 0, conv_pool = 0;
+    for (int i = 0; i < plans[0].program.n_nodes; i++) {
+        bias_act += plans[0].groups[i].kind == IR_GROUP_BIAS_ACT &&
+                    plans[0].program.nodes[i]->a.groups > 1;
+        conv_pool += plans[0].groups[i].kind == IR_GROUP_CONV_POOL;
+    }
+    assert_int_equal(bias_act, 3);
+    assert_int_equal(conv_pool, 1);
     struct cg_entry ce = {.plan = &plans[0], .name = "nncc_forward", .prefix = ""};
     struct nncc_exec *ex = nncc_exec_build(&ce, 1, "conv_family");
     if (!ex)
         fail_msg("build: %s", nncc_last_error());
     struct nncc_exec_entry *e = &ex->entry[0];
     int bad = 0;
-    const int batches[2] = {1, 5};
-    for (int t = 0; t < 2; t++) {
+    const int batches[3] = {1, 5, 97}; /* 97: the kernels' threaded paths */
+    for (int t = 0; t < 3; t++) {
         int n = batches[t];
         float *x = xcalloc((size_t)(n * numel(b.x)), sizeof *x);
         for (int64_t i = 0; i < n * numel(b.x); i++)
@@ -627,6 +677,11 @@ static nncc_tensor *g_max_tiles_ceil(struct branches *b, nncc_tensor *x)
     return pool(b, x, true, A(.kernel = {2, 2}, .stride = {2, 2}, .explicit_pad = true,
                               .ceil_mode = true));
 }
+static nncc_tensor *g_avg_tiles_ceil(struct branches *b, nncc_tensor *x)
+{
+    return pool(b, x, false, A(.kernel = {2, 3}, .stride = {2, 3}, .explicit_pad = true,
+                               .ceil_mode = true));
+}
 static nncc_tensor *g_global_max(struct branches *b, nncc_tensor *x)
 {
     return ir_add_node(b->g, IR_GLOBAL_AVGPOOL2D, &x, 1, &(struct ir_attrs){.pool_max = true},
@@ -658,7 +713,28 @@ static nncc_tensor *g_chain(struct branches *b, nncc_tensor *x)
     return pool(b, y, true, A(.kernel = {2, 2}, .stride = {2, 2}));
 }
 
+static nncc_tensor *g_dw36(struct branches *b, nncc_tensor *x)
+{
+    return conv(b, x, IR_CONV2D, 3, 2, 1, 36,
+                A(.explicit_pad = true, .pad = {1, 0, 2, 1}, .groups = 36), "dw36");
+}
+static nncc_tensor *g_dw36s(struct branches *b, nncc_tensor *x)
+{
+    return conv(b, x, IR_CONV2D, 2, 3, 1, 36,
+                A(.explicit_pad = true, .pad = {0, 1, 1, 1}, .stride = {2, 2}, .dilation = {2, 1},
+                  .groups = 36), "dw36s");
+}
+static nncc_tensor *g_t36(struct branches *b, nncc_tensor *x)
+{
+    return conv(b, x, IR_CONV2D_TRANSPOSE, 3, 3, 1, 36,
+                A(.pad = {1, 1, 0, 2}, .stride = {2, 1}, .output_padding = {1, 0}, .groups = 36),
+                "t36");
+}
+
 static const struct gcase gcases[] = {
+    {"depthwise 36", 5, 6, 36, g_dw36},
+    {"depthwise 36 stride dilation", 6, 5, 36, g_dw36s},
+    {"conv_transpose depthwise 36", 3, 4, 36, g_t36},
     {"grouped chain", 6, 6, 4, g_chain},
     {"conv groups 2", 7, 6, 4, g_conv_groups},
     {"conv depthwise k=2", 6, 7, 4, g_conv_dw},
@@ -669,6 +745,7 @@ static const struct gcase gcases[] = {
     {"avgpool ceil dilation", 6, 5, 3, g_avg_ceil_dil},
     {"maxpool dilation ceil", 7, 6, 2, g_max_dil_ceil},
     {"maxpool tiles ceil", 5, 5, 3, g_max_tiles_ceil},
+    {"avgpool tiles ceil", 5, 7, 2, g_avg_tiles_ceil},
     {"global max", 4, 5, 3, g_global_max},
 };
 
@@ -682,12 +759,12 @@ struct gmodel {
     float *in[2]; /* u, target */
 };
 
-static void gmodel_init(struct gmodel *m, const struct gcase *c)
+static void gmodel_init(struct gmodel *m, const struct gcase *c, int batch)
 {
     memset(m, 0, sizeof *m);
     m->b.g = nncc_graph_new();
     m->b.s = 0x1234 + (uint64_t)c->H * 131 + (uint64_t)c->W * 17 + (uint64_t)strlen(c->name);
-    m->batch = 2;
+    m->batch = batch;
     nncc_graph *g = m->b.g;
     m->u = must(nncc_input(g, NNCC_SHAPE(1)), "u");
     int64_t hwc = (int64_t)c->H * c->W * c->C;
@@ -721,8 +798,10 @@ static void gmodel_init(struct gmodel *m, const struct gcase *c)
     struct nncc_lower_opts lo = {.model_name = c->name, .train = &m->ts};
     if (nncc_lower(&m->fwd, &lo, m->plans))
         fail_msg("%s: %s", c->name, nncc_last_error());
-    m->in[0] = xcalloc(2, sizeof(float));
-    m->in[0][0] = 1.0f, m->in[0][1] = -0.75f;
+    /* u: 1, −0.75, then alternating signs, growing by 1/8 (exact floats). */
+    m->in[0] = xcalloc((size_t)batch, sizeof(float));
+    for (int i = 0; i < batch; i++)
+        m->in[0][i] = (float)((i % 2 ? -0.75 : 1.0) * (1 + (i / 2) / 8.0));
     int64_t ny = m->batch * numel(m->y);
     m->in[1] = xcalloc((size_t)ny, sizeof(float));
     for (int64_t i = 0; i < ny; i++)
@@ -769,7 +848,7 @@ static void free_outs(double **o, int n)
 static int fd_case(const struct gcase *c)
 {
     struct gmodel m;
-    gmodel_init(&m, c);
+    gmodel_init(&m, c, 2);
     const struct ir_program *tp = &m.plans[0].program;
     assert_int_equal(tp->n_outputs, 1 + m.n_params);
     double **tout = alloc_outs(tp, m.batch);
@@ -817,9 +896,9 @@ static void test_gradients_fd(void **state)
     assert_int_equal(bad, 0);
 }
 
-/* The generated gradient steps of every case, built into one object each
- * pair of cases... simply one object per case would cost a compile each:
- * all cases' steps go into one unit as separate entries. */
+/* The generated gradient steps of every case (two entries per object, the
+ * most one holds) on 160 samples, against the interpreter; and all
+ * gradients bit-identical on one and two threads. */
 static void test_gradients_generated(void **state)
 {
     (void)state;
@@ -828,10 +907,23 @@ static void test_gradients_generated(void **state)
     struct cg_entry e[NC];
     char names[NC][16], prefixes[NC][16];
     for (int k = 0; k < NC; k++) {
-        gmodel_init(&m[k], &gcases[k]);
+        gmodel_init(&m[k], &gcases[k], 160); /* big enough for the threaded paths */
         snprintf(names[k], sizeof names[k], "step%d", k);
         snprintf(prefixes[k], sizeof prefixes[k], "s%d_", k);
         e[k] = (struct cg_entry){.plan = &m[k].plans[0], .name = names[k], .prefix = prefixes[k]};
+        /* Grouped filter gradients and pooling gradients stay apart
+         * (pool_wgrad's kernel is ungrouped); dact fuses into the grouped
+         * input gradients. */
+        const struct ir_plan *pl = &m[k].plans[0];
+        int dact = 0;
+        for (int i = 0; i < pl->program.n_nodes; i++) {
+            const struct ir_node *nd = pl->program.nodes[i];
+            assert_int_not_equal(pl->groups[i].kind, IR_GROUP_POOL_WGRAD);
+            assert_int_not_equal(pl->groups[i].kind, IR_GROUP_CONV_POOL);
+            dact += nd->op == IR_CONV2D_GRAD_INPUT && pl->groups[i].kind == IR_GROUP_DACT;
+        }
+        if (!strcmp(gcases[k].name, "grouped chain")) /* the depthwise one's, into the tanh */
+            assert_int_equal(dact, 1);
     }
     /* nncc_exec_build loads at most two entries: build in pairs. */
     int bad = 0;
@@ -840,6 +932,16 @@ static void test_gradients_generated(void **state)
         struct nncc_exec *ex = nncc_exec_build(e + k0, ne, "conv_grads");
         if (!ex)
             fail_msg("build: %s", nncc_last_error());
+        /* The OpenMP runtime, when the object has one (dlsym searches its
+         * dependencies); the sanitizer build compiles without OpenMP. */
+        void *set = dlsym(ex->handle, "omp_set_num_threads");
+        void *get = dlsym(ex->handle, "omp_get_max_threads");
+        void (*set_threads)(int) = NULL;
+        int (*max_threads)(void) = NULL;
+        if (set && get) {
+            memcpy(&set_threads, &set, sizeof set);
+            memcpy(&max_threads, &get, sizeof get);
+        }
         for (int j = 0; j < ne; j++) {
             struct gmodel *g = &m[k0 + j];
             const struct ir_program *tp = &g->plans[0].program;
@@ -856,6 +958,30 @@ static void test_gradients_generated(void **state)
                              NNCC_OK);
             float *ws = xcalloc(nncc_exec_ws_floats(en, g->batch) + 1, sizeof *ws);
             en->step(g->batch, en->params, (const float *const *)g->in, fo, ws, h);
+            /* Again on one and on two threads: every kernel sums in a fixed
+             * order, so the results must be the very same floats. */
+            if (set_threads) {
+                int was = max_threads();
+                float *f1[16];
+                assert_true(tp->n_outputs <= 16);
+                set_threads(1);
+                for (int o = 0; o < tp->n_outputs; o++) {
+                    f1[o] = xcalloc((size_t)numel(tp->outputs[o]), sizeof(float));
+                    memcpy(f1[o], fo[o], sizeof(float) * (size_t)numel(tp->outputs[o]));
+                }
+                en->step(g->batch, en->params, (const float *const *)g->in, f1, ws, h);
+                set_threads(2);
+                en->step(g->batch, en->params, (const float *const *)g->in, fo, ws, h);
+                set_threads(was);
+                for (int o = 0; o < tp->n_outputs; o++) {
+                    if (memcmp(f1[o], fo[o], sizeof(float) * (size_t)numel(tp->outputs[o]))) {
+                        print_error("%s: output %d differs on 1 and 2 threads\n",
+                                    gcases[k0 + j].name, o);
+                        bad++;
+                    }
+                    free(f1[o]);
+                }
+            }
             for (int o = 0; o < tp->n_outputs; o++) {
                 char what[160];
                 snprintf(what, sizeof what, "%s: %s", gcases[k0 + j].name,
