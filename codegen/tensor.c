@@ -87,7 +87,7 @@ static const char *float_lit(float v, char *buf, size_t size)
 
 /* The per-sample loop every kernel here starts with: b over the samples
  * (on several threads when the work is large), or once for unbatched
- * values.  `sx`, `sy`: per-sample sizes of the two buffers. */
+ * values.  `work`: floats moved per sample (OpenMP's threshold). */
 static void sample_loop_open(struct cw *w, bool batched, long long work)
 {
     if (batched) {
