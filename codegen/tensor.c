@@ -548,8 +548,12 @@ void emit_reduce_grad(struct cg *cg, const struct ir_node *n)
     } else {
         sample_loop_open(w, x->batched, SX);
     }
-    cw_line(w, "const float *restrict xb = x + b * %lldL;", SX);
-    cw_line(w, "const float *restrict yb = y + b * %lldL;", SY);
+    if (ties) { /* sum and mean read dy alone */
+        cw_line(w, "const float *restrict xb = x + b * %lldL;", SX);
+        cw_line(w, "const float *restrict yb = y + b * %lldL;", SY);
+    } else {
+        cw_line(w, "(void)x, (void)y;");
+    }
     cw_line(w, "const float *restrict gb = dy + b * %lldL;", SY);
     cw_line(w, "float *restrict db = dx + b * %lldL;", SX);
     if (ties) {

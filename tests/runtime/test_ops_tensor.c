@@ -30,6 +30,8 @@
  *    gradient path, max ties that persist under perturbation (the max of
  *    a tensor concatenated with itself), duplicate gather indices (batched
  *    data, the embedding's batch sum, unbatched data).
+ * Every generated source (3 and 4, and 1) must also compile without a
+ * diagnostic as ISO C11 under cc and clang, with and without OpenMP.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "passes/passes.h"
 #include "runtime/jit/exec.h"
@@ -202,6 +205,52 @@ static void free_outs(void *outs, int n)
     free(o);
 }
 
+/* The entry's generated source must compile without a diagnostic as ISO
+ * C11 (-Wall -Wextra -pedantic) under cc and clang, with and without
+ * OpenMP (compilers not installed are skipped). */
+static void check_clean(struct cg_entry *e, const char *tag)
+{
+    char *src = NULL;
+    size_t len = 0;
+    OK(nncc_codegen(e, 1, tag, &src, &len));
+    char dir[] = "/tmp/nncc_tensor_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], log[128], cmd[512];
+    snprintf(path, sizeof path, "%s/%s.c", dir, tag);
+    snprintf(log, sizeof log, "%s/log", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(src, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    free(src);
+    static const char *const ccs[] = {"cc", "clang"};
+    for (int i = 0; i < 2; i++)
+        for (int omp = 0; omp < 2; omp++) {
+            snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", ccs[i]);
+            if (system(cmd) != 0)
+                continue;
+            snprintf(cmd, sizeof cmd,
+                     "%s -std=c11 -Wall -Wextra -pedantic -Werror -fsyntax-only %s %s >%s 2>&1",
+                     ccs[i], omp ? "-fopenmp" : "", path, log);
+            int rc = system(cmd);
+            FILE *lf = fopen(log, "r");
+            assert_non_null(lf);
+            char line[400];
+            bool any = false;
+            while (fgets(line, sizeof line, lf)) {
+                print_error("%s", line);
+                any = true;
+            }
+            fclose(lf);
+            if (rc != 0 || any)
+                fail_msg("%s%s: the generated source of %s is not clean", ccs[i],
+                         omp ? " -fopenmp" : "", tag);
+        }
+    remove(path);
+    remove(log);
+    rmdir(dir);
+}
+
 /* The inference forward, compiled. */
 static struct nncc_exec *build_forward(const struct ir_program *p, const char *name)
 {
@@ -213,6 +262,7 @@ static struct nncc_exec *build_forward(const struct ir_program *p, const char *n
         fail_msg("%s: lowering: %s", name, nncc_last_error());
     }
     struct cg_entry e = {.plan = &plans[0], .name = "nncc_forward", .prefix = ""};
+    check_clean(&e, name);
     struct nncc_exec *ex = nncc_exec_build(&e, 1, name);
     ir_plan_free(&plans[0]);
     if (!ex)
@@ -734,6 +784,7 @@ static void test_grad(void **state)
 
     /* 2. The generated step against the oracle's. */
     struct cg_entry e = {.plan = &plans[0], .name = "grad_step", .prefix = "g"};
+    check_clean(&e, "tensor_grad");
     struct nncc_exec *ex = NN(nncc_exec_build(&e, 1, "tensor_grad"));
     float **cout = xcalloc((size_t)train->n_outputs, sizeof *cout);
     for (int k = 0; k < train->n_outputs; k++)
