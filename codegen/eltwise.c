@@ -161,6 +161,8 @@ void emit_add(struct cg *cg, const struct ir_node *n)
     w->indent++;
     long long total = cg_numel(n->out);
     /* Values without a batch (summed weight gradients) do not scale with n. */
+    if (!n->out->batched)
+        cw_line(w, "(void)n;");
     cw_line(w, "for (long i = 0; i < %s%lldL; i++) {", n->out->batched ? "(long)n * " : "", total);
     w->indent++;
     if (same) {

@@ -85,9 +85,16 @@ static const char *float_lit(float v, char *buf, size_t size)
     return buf;
 }
 
+/* A value's shape for kernel comments: "(n, 3, 4)" when batched, its own
+ * dims when not. */
+static const char *vshape(const nncc_tensor *t, char *buf, size_t size)
+{
+    return t->batched ? cg_shape(t->shape, buf, size) : ir_dims_str(t->shape, buf, size);
+}
+
 /* The per-sample loop every kernel here starts with: b over the samples
  * (on several threads when the work is large), or once for unbatched
- * values.  `sx`, `sy`: per-sample sizes of the two buffers. */
+ * values.  `work`: floats moved per sample (OpenMP's threshold). */
 static void sample_loop_open(struct cw *w, bool batched, long long work)
 {
     if (batched) {
@@ -178,7 +185,7 @@ void emit_transpose(struct cg *cg, const struct ir_node *n)
 
     struct cw *w = &cg->defs;
     char what[200], xs[100];
-    snprintf(what, sizeof what, "transpose of %s", cg_shape(x->shape, xs, sizeof xs));
+    snprintf(what, sizeof what, "transpose of %s", vshape(x, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix,
             cg_id(cg, n));
@@ -296,7 +303,7 @@ static void emit_slice_common(struct cg *cg, const struct ir_node *n, bool grad)
     struct cw *w = &cg->defs;
     char what[200], xs[100], base[32];
     snprintf(what, sizeof what, "%s %s", grad ? "strided slice gradient into" : "strided slice of",
-             cg_shape(big->shape, xs, sizeof xs));
+             vshape(big, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     if (grad)
         cw_line(w, "static void %sk%d(int n, const float *restrict dy, float *restrict dx)",
@@ -370,7 +377,7 @@ void emit_pad(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     char what[200], xs[100], v[64], base[32];
     snprintf(what, sizeof what, "constant pad (%s) of %s",
-             float_lit(n->a.pad_value, v, sizeof v), cg_shape(x->shape, xs, sizeof xs));
+             float_lit(n->a.pad_value, v, sizeof v), vshape(x, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix,
             cg_id(cg, n));
@@ -465,7 +472,7 @@ void emit_reduce(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     char what[200], xs[100];
     snprintf(what, sizeof what, "%s over axes 0x%x of %s", reduce_name(r),
-             (unsigned)n->a.reduce_axes, cg_shape(x->shape, xs, sizeof xs));
+             (unsigned)n->a.reduce_axes, vshape(x, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, float *restrict y)", cg->prefix,
             cg_id(cg, n));
@@ -529,7 +536,7 @@ void emit_reduce_grad(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     char what[200], xs[100];
     snprintf(what, sizeof what, "gradient of %s over axes 0x%x of %s", reduce_name(r),
-             (unsigned)n->a.reduce_axes, cg_shape(x->shape, xs, sizeof xs));
+             (unsigned)n->a.reduce_axes, vshape(x, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict x,",
             cg->prefix, cg_id(cg, n));
@@ -548,8 +555,12 @@ void emit_reduce_grad(struct cg *cg, const struct ir_node *n)
     } else {
         sample_loop_open(w, x->batched, SX);
     }
-    cw_line(w, "const float *restrict xb = x + b * %lldL;", SX);
-    cw_line(w, "const float *restrict yb = y + b * %lldL;", SY);
+    if (ties) { /* sum and mean read dy alone */
+        cw_line(w, "const float *restrict xb = x + b * %lldL;", SX);
+        cw_line(w, "const float *restrict yb = y + b * %lldL;", SY);
+    } else {
+        cw_line(w, "(void)x, (void)y;");
+    }
     cw_line(w, "const float *restrict gb = dy + b * %lldL;", SY);
     cw_line(w, "float *restrict db = dx + b * %lldL;", SX);
     if (ties) {
@@ -616,7 +627,7 @@ void emit_gather(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     char what[200], xs[100], is[100];
     snprintf(what, sizeof what, "gather on axis %d of %s by %s", n->a.axis,
-             cg_shape(n->in[0]->shape, xs, sizeof xs), cg_shape(n->in[1]->shape, is, sizeof is));
+             vshape(n->in[0], xs, sizeof xs), vshape(n->in[1], is, sizeof is));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict x, const float *restrict idx,",
             cg->prefix, cg_id(cg, n));
@@ -654,7 +665,7 @@ void emit_gather_grad(struct cg *cg, const struct ir_node *n)
     struct cw *w = &cg->defs;
     char what[200], xs[100];
     snprintf(what, sizeof what, "gather gradient on axis %d into %s", n->a.axis,
-             cg_shape(n->out->shape, xs, sizeof xs));
+             vshape(n->out, xs, sizeof xs));
     cg_kernel_comment(cg, n, what);
     cw_line(w, "static void %sk%d(int n, const float *restrict dy, const float *restrict idx,",
             cg->prefix, cg_id(cg, n));

@@ -7,7 +7,9 @@
  * 1. hand: small batched and unbatched cases whose outputs are worked out
  *    by hand next to each expected value (negative steps, end −1, end
  *    INT64_MAX, negative and duplicate gather indices, an embedding,
- *    keepdims, all-axes reductions, max ties in reduce_grad), through the
+ *    keepdims, all-axes reductions; gradient kernels: max ties split in
+ *    reduce_grad, the embedding's gradient with duplicate and out-of-range
+ *    indices, a strided slice's with negative steps), through the
  *    reference interpreter and through the JIT-compiled code, both
  *    compared with the hand values.  An out-of-range gather index gives
  *    NaN in the oracle and 0 in generated code.
@@ -30,6 +32,8 @@
  *    gradient path, max ties that persist under perturbation (the max of
  *    a tensor concatenated with itself), duplicate gather indices (batched
  *    data, the embedding's batch sum, unbatched data).
+ * Every generated source (3 and 4, and 1) must also compile without a
+ * diagnostic as ISO C11 under cc and clang, with and without OpenMP.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "passes/passes.h"
 #include "runtime/jit/exec.h"
@@ -202,6 +207,52 @@ static void free_outs(void *outs, int n)
     free(o);
 }
 
+/* The entry's generated source must compile without a diagnostic as ISO
+ * C11 (-Wall -Wextra -pedantic) under cc and clang, with and without
+ * OpenMP (compilers not installed are skipped). */
+static void check_clean(struct cg_entry *e, const char *tag)
+{
+    char *src = NULL;
+    size_t len = 0;
+    OK(nncc_codegen(e, 1, tag, &src, &len));
+    char dir[] = "/tmp/nncc_tensor_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], log[128], cmd[512];
+    snprintf(path, sizeof path, "%s/%s.c", dir, tag);
+    snprintf(log, sizeof log, "%s/log", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(src, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    free(src);
+    static const char *const ccs[] = {"cc", "clang"};
+    for (int i = 0; i < 2; i++)
+        for (int omp = 0; omp < 2; omp++) {
+            snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1", ccs[i]);
+            if (system(cmd) != 0)
+                continue;
+            snprintf(cmd, sizeof cmd,
+                     "%s -std=c11 -Wall -Wextra -pedantic -Werror -fsyntax-only %s %s >%s 2>&1",
+                     ccs[i], omp ? "-fopenmp" : "", path, log);
+            int rc = system(cmd);
+            FILE *lf = fopen(log, "r");
+            assert_non_null(lf);
+            char line[400];
+            bool any = false;
+            while (fgets(line, sizeof line, lf)) {
+                print_error("%s", line);
+                any = true;
+            }
+            fclose(lf);
+            if (rc != 0 || any)
+                fail_msg("%s%s: the generated source of %s is not clean", ccs[i],
+                         omp ? " -fopenmp" : "", tag);
+        }
+    remove(path);
+    remove(log);
+    rmdir(dir);
+}
+
 /* The inference forward, compiled. */
 static struct nncc_exec *build_forward(const struct ir_program *p, const char *name)
 {
@@ -213,6 +264,7 @@ static struct nncc_exec *build_forward(const struct ir_program *p, const char *n
         fail_msg("%s: lowering: %s", name, nncc_last_error());
     }
     struct cg_entry e = {.plan = &plans[0], .name = "nncc_forward", .prefix = ""};
+    check_clean(&e, name);
     struct nncc_exec *ex = nncc_exec_build(&e, 1, name);
     ir_plan_free(&plans[0]);
     if (!ex)
@@ -276,6 +328,8 @@ static void test_hand(void **state)
     nncc_tensor *E = param(g, SH(4, 2), FL(10, 11, 20, 21, 30, 31, 40, 41), false, &seed);
     nncc_tensor *gi = param(g, SH(2), FL(-1, 0), false, &seed);
     nncc_tensor *pi = param(g, SH(2), FL(1, -2), false, &seed);
+    /* gradients by hand: dy of the embedding (N, 3, 2), of the slice (N, 2, 2) */
+    nncc_tensor *dye = input(g, SH(NONE, 3, 2)), *dys = input(g, SH(NONE, 2, 2));
     nncc_tensor *rmax = NN(reduce(g, rx, IR_REDUCE_MAX, 2, true));
     struct ir_attrs ra = rmax->producer->a;
     nncc_tensor *rg_in[3] = {rdy, rx, rmax};
@@ -314,6 +368,18 @@ static void test_hand(void **state)
          * {5, 4, 4, 5} likewise, dy 2 → 1, 1 */
         HAND(NN(node(g, IR_REDUCE_GRAD, rg_in, 3, &ra)), "reduce_grad max ties", 0, 0.5, 0.5, 0,
              1, 0, 0, 1),
+        /* dy = 1 … 12 rows of 2 at rows 3, 0, 1; 0, 0, (7: skipped) of E:
+         * row 0 = (3, 4) + (7, 8) + (9, 10), row 1 = (5, 6), row 3 = (1, 2) */
+        HAND(NN(node(g, IR_GATHER_GRAD_PARAM, ((nncc_tensor *[]){dye, ix}), 2,
+                      &(struct ir_attrs){.axis = 0, .like = E->shape})),
+             "embedding gradient", 19, 22, 5, 6, 0, 0, 1, 2),
+        /* dy[i'][j'] back to x[1 − i'][2 − 2j']: dy = 1 … 4, 5 … 8 */
+        HAND(NN(node(g, IR_STRIDED_SLICE_GRAD, &dys, 1,
+                      &(struct ir_attrs){.like = x->shape,
+                                         .begin = {0, 1, 2},
+                                         .end = {ALL, -1, -1},
+                                         .step = {1, -1, -2}})),
+             "slice gradient", 4, 0, 3, 2, 0, 1, 8, 0, 7, 6, 0, 5),
         /* unbatched: P = ((1, 2, 3), (4, 5, 6)) */
         HAND(NN(transpose(g, P, INTS(1, 0))), "transpose param", 1, 4, 2, 5, 3, 6),
         HAND(NN(sslice(g, P, I64(1, 0), I64(-1, ALL), I64(-1, 1))), "slice param axis 0", 4, 5, 6,
@@ -333,17 +399,20 @@ static void test_hand(void **state)
     assert_int_equal(outs[0]->shape.rank, 3);
     assert_true(h[6].out->shape.rank == 3 && h[6].out->shape.dim[1] == 1);
     assert_true(h[7].out->shape.rank == 1);
-    assert_true(h[17].out->shape.rank == 1 && h[17].out->shape.dim[0] == 1);
-    assert_true(h[18].out->shape.rank == 2);
-    assert_true(!h[13].out->batched && h[11].out->batched && h[10].out->batched);
-    nncc_tensor *ins[4] = {x, ix, rdy, rx};
+    assert_true(h[19].out->shape.rank == 1 && h[19].out->shape.dim[0] == 1);
+    assert_true(h[20].out->shape.rank == 2);
+    assert_true(!h[15].out->batched && h[11].out->batched && h[10].out->batched);
+    assert_true(!h[13].out->batched && h[14].out->batched);
+    nncc_tensor *ins[6] = {x, ix, rdy, rx, dye, dys};
     struct ir_program p;
-    OK(ir_program_init(&p, g, ins, 4, outs, nh));
+    OK(ir_program_init(&p, g, ins, 6, outs, nh));
     const float xv[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     const float iv[] = {3, -4, 1, 0, 0, 7};
     const float dyv[] = {1, 2};
     const float rxv[] = {1, 3, 3, 2, 5, 4, 4, 5};
-    const float *const inv[4] = {xv, iv, dyv, rxv};
+    const float dyev[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    const float dysv[] = {1, 2, 3, 4, 5, 6, 7, 8};
+    const float *const inv[6] = {xv, iv, dyv, rxv, dyev, dysv};
     float **ref = alloc_outs(&p, 2), **jit = alloc_outs(&p, 2);
     OK(nncc_interp_run(&p, 2, inv, ref));
     struct nncc_exec *ex = build_forward(&p, "hand");
@@ -734,6 +803,7 @@ static void test_grad(void **state)
 
     /* 2. The generated step against the oracle's. */
     struct cg_entry e = {.plan = &plans[0], .name = "grad_step", .prefix = "g"};
+    check_clean(&e, "tensor_grad");
     struct nncc_exec *ex = NN(nncc_exec_build(&e, 1, "tensor_grad"));
     float **cout = xcalloc((size_t)train->n_outputs, sizeof *cout);
     for (int k = 0; k < train->n_outputs; k++)
