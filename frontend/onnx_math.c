@@ -240,6 +240,15 @@ nncc_tensor *onnx_lower_binary(struct onnx_ctx *c)
     struct nncc_shape onnx_shape[2];
     for (int i = 0; i < 2; i++)
         onnx_shape[i] = is_t[i] ? v[i].shape : n->consts[k[i]].shape;
+    /* Before opset 7, PRelu's slope of shape (C) was per channel (axis 1). */
+    if (n->op == ONNX_OP_PRELU && n->opset < 7 && is_t[0] && !is_t[1] &&
+        onnx_shape[1].rank == 1 && v[0].shape.rank > 2 && onnx_shape[1].dim[0] > 1 &&
+        onnx_shape[1].dim[0] == v[0].shape.dim[1]) {
+        struct nncc_shape cs = {.rank = v[0].shape.rank - 1, .dim = {onnx_shape[1].dim[0]}};
+        for (int i = 1; i < cs.rank; i++)
+            cs.dim[i] = 1;
+        onnx_shape[1] = cs;
+    }
     struct nncc_shape out = broadcast(onnx_shape[0], onnx_shape[1]);
     if (out.rank < 0) {
         char s0[160], s1[160];
@@ -263,7 +272,7 @@ nncc_tensor *onnx_lower_binary(struct onnx_ctx *c)
             continue;
         }
         int64_t *perm;
-        struct nncc_shape st = const_stored(n->consts[k[i]].shape, out.rank, layout, &perm);
+        struct nncc_shape st = const_stored(onnx_shape[i], out.rank, layout, &perm);
         if (st.rank < 0)
             return onnx_fail(c, NNCC_ERR_NOMEM, "out of memory");
         /* A constant vector on the stored last axis added to a tensor of

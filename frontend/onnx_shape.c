@@ -451,6 +451,10 @@ nncc_tensor *onnx_lower_gather(struct onnx_ctx *c)
     }
     if (!dt && !it)
         return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "both inputs are constants");
+    if (dt && it)
+        return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "indices computed by the graph into data "
+                                                  "computed by the graph (only into a constant, "
+                                                  "as an embedding)");
     struct onnx_value out = {.layout = ONNX_PLAIN};
     out.shape.rank = ds.rank - 1 + is.rank;
     int o = 0;

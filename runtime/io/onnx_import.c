@@ -361,6 +361,33 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
         }
         return true;
     }
+    if (strcmp(op, "Transpose") == 0) { /* old exporters transpose weights in the graph */
+        int r = a->shape.rank;
+        const Onnx__AttributeProto *pa = attr(n, "perm");
+        int perm[NNCC_MAX_RANK];
+        for (int j = 0; j < r; j++)
+            perm[j] = pa && (size_t)j < pa->n_ints ? (int)pa->ints[j] : r - 1 - j;
+        struct nncc_shape s = {.rank = r};
+        for (int j = 0; j < r; j++) {
+            if (perm[j] < 0 || perm[j] >= r)
+                return FAIL(im, NNCC_ERR_FORMAT, "perm is not a permutation");
+            s.dim[j] = a->shape.dim[perm[j]];
+        }
+        if (!new_const(im, out, s, a->is_int))
+            return false;
+        int64_t stride[NNCC_MAX_RANK], acc = 1;
+        for (int j = r - 1; j >= 0; j--)
+            stride[j] = acc, acc *= a->shape.dim[j];
+        for (int64_t k = 0; k < out->count; k++) {
+            int64_t rem = k, src = 0;
+            for (int j = r - 1; j >= 0; j--) {
+                src += (rem % s.dim[j]) * stride[perm[j]];
+                rem /= s.dim[j];
+            }
+            set_elem(out, k, a->i[src], a->f[src]);
+        }
+        return true;
+    }
     if (strcmp(op, "ConstantOfShape") == 0) {
         struct nncc_shape s = {.rank = (int)a->count};
         for (int64_t k = 0; k < a->count && k < NNCC_MAX_RANK; k++)
@@ -609,6 +636,10 @@ static bool import_node(struct importer *im, const Onnx__NodeProto *n, size_t in
         k->values = v->c.f;
         on->src[on->n_in++] = (signed char)on->n_consts++;
     }
+    if (ok && n_t == 0)
+        ok = FAIL(im, NNCC_ERR_UNSUPPORTED, "every input is a constant, and nncc does not fold "
+                                            "%s on constants",
+                  n->op_type);
     if (ok && op == ONNX_OP_DROPOUT && onnx_attr_int(on, "training_mode", 0) != 0)
         ok = FAIL(im, NNCC_ERR_UNSUPPORTED, "training_mode 1");
     int parts = split ? (int)n->n_output : 1;
