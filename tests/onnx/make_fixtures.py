@@ -7,6 +7,7 @@ Run from anywhere, with a Python that has torch, onnx, onnxruntime and numpy
 
     python3 tests/onnx/make_fixtures.py            # all models
     python3 tests/onnx/make_fixtures.py resnet     # some of them
+    python3 tests/onnx/make_fixtures.py --out DIR mlp   # elsewhere (bench/compare)
 
 For each model NAME it writes tests/onnx/fixtures/NAME.onnx (torch.onnx.export, the
 TorchScript-based exporter, dynamo=False, opset 13, the batch axis dynamic, named
@@ -223,7 +224,7 @@ def keras_same_pads(net, x):
     return model
 
 
-def make(name):
+def make(name, out=OUT):
     build, shape, kind, seed = MODELS[name]
     torch.manual_seed(seed)
     net = build().eval()
@@ -246,10 +247,10 @@ def make(name):
         model = export(net, torch.from_numpy(x), training)
     onnx.checker.check_model(model, full_check=True)
 
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, name + ".onnx")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, name + ".onnx")
     if name == "external":
-        data = os.path.join(OUT, name + ".data")
+        data = os.path.join(out, name + ".data")
         if os.path.exists(data):
             os.remove(data)  # onnx appends to an existing data file
         onnx.save_model(model, path, save_as_external_data=True,
@@ -259,8 +260,8 @@ def make(name):
                    for t in onnx.load(path, load_external_data=False).graph.initializer)
     else:
         onnx.save_model(model, path)
-    np.save(os.path.join(OUT, name + ".input.npy"), x)
-    np.save(os.path.join(OUT, name + ".output.npy"), y)
+    np.save(os.path.join(out, name + ".input.npy"), x)
+    np.save(os.path.join(out, name + ".output.npy"), y)
 
     # ONNX Runtime on the file as written (external data read from beside it).
     onnx.checker.check_model(path, full_check=True)
@@ -278,14 +279,21 @@ def make(name):
 
 
 def main():
-    names = sys.argv[1:] or list(MODELS)
-    bad = [n for n in names if n not in MODELS]
+    import argparse
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="models to write (default all): " + ", ".join(MODELS))
+    p.add_argument("--out", default=OUT,
+                   help="folder to write into (default tests/onnx/fixtures; bench/compare"
+                        " writes the bench models into bench/out/onnx)")
+    args = p.parse_args()
+    bad = [n for n in args.names if n not in MODELS]
     if bad:
-        sys.exit(f"unknown model(s): {', '.join(bad)}; choose from {', '.join(MODELS)}")
+        p.error(f"unknown model(s): {', '.join(bad)}; choose from {', '.join(MODELS)}")
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
-    for name in names:
-        make(name)
+    for name in args.names or list(MODELS):
+        make(name, args.out)
 
 
 if __name__ == "__main__":
