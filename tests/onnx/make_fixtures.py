@@ -21,7 +21,6 @@ running it twice writes the same bytes. Nothing in CI runs this script; the fixt
 are committed (tests/onnx/README.md says what each one holds).
 """
 import os
-import sys
 
 import numpy as np
 import onnx
