@@ -2,8 +2,8 @@
 
 bench/compare runs this file once per (peer, model, thread count, round):
 
-    python3 bench/peer_worker.py --peer torch-eager|torch-compile|keras \
-        --model seed_mlp|mlp|seed_cnn|convnet --threads N [--quick]
+    python3 bench/peer_worker.py --peer torch-eager|torch-compile|keras|onnxruntime \
+        --model seed_mlp|mlp|seed_cnn|convnet --threads N [--quick] [--onnx FILE]
 
 and reads the one JSON object it prints as its last line. A fresh process per
 run is needed because TensorFlow fixes its thread pools at start-up, and it also
@@ -22,6 +22,15 @@ What is measured (all on real Fashion-MNIST, see load_data):
   infer_samples_per_s
                    batch 256, median pass over the timing set (full batches only)
   latency_b1_us    median of many single-sample forward calls
+
+onnxruntime is an inference-only peer: it runs the model's ONNX file (--onnx,
+default bench/out/onnx/MODEL.onnx, which bench/compare writes with
+tests/onnx/make_fixtures.py --out bench/out/onnx: the same architectures exported
+from PyTorch, opset 13, batch axis dynamic, softmax included) in an
+InferenceSession with intra_op_num_threads = N (inter-op 1, sequential execution,
+all graph optimizations: ONNX Runtime's defaults otherwise). Its warm-up is the
+session's creation (loading and optimizing the graph: what stands for a compile)
+plus the first calls at batch 256 and 1; it has no training figures.
 """
 
 import argparse
@@ -202,6 +211,67 @@ def run_torch(args, compiled):
     }
 
 
+# --------------------------------------------------------------------------- ONNX Runtime
+
+def run_onnxruntime(args):
+    import onnxruntime as ort
+
+    path = args.onnx or os.path.join(os.path.dirname(os.path.abspath(__file__)), "out",
+                                     "onnx", args.model + ".onnx")
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} missing: write it with python3 tests/onnx/make_fixtures.py"
+                         f" --out {os.path.dirname(path)} {args.model}")
+    x_np, _, _ = load_data(args.model, args.samples)
+    if x_np.ndim == 4:
+        x_np = x_np.transpose(0, 3, 1, 2).copy()  # NHWC -> NCHW, as the ONNX file takes
+    infer_batches = [x_np[i:i + INFER_BATCH]
+                     for i in range(0, args.samples - INFER_BATCH + 1, INFER_BATCH)]
+    infer_samples = INFER_BATCH * len(infer_batches)
+    one = x_np[:1].copy()
+
+    # Warm-up timed as the "compile" figure: creating the session (parsing, graph
+    # optimization, kernel selection) and the first calls at batch 256 and batch 1.
+    t0 = time.perf_counter()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    (in_name,) = [i.name for i in sess.get_inputs()]
+    out_names = [o.name for o in sess.get_outputs()]
+    warmup_session = time.perf_counter() - t0
+
+    def predict(x):
+        return sess.run(out_names, {in_name: x})[0]
+
+    t0 = time.perf_counter()
+    predict(infer_batches[0])
+    predict(one)
+    warmup_infer = time.perf_counter() - t0
+
+    def infer_pass():
+        for x in infer_batches:
+            predict(x)
+
+    infer_pass()
+    infer_rate = median_rate(infer_samples, infer_pass, args.passes)
+    for _ in range(20):
+        predict(one)
+    latency = median_latency_us(lambda: predict(one), args.latency_calls)
+
+    return {
+        "warmup_session_s": warmup_session,
+        "warmup_infer_s": warmup_infer,
+        "warmup_s": warmup_session + warmup_infer,
+        "train_samples_per_s": None,
+        "infer_samples_per_s": infer_rate,
+        "latency_b1_us": latency,
+        "infer_method": "InferenceSession.run, CPUExecutionProvider",
+        "onnx_file": path,
+        "version": ort.__version__,
+    }
+
+
 # --------------------------------------------------------------------------- Keras
 
 def keras_model(model, keras):
@@ -319,10 +389,13 @@ def run_keras(args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--peer", required=True, choices=["torch-eager", "torch-compile", "keras"])
+    p.add_argument("--peer", required=True,
+                   choices=["torch-eager", "torch-compile", "keras", "onnxruntime"])
     p.add_argument("--model", required=True, choices=["seed_mlp", "mlp", "seed_cnn", "convnet"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="small data and few repetitions")
+    p.add_argument("--onnx", help="onnxruntime: the model file (default"
+                                  " bench/out/onnx/MODEL.onnx)")
     args = p.parse_args()
     # 100 batches of 64 (25 of 256) for timing; --quick: 16 batches of 64 (4 of 256).
     args.samples = 1024 if args.quick else 6400
@@ -333,6 +406,8 @@ def main():
 
     if args.peer == "keras":
         result = run_keras(args)
+    elif args.peer == "onnxruntime":
+        result = run_onnxruntime(args)
     else:
         result = run_torch(args, compiled=(args.peer == "torch-compile"))
     result.update(peer=args.peer, model=args.model, threads=args.threads)

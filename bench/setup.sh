@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/setup.sh — install the peers bench/compare measures nncc against: PyTorch,
-# TensorFlow (CPU) with tf-keras 2.15, and NumPy. Idempotent: each is installed only
+# TensorFlow (CPU) with tf-keras 2.15, ONNX Runtime (with onnx, which exports the
+# bench models to ONNX through PyTorch), and NumPy. Idempotent: each is installed only
 # if it cannot be imported already. Only bench/compare needs these; nncc's build, tests
 # and CI do not, and do not run this script.
 #
@@ -46,8 +47,22 @@ if ! have tf_keras; then
     pip_install "tf-keras==2.15.*"
 fi
 
+# ONNX Runtime, an inference-only peer, runs the bench models exported to ONNX by
+# tests/onnx/make_fixtures.py (torch.onnx.export, which needs the onnx package).
+# Both from PyPI (Debian 12 packages onnx 1.12 but not onnxruntime).
+if ! have onnx; then
+    echo "bench/setup.sh: installing onnx"
+    pip_install onnx
+fi
+
+if ! have onnxruntime; then
+    echo "bench/setup.sh: installing onnxruntime"
+    pip_install onnxruntime
+fi
+
 "$PY" - <<'EOF'
-import numpy, torch, tensorflow, tf_keras
+import numpy, torch, tensorflow, tf_keras, onnx, onnxruntime
 print(f"bench/setup.sh: numpy {numpy.__version__}, torch {torch.__version__}, "
-      f"tensorflow {tensorflow.__version__}, tf_keras {tf_keras.__version__}")
+      f"tensorflow {tensorflow.__version__}, tf_keras {tf_keras.__version__}, "
+      f"onnx {onnx.__version__}, onnxruntime {onnxruntime.__version__}")
 EOF
