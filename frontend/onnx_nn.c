@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "onnx.h"
+#include "ir/eltwise.h"
 
 /* The spatial attributes of a conv or pool over `ns` (1 or 2) axes, as the
  * IR's 2-D ones: kernel, stride, dilation, pad[4] = top, bottom, left, right. */
@@ -404,6 +405,59 @@ static nncc_tensor *kernel_2d(struct onnx_ctx *c, int k, bool trans, float alpha
     return w;
 }
 
+/* y + beta·C for a constant C of any shape that broadcasts to y's. */
+static nncc_tensor *add_c(struct onnx_ctx *c, struct onnx_value *y, int kc, float beta)
+{
+    bool importing = c->n->consts[kc].values != NULL;
+    struct nncc_shape cs = c->n->consts[kc].shape;
+    nncc_tensor *w = onnx_weight(c, kc, cs, true, NULL);
+    if (!w)
+        return NULL;
+    if (importing && beta != 1.0f)
+        for (int64_t i = 0; i < onnx_numel(cs, 0); i++)
+            w->data[i] *= beta;
+    nncc_tensor *in[2] = {y->t, w};
+    struct ir_attrs a = {.binary = IR_BINARY_ADD};
+    y->t = onnx_node_add(c, IR_BINARY, in, 2, &a, "add_c");
+    return onnx_output(c, y);
+}
+
+/* Gemm with transA: A's rows are not the batch, so only a model imported
+ * whole gets here meaningfully: BATCH_MATMUL with trans_a (B a weight,
+ * alpha folded in), then C. */
+static nncc_tensor *gemm_general(struct onnx_ctx *c, struct onnx_value *a, int kb, float alpha,
+                                 float beta, bool ta, bool tb)
+{
+    if (!c->n->whole)
+        return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "transA 1 with A computed by the graph "
+                                                  "(its rows are the batch) is not supported");
+    if (!onnx_to_plain(c, a))
+        return NULL;
+    bool importing = c->n->consts[kb].values != NULL;
+    struct nncc_shape bs = c->n->consts[kb].shape;
+    nncc_tensor *w = onnx_weight(c, kb, bs, true, NULL);
+    if (!w)
+        return NULL;
+    if (importing && alpha != 1.0f)
+        for (int64_t i = 0; i < onnx_numel(bs, 0); i++)
+            w->data[i] *= alpha;
+    struct ir_attrs at = {.trans_a = ta, .trans_b = tb};
+    nncc_tensor *in[2] = {a->t, w};
+    struct onnx_value y = {.t = onnx_node_add(c, IR_BATCH_MATMUL, in, 2, &at, "batch_matmul"),
+                           .shape = {.rank = 2,
+                                     .dim = {ta ? a->shape.dim[1] : a->shape.dim[0],
+                                             tb ? bs.dim[0] : bs.dim[1]}}};
+    if (!y.t)
+        return NULL;
+    struct onnx_value cv;
+    int kc;
+    if (onnx_input(c, 2, &cv, &kc))
+        return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "C computed by the graph is not supported");
+    if (kc < 0 || beta == 0.0f)
+        return onnx_output(c, &y);
+    return add_c(c, &y, kc, beta);
+}
+
 nncc_tensor *onnx_lower_gemm(struct onnx_ctx *c)
 {
     struct onnx_value a;
@@ -414,11 +468,10 @@ nncc_tensor *onnx_lower_gemm(struct onnx_ctx *c)
     int kb = constant_input(c, 1, "B matrix");
     if (kb < 0)
         return NULL;
-    if (ta)
-        return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "transA 1 with A computed by the graph "
-                                                  "(its rows are the batch) is not supported");
     if (a.shape.rank != 2 || c->n->consts[kb].shape.rank != 2)
         return onnx_fail(c, NNCC_ERR_SHAPE, "A and B must be 2-D");
+    if (ta)
+        return gemm_general(c, &a, kb, alpha, beta, ta, tb);
     if (a.layout == ONNX_CL && !onnx_to_plain(c, &a))
         return NULL;
     int64_t kdim = a.shape.dim[1];
@@ -438,10 +491,11 @@ nncc_tensor *onnx_lower_gemm(struct onnx_ctx *c)
         return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "C computed by the graph is not supported");
     if (y && kc >= 0 && beta != 0.0f) {
         struct nncc_shape cs = c->n->consts[kc].shape;
-        if (onnx_numel(cs, 0) != p || (cs.rank == 2 && cs.dim[0] != 1) || cs.rank > 2)
-            return onnx_fail(c, NNCC_ERR_UNSUPPORTED,
-                             "C must be a vector of the %lld outputs (or 1×%lld)", (long long)p,
-                             (long long)p);
+        if (onnx_numel(cs, 0) != p || (cs.rank == 2 && cs.dim[0] != 1) || cs.rank > 2) {
+            /* A matrix or a scalar: broadcast with BINARY (beta folded in). */
+            struct onnx_value out = {.t = y, .shape = {.rank = 2, .dim = {a.shape.dim[0], p}}};
+            return add_c(c, &out, kc, beta);
+        }
         bool importing = c->n->consts[kc].values != NULL;
         nncc_tensor *b = onnx_weight(c, kc, NNCC_SHAPE(p), true, NULL);
         if (!b)

@@ -716,7 +716,13 @@ static bool import_inputs(struct importer *im, nncc_tensor **inputs, int *n_inpu
             return FAIL(im, NNCC_ERR_UNSUPPORTED, "data type %s (nncc computes in float32; "
                                                   "integer inputs are read as floats)",
                         onnx_dtype_name(dt));
-        if (dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && dt != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+        bool zero = false; /* an empty input: a constant, below */
+        for (size_t d = 0; tt->shape && d < tt->shape->n_dim; d++)
+            zero |= tt->shape->dim[d]->value_case ==
+                        ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+                    tt->shape->dim[d]->dim_value == 0;
+        if (!zero && dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
+            dt != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
             /* nncc computes in float32: integers are exact there as indices,
              * not as data (integer division, wrap-around). */
             for (size_t j = 0; j < g->n_node; j++)
@@ -742,7 +748,7 @@ static bool import_inputs(struct importer *im, nncc_tensor **inputs, int *n_inpu
         for (int d = 0; d < s.rank; d++) {
             const Onnx__TensorShapeProto__Dimension *dim = sp->dim[d];
             bool known = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
-                         dim->dim_value > 0;
+                         dim->dim_value >= 0;
             s.dim[d] = known ? dim->dim_value : NNCC_NONE;
             if (fix && fix->dim[d] > 0)
                 s.dim[d] = fix->dim[d];
@@ -751,6 +757,24 @@ static bool import_inputs(struct importer *im, nncc_tensor **inputs, int *n_inpu
                                                       "--input-shape (or .input_shapes)",
                             d, dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
                                    ? dim->dim_param : "unknown");
+        }
+        /* A fixed dimension of 0: the input can only be empty — a constant
+         * (ReduceSum's axes = [], say). */
+        bool empty = false;
+        for (int d = 0; d < s.rank; d++)
+            empty |= sp->dim[d]->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE &&
+                     sp->dim[d]->dim_value == 0;
+        if (empty) {
+            struct value *v = add_value(im, vi->name);
+            if (!v)
+                return false;
+            struct nncc_shape es = {.rank = s.rank};
+            for (int d = 0; d < s.rank; d++)
+                es.dim[d] = s.dim[d] < 0 ? 0 : s.dim[d];
+            if (!new_const(im, &v->c, es, true))
+                return false;
+            v->is_const = true;
+            continue;
         }
         if (s.rank == 0 && !im->whole)
             return FAIL(im, NNCC_ERR_UNSUPPORTED, "a scalar input has no batch axis");
