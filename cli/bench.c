@@ -47,8 +47,9 @@
 #include "runtime/train/train.h"
 
 const char usage_bench[] =
-    "usage: nncc bench FILE.c [--entry NAME] [--batch N] [--threads N] [--train|--infer]\n"
-    "                         [--iters N] [--cold]\n"
+    "usage: nncc bench FILE.c|FILE.safetensors|FILE.onnx [--entry NAME] [--batch N]\n"
+    "                  [--threads N] [--train|--infer] [--iters N] [--cold]\n"
+    "                  [--input-shape SHAPES]\n"
     "\n"
     "Compiles FILE.c, calls its model entry and measures the model's compiled code\n"
     "on synthetic data: compile time and cache state (cold, then hot), time per\n"
@@ -56,11 +57,13 @@ const char usage_bench[] =
     "samples/s (inference at batch 256), batch-1 latency, the workspace size, FLOPs\n"
     "per sample and the GFLOP/s reached, against the machine's fp32 peak measured\n"
     "on the spot by an FMA-throughput micro-benchmark.  The model must be compiled\n"
-    "(nncc_compile) inside the entry to be trained.  The last line of output is one\n"
-    "JSON object with the results.\n"
+    "(nncc_compile) inside the entry to be trained; an ONNX model is measured for\n"
+    "inference (it has no loss).  The last line of output is one JSON object with\n"
+    "the results.\n"
     "\n"
     "options:\n"
     "  --entry NAME   the function returning the model (nncc_model *NAME(void))\n"
+    "  --input-shape SHAPES  FILE.onnx: fix dynamic dimensions (1x3x224x224,...)\n"
     "  --batch N      training batch size (default 64)\n"
     "  --threads N    OpenMP threads for the generated code and the multi-thread\n"
     "                 peak (default: OMP_NUM_THREADS, else all processors)\n"
@@ -162,13 +165,17 @@ static int parse(int argc, char **argv, struct bench_opts *o)
         }
     }
     if (!o->a.file)
-        return usage_error("bench", "%s", "missing FILE.c");
+        return usage_error("bench", "%s", "missing FILE.c (or FILE.safetensors, FILE.onnx)");
     if (!o->a.entry[0])
         return usage_error("bench", "%s", "--entry needs a non-empty function name");
     if (o->train && o->infer)
         return usage_error("bench", "%s", "--train and --infer exclude each other");
-    if (!o->train && !o->infer)
-        o->train = o->infer = true;
+    size_t flen = strlen(o->a.file);
+    bool onnx = flen > 5 && strcmp(o->a.file + flen - 5, ".onnx") == 0;
+    if (!o->train && !o->infer) { /* an imported model has no loss: inference */
+        o->infer = true;
+        o->train = !onnx;
+    }
     return -1;
 }
 
@@ -871,12 +878,20 @@ int cmd_bench(int argc, char **argv)
         fill_targets(y1->data, 1, nncc_array_size(y1), m->train->opts.loss, &seed);
     if ((st = build(m, &o, x1, y1, &r.cold)))
         goto model_error;
-    /* A second instance of the same model: everything comes from the cache. */
-    void *sym = nncc_jit_symbol(handle, o.a.entry, o.a.file);
-    nncc_model *(*entry)(void);
-    memcpy(&entry, &sym, sizeof sym);
-    if (!sym || !(m2 = entry()))
-        goto model_error;
+    /* A second instance of the same model: everything comes from the cache.
+     * A model file (.safetensors, .onnx) is read again; a C file's entry is
+     * called again. */
+    if (handle) {
+        void *sym = nncc_jit_symbol(handle, o.a.entry, o.a.file);
+        nncc_model *(*entry)(void);
+        memcpy(&entry, &sym, sizeof sym);
+        if (!sym || !(m2 = entry()))
+            goto model_error;
+    } else {
+        void *none = NULL;
+        if (!(m2 = load_model(&o.a, &none)))
+            goto model_error;
+    }
     if ((st = build(m2, &o, x1, y1, &r.hot)))
         goto model_error;
     nncc_model_free(m2);

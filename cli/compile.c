@@ -40,13 +40,15 @@
 extern char **environ;
 
 const char usage_compile[] =
-    "usage: nncc compile FILE.c|MODEL.safetensors [-o OUT] [--weights W.safetensors]\n"
+    "usage: nncc compile FILE.c|MODEL.safetensors|MODEL.onnx [-o OUT] [--weights W.safetensors]\n"
     "                    [--emit exe|c|obj|lib] [--batch N] [--name NAME] [--threads]\n"
     "                    [--train] [--external-weights] [--entry NAME] [--cflags FLAGS]\n"
     "\n"
     "Writes a deployment artifact that runs without nncc.  The model comes from\n"
-    "FILE.c's entry function or from a model saved by nncc_save; its weights from\n"
-    "--weights, else the saved model, else FILE.c's initializers (with a warning).\n"
+    "FILE.c's entry function, a model saved by nncc_save or an ONNX model; its\n"
+    "weights from --weights, else the saved model or the ONNX initializers, else\n"
+    "FILE.c's initializers (with a warning).  An ONNX model's program takes and\n"
+    "gives its arrays in ONNX's shapes and layout (NCHW images stay NCHW).\n"
     "\n"
     "  --emit exe   (default) OUT, a program: OUT [--input FILE] [--output FILE.npy]\n"
     "               [--labels FILE] [--bench] reads .npy, IDX (gzip or not) or raw\n"
@@ -67,6 +69,7 @@ const char usage_compile[] =
     "  --external-weights  write the weights to OUT.bin, passed in by the caller,\n"
     "                      instead of embedding them (c, obj, lib)\n"
     "  --entry NAME        FILE.c's function returning the model (default: model)\n"
+    "  --input-shape SHAPES  MODEL.onnx: fix dynamic dimensions (1x3x224x224,...)\n"
     "  --cflags FLAGS      compiler flags (default: -O2 -march=native)\n"
     "  -h, --help          show this help\n"
     "\n"
