@@ -197,6 +197,103 @@ static void fine_tune(void **state)
     nncc_model_free(m);
 }
 
+/* The PyTorch exports of tests/onnx/fixtures/ (make_fixtures.py): the
+ * bench models, a ResNet-style network, a model of options, one with
+ * external data.  nncc_predict and the program `nncc compile` writes both
+ * give PyTorch's outputs to 1e-5. */
+static void pytorch_fixtures(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"seed_mlp", "mlp",     "seed_cnn", "convnet",
+                                        "resnet",   "options", "external"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char model[512], in[512], want_path[512], prog[512], out[512], cmd[2400];
+        snprintf(model, sizeof model, NNCC_SOURCE_DIR "/tests/onnx/fixtures/%s.onnx", names[i]);
+        snprintf(in, sizeof in, NNCC_SOURCE_DIR "/tests/onnx/fixtures/%s.input.npy", names[i]);
+        snprintf(want_path, sizeof want_path, NNCC_SOURCE_DIR "/tests/onnx/fixtures/%s.output.npy",
+                 names[i]);
+        nncc_model *m = nncc_load_onnx(model);
+        if (!m)
+            fail_msg("%s: %s", names[i], nncc_last_error());
+        struct nncc_array *x = nncc_load_npy(in), *want = nncc_load_npy(want_path);
+        assert_non_null(x);
+        assert_non_null(want);
+        struct nncc_array *got = nncc_predict(m, x);
+        if (!got)
+            fail_msg("%s: predict: %s", names[i], nncc_last_error());
+        assert_int_equal(nncc_array_size(got), nncc_array_size(want));
+        for (int64_t k = 0; k < nncc_array_size(want); k++)
+            if (fabs(got->data[k] - want->data[k]) > 1e-5)
+                fail_msg("%s: output[%lld] = %.8g, PyTorch %.8g", names[i], (long long)k,
+                         got->data[k], want->data[k]);
+        nncc_array_free(got);
+        nncc_model_free(m);
+        /* The deployment program, no nncc at run time. */
+        snprintf(prog, sizeof prog, NNCC_BINARY_DIR "/tests/onnx-%s", names[i]);
+        snprintf(out, sizeof out, NNCC_BINARY_DIR "/tests/onnx-%s.out.npy", names[i]);
+        snprintf(cmd, sizeof cmd, NNCC_BINARY_DIR "/nncc compile %s -o %s >/dev/null", model, prog);
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s --input %s --output %s", prog, in, out);
+        assert_int_equal(system(cmd), 0);
+        struct nncc_array *p = nncc_load_npy(out);
+        if (!p)
+            fail_msg("%s: %s", names[i], nncc_last_error());
+        assert_int_equal(nncc_array_size(p), nncc_array_size(want));
+        for (int64_t k = 0; k < nncc_array_size(want); k++)
+            if (fabs(p->data[k] - want->data[k]) > 1e-5)
+                fail_msg("%s (program): output[%lld] = %.8g, PyTorch %.8g", names[i],
+                         (long long)k, p->data[k], want->data[k]);
+        nncc_array_free(p);
+        nncc_array_free(x);
+        nncc_array_free(want);
+        unlink(prog);
+        unlink(out);
+    }
+}
+
+/* Training through an imported graph on real data: the PyTorch MLP
+ * (untrained, its initial weights) fine-tuned on Fashion-MNIST for one
+ * epoch reaches the accuracy a Keras MLP reaches in its first epoch. */
+static void fine_tune_fashion_mnist(void **state)
+{
+    (void)state;
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0)
+        skip();
+    struct nncc_data train = nncc_load_idx("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+                                           "/usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz",
+                                           .scale = 1 / 255.f, .limit = 20000);
+    struct nncc_data test = nncc_load_idx("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+                                          "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+                                          .scale = 1 / 255.f);
+    assert_non_null(train.x);
+    assert_non_null(test.x);
+    /* (n, 28, 28, 1) NHWC is (n, 1, 28, 28) NCHW in memory: one channel. */
+    train.x->shape = NNCC_SHAPE(train.x->shape.dim[0], 1, 28, 28);
+    test.x->shape = NNCC_SHAPE(test.x->shape.dim[0], 1, 28, 28);
+    nncc_model *m = nncc_load_onnx(NNCC_SOURCE_DIR "/tests/onnx/fixtures/mlp.onnx");
+    if (!m)
+        fail_msg("%s", nncc_last_error());
+    assert_int_equal(nncc_compile(m, .loss = NNCC_SPARSE_CATEGORICAL_CROSSENTROPY,
+                                  .optimizer = {.kind = NNCC_ADAM, .learning_rate = 0.001f},
+                                  .metrics = NNCC_ACCURACY),
+                     NNCC_OK);
+    struct nncc_logs l0 = nncc_evaluate(m, test.x, test.y);
+    nncc_history *h = nncc_fit(m, train.x, train.y, .epochs = 1, .batch_size = 32);
+    if (!h)
+        fail_msg("fit: %s", nncc_last_error());
+    struct nncc_logs l1 = nncc_evaluate(m, test.x, test.y);
+    double acc0 = nncc_logs_get(&l0, "accuracy"), acc1 = nncc_logs_get(&l1, "accuracy");
+    print_message("fashion-mnist through the imported mlp.onnx: test accuracy %.4f before, %.4f "
+                  "after one epoch on 20000 samples\n",
+                  acc0, acc1);
+    assert_true(acc0 < 0.3);
+    assert_true(acc1 > 0.78);
+    nncc_history_free(h);
+    nncc_data_free(&train);
+    nncc_data_free(&test);
+    nncc_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +302,8 @@ int main(void)
         cmocka_unit_test(external_data),
         cmocka_unit_test(dynamic_and_unsupported),
         cmocka_unit_test(fine_tune),
+        cmocka_unit_test(pytorch_fixtures),
+        cmocka_unit_test(fine_tune_fashion_mnist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
