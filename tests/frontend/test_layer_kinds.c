@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "nncc.h"
 #include "frontend/frontend.h"
+#include "frontend/onnx.h"
 
 /* Calls one automatically named layer of a kind on x. */
 typedef nncc_tensor *(*call_fn)(nncc_tensor *x);
@@ -74,6 +75,19 @@ static nncc_tensor *call_batchnorm(nncc_tensor *x)
     return nncc_batchnorm(x, .axis = 3, .momentum = 0.5f, .epsilon = 0.25f, .no_center = true);
 }
 
+/* An imported ONNX node: a LeakyRelu with its attribute (the importer's
+ * way in; there is no C-API constructor). */
+static nncc_tensor *call_onnx(nncc_tensor *x)
+{
+    struct onnx_node n = {.op = ONNX_OP_LEAKY_RELU, .opset = 13, .n_in = 1,
+                          .src = {ONNX_SRC_TENSOR}, .n_attrs = 1};
+    strcpy(n.attrs[0].name, "alpha");
+    n.attrs[0].kind = ONNX_ATTR_FLOAT;
+    n.attrs[0].floats[0] = 0.25f;
+    nncc_layer *l = onnx_layer_new(&n, NULL);
+    return l ? nncc_call(l, x) : NULL;
+}
+
 static const struct kind_case {
     const char *cls, *base;
     struct nncc_shape in; /* the model's input, batch excluded */
@@ -114,6 +128,10 @@ static const struct kind_case {
      "{\"axis\":1}"},
     {"BatchNormalization", "batch_normalization", {3, {6, 6, 2}}, call_batchnorm,
      "{\"axis\":3,\"momentum\":0.5,\"epsilon\":0.25,\"center\":false,\"scale\":true}"},
+    /* (config_of stops at the first '}': the attribute list's first entry) */
+    {"OnnxNode", "onnx_node", {2, {3, 4}}, call_onnx,
+     "{\"op_type\":\"LeakyRelu\",\"opset\":13,\"whole\":false,\"attributes\":[{\"name\":"
+     "\"alpha\",\"type\":\"float\",\"value\":0.25}"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -186,7 +204,9 @@ static void test_automatic_names(void **state)
         snprintf(second, sizeof second, is_input(c) ? "%s_2" : "%s_1", c->base);
         assert_string_equal(nncc_layer_name(nncc_tensor_layer(a)), first);
         assert_string_equal(nncc_layer_name(nncc_tensor_layer(b)), second);
-        assert_string_equal(nncc_layer_type(nncc_tensor_layer(a)), c->cls);
+        /* An OnnxNode's type is its ONNX op. */
+        assert_string_equal(nncc_layer_type(nncc_tensor_layer(a)),
+                            strcmp(c->cls, "OnnxNode") == 0 ? "LeakyRelu" : c->cls);
 
         /* Calling it on no tensors is refused, naming the layer. */
         assert_null(nncc_call_n(nncc_tensor_layer(b), NULL, 0));
