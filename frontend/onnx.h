@@ -164,6 +164,12 @@ nncc_tensor *onnx_output(struct onnx_ctx *c, struct onnx_value *v);
 nncc_tensor *onnx_fail(struct onnx_ctx *c, enum nncc_status st, const char *fmt, ...)
     NNCC_PRINTF(3, 4);
 int64_t onnx_numel(struct nncc_shape s, int from);
+/* A float as an int64: truncated toward zero; NaN and values out of range
+ * (a plain cast is undefined there) give 0. */
+static inline int64_t onnx_to_int(double v)
+{
+    return v == v && v > -9.2e18 && v < 9.2e18 ? (int64_t)v : 0;
+}
 
 #define ONNX_OP(id, type, mn, mx, lower, at) nncc_tensor *lower(struct onnx_ctx *c);
 #include "onnx_ops.def"

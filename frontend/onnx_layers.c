@@ -96,7 +96,7 @@ int64_t onnx_attr_int(const struct onnx_node *n, const char *name, int64_t dflt)
     if (!a)
         return dflt;
     if (a->kind == ONNX_ATTR_FLOAT)
-        return (int64_t)a->floats[0];
+        return onnx_to_int(a->floats[0]);
     return a->n > 0 || a->kind == ONNX_ATTR_INT ? a->ints[0] : dflt;
 }
 

@@ -56,6 +56,11 @@ static bool window_of(struct onnx_ctx *c, int ns, const int64_t *in, const int64
             (a ? w->d : w->s)[off + i] = v[i];
         }
     }
+    for (int i = 0; i < 2; i++)
+        if (w->k[i] < 1 || w->k[i] > 65536 || w->s[i] > 65536 || w->d[i] > 65536)
+            return onnx_fail(c, NNCC_ERR_FORMAT, "kernel %lld, stride %lld, dilation %lld: out of "
+                                                 "range",
+                             (long long)w->k[i], (long long)w->s[i], (long long)w->d[i]), false;
     const char *ap = onnx_attr_string(c->n, "auto_pad", "NOTSET");
     if (strcmp(ap, "NOTSET") == 0) {
         n = onnx_attr_ints(c->n, "pads", v, ONNX_MAX_INTS);
@@ -65,6 +70,9 @@ static bool window_of(struct onnx_ctx *c, int ns, const int64_t *in, const int64
         for (int i = 0; n >= 0 && i < ns; i++) {
             if (v[i] < 0 || v[ns + i] < 0)
                 return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "negative pads are not supported"), false;
+            if (v[i] > 65536 || v[ns + i] > 65536)
+                return onnx_fail(c, NNCC_ERR_FORMAT, "pads %lld, %lld: out of range",
+                                 (long long)v[i], (long long)v[ns + i]), false;
             w->pb[off + i] = v[i];
             w->pe[off + i] = v[ns + i];
         }

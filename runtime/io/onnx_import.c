@@ -180,7 +180,7 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
         if ((t = attr(n, "value_float")) && t->has_f) {
             if (!new_const(im, out, (struct nncc_shape){.rank = 0}, false))
                 return false;
-            set_elem(out, 0, (int64_t)t->f, t->f);
+            set_elem(out, 0, onnx_to_int(t->f), t->f);
             return true;
         }
         if ((t = attr(n, "value_int")) && t->has_i) {
@@ -195,7 +195,7 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
             if (!new_const(im, out, NNCC_SHAPE((int64_t)k), ints))
                 return false;
             for (size_t j = 0; j < k; j++)
-                set_elem(out, (int64_t)j, ints ? t->ints[j] : (int64_t)t->floats[j],
+                set_elem(out, (int64_t)j, ints ? t->ints[j] : onnx_to_int(t->floats[j]),
                          ints ? (double)t->ints[j] : t->floats[j]);
             return true;
         }
@@ -277,7 +277,7 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
         if (!new_const(im, out, s, to_int))
             return false;
         for (int64_t k = 0; k < a->count; k++)
-            set_elem(out, k, a->is_int ? a->i[k] : (int64_t)a->f[k], a->is_int ? (double)a->i[k] : a->f[k]);
+            set_elem(out, k, a->is_int ? a->i[k] : onnx_to_int(a->f[k]), a->is_int ? (double)a->i[k] : a->f[k]);
         return true;
     }
     if (strcmp(op, "Concat") == 0) {
@@ -839,11 +839,11 @@ static nncc_model *build(struct importer *im)
             return NULL;
         v->is_const = true;
         for (int64_t i = 0; i < v->c.count; i++)
-            set_elem(&v->c, i, (int64_t)a->data[i], a->data[i]);
+            set_elem(&v->c, i, onnx_to_int(a->data[i]), a->data[i]);
         /* Integral values are also usable as shapes and axes. */
         v->c.is_int = true;
         for (int64_t i = 0; i < v->c.count; i++)
-            v->c.is_int &= a->data[i] == (float)(int64_t)a->data[i];
+            v->c.is_int &= a->data[i] == (float)onnx_to_int(a->data[i]);
     }
     im->g = nncc_graph_new();
     if (!im->g)

@@ -141,14 +141,14 @@ static void raw_elem(const uint8_t *p, int dt, double *d, int64_t *i)
         float f;
         memcpy(&f, &w, 4);
         *d = f;
-        *i = (int64_t)f;
+        *i = onnx_to_int(f);
         return;
     }
     case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE: {
         double f;
         memcpy(&f, &u, 8);
         *d = f;
-        *i = (int64_t)f;
+        *i = onnx_to_int(f);
         return;
     }
     case ONNX__TENSOR_PROTO__DATA_TYPE__INT8: *i = (int8_t)u; break;
@@ -305,10 +305,10 @@ bool onnx_tensor_values(const Onnx__TensorProto *t, const char *dir, struct onnx
     for (int64_t k = 0; k < n; k++) {
         switch (dt) {
         case ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT:
-            out->f[k] = t->float_data[k], out->i[k] = (int64_t)t->float_data[k];
+            out->f[k] = t->float_data[k], out->i[k] = onnx_to_int(t->float_data[k]);
             continue;
         case ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE:
-            out->f[k] = (float)t->double_data[k], out->i[k] = (int64_t)t->double_data[k];
+            out->f[k] = (float)t->double_data[k], out->i[k] = onnx_to_int(t->double_data[k]);
             continue;
         case ONNX__TENSOR_PROTO__DATA_TYPE__INT64: out->i[k] = t->int64_data[k]; break;
         case ONNX__TENSOR_PROTO__DATA_TYPE__UINT64:
