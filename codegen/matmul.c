@@ -265,6 +265,12 @@ static void emit_general(struct cg *cg, const struct ir_node *n, const struct mm
     cg_gemm_close(cg, n, 0);
 }
 
+/* An operand's shape for the kernel's comment: the batch spelled n. */
+static const char *operand_shape(const nncc_tensor *t, char *buf, size_t size)
+{
+    return t->batched ? cg_shape(t->shape, buf, size) : ir_dims_str(t->shape, buf, size);
+}
+
 static void emit_product(struct cg *cg, const struct ir_node *n, bool sum)
 {
     struct mm g;
@@ -272,8 +278,8 @@ static void emit_product(struct cg *cg, const struct ir_node *n, bool sum)
     char what[400], s0[160], s1[160];
     const char *how = rows_schedule(&g) ? "rows" : fold_schedule(&g) ? "fold" : "general";
     snprintf(what, sizeof what, "a %s%s . b %s%s%s (%s)",
-             cg_shape(n->in[0]->shape, s0, sizeof s0), g.ta ? "^T" : "",
-             cg_shape(n->in[1]->shape, s1, sizeof s1), g.tb ? "^T" : "",
+             operand_shape(n->in[0], s0, sizeof s0), g.ta ? "^T" : "",
+             operand_shape(n->in[1], s1, sizeof s1), g.tb ? "^T" : "",
              sum ? ", summed" : "", how);
     cg_kernel_comment(cg, n, what);
     if (rows_schedule(&g))
