@@ -435,6 +435,7 @@ static void test_jit_forward(void **state)
     nncc_tensor *x10 = input(&t, S(37, 400)), *x11 = input(&t, S(3, 2, 13));
     nncc_tensor *x12 = input(&t, S(3, 13, 9)), *x13 = input(&t, S(37, 33));
     nncc_tensor *x14 = input(&t, S(3, 9, 400)), *x15 = input(&t, S(3, 400, 11));
+    nncc_tensor *x16 = input(&t, S(1, 7, 9));
     nncc_tensor *Wkp = weight(&t, S(13, 9), NULL, 1), *Wpk = weight(&t, S(9, 13), NULL, 1);
     nncc_tensor *Wmk = weight(&t, S(7, 13), NULL, 1), *Wkm = weight(&t, S(13, 7), NULL, 1);
     nncc_tensor *W1h = weight(&t, S(1, 3, 13, 9), NULL, 1), *Wh = weight(&t, S(3, 13, 9), NULL, 1);
@@ -477,6 +478,9 @@ static void test_jit_forward(void **state)
     output(&t, BMM_SUM(&t, x5, x4, 0, 0, S(7, 9)), "sum x (n, 1, 7, 13) . x (n, 3, 13, 9)");
     output(&t, BMM_SUM(&t, W2, Wh, 0, 0, S(3, 7, 9)), "sum w (2, 1, 7, 13) . w (3, 13, 9)");
     output(&t, BMM_SUM(&t, x7, x7, 1, 0, S(2, 50, 50)), "sum x (n, 2, 40, 50)^T . x, kept 2");
+    output(&t, BMM_SUM(&t, x3, x16, 1, 0, S(13, 9)), "sum x (n, 3, 7, 13)^T . x (n, 1, 7, 9)");
+    output(&t, BMM_SUM(&t, x16, x3, 1, 0, S(9, 13)), "sum x (n, 1, 7, 9)^T . x (n, 3, 7, 13)");
+    output(&t, BMM_SUM(&t, Wmk, x16, 1, 0, S(13, 9)), "sum w (7, 13)^T . x (n, 1, 7, 9)");
     struct ir_program p;
     ST(ir_program_init(&p, t.g, t.in, t.n_in, t.out, t.n_out));
     struct ir_plan plans[2];
@@ -539,6 +543,7 @@ static void grad_model_init(struct grad_model *gm, int batch)
     nncc_tensor *b4 = DENSE(t, input(t, S(2, 4, 5)), WT(5, 3));
     br[nb++] = BMM(t, a4, b4, 0, 0);
     br[nb++] = BMM(t, q, DENSE(t, input(t, S(1, 4, 5)), WT(5, 2)), 0, 0);
+    br[nb++] = BMM(t, a4, WT(2, 4, 3), 0, 0);
     /* Weights times activations, and activations times weights with
      * leading axes. */
     nncc_tensor *b5 = DENSE(t, input(t, S(4, 5)), WT(5, 3));
