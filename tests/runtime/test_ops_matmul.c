@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ir/ir.h"
 #include "passes/passes.h"
@@ -423,6 +424,41 @@ static int compare_forward(struct net *t, const struct ir_program *p, struct nnc
     return bad;
 }
 
+/* The generated source compiles warning-free as ISO C11 (-Wall -Wextra
+ * -Werror -O2) with cc, with and without OpenMP, and with clang when there
+ * is one: kernels of unbatched products must not leave `n` unused, etc. */
+static void compiles_cleanly(struct cg_entry *e, const char *name)
+{
+    char *src = NULL;
+    size_t len = 0;
+    ST(nncc_codegen(e, 1, name, &src, &len));
+    char dir[] = "/tmp/nncc_matmul_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[600], cmd[1600];
+    snprintf(path, sizeof path, "%s/%s.c", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(src, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    free(src);
+    const char *how[] = {"cc", "cc -fopenmp", "clang -fopenmp"};
+    for (int k = 0; k < 3; k++) {
+        if (k == 2 && system("clang --version > /dev/null 2>&1") != 0)
+            continue;
+        snprintf(cmd, sizeof cmd,
+                 "%s -std=c11 -Wall -Wextra -Werror -O2 -c %s -o %s/out.o > %s/log 2>&1", how[k],
+                 path, dir, dir);
+        if (system(cmd) != 0) {
+            snprintf(cmd, sizeof cmd, "head -c 3000 %s/log >&2", dir);
+            int shown = system(cmd);
+            (void)shown;
+            fail_msg("the generated source (%s) does not compile cleanly with %s", path, how[k]);
+        }
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_jit_forward(void **state)
 {
     (void)state;
@@ -490,6 +526,7 @@ static void test_jit_forward(void **state)
     struct nncc_exec *ex = nncc_exec_build(&e, 1, "matmul_forward");
     if (!ex)
         fail_msg("the generated code does not build: %s", nncc_last_error());
+    compiles_cleanly(&e, "matmul_forward");
     int bad = 0;
     const int batches[] = {1, 5, 37};
     for (int b = 0; b < 3; b++)
@@ -674,6 +711,7 @@ static void test_grad_jit(void **state)
     double **ref = alloc_outs_d(tp, gm.batch);
     ST(nncc_interp_step_d(tp, gm.batch, (const float *const *)gm.in, ref, step_h, false));
     struct cg_entry ce = {.plan = &gm.plans[0], .name = "grad_step", .prefix = "g"};
+    compiles_cleanly(&ce, "matmul_grad");
     struct nncc_exec *ex = nncc_exec_build(&ce, 1, "matmul_grad");
     if (!ex)
         fail_msg("the generated step does not build: %s", nncc_last_error());
