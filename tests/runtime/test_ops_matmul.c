@@ -12,11 +12,14 @@
  *    the contraction of two rank-2 batched operands, and keeping an axis).
  *    The shape rules' refusals, each with the words of its message.
  * 2. The generated kernels (codegen/matmul.c through the JIT) against the
- *    reference on random data with odd sizes, for n = 1, 5 and 37: every
+ *    reference on random data with odd sizes, for n = 1, 5, 37 and 0: every
  *    batched/unbatched combination, every broadcast, both transposes, each
  *    schedule (rows, fold, general; direct few-row products; k over the
  *    GEMM core's k block; enough work for several threads); then 1 and 2
- *    OpenMP threads must give the same floats bit for bit.
+ *    OpenMP threads must give the same floats bit for bit.  The generated
+ *    sources (this forward and the step of 3) compile warning-free with cc
+ *    and clang (-std=c11 -Wall -Wextra -Werror -O2, with and without
+ *    OpenMP).
  * 3. Gradients: one training model holding every broadcast case (each
  *    batched operand made by a dense matmul of an input with a trainable
  *    weight, so that its gradient reaches a weight), its branches
@@ -393,7 +396,7 @@ static int compare_forward(struct net *t, const struct ir_program *p, struct nnc
                 print_error("n = %d, %s: element %lld is %.9g, the reference %.9g\n", batch,
                             t->desc[k], (long long)i, (double)got[k][i], (double)ref[k][i]);
         }
-        if (rms == 0 && bad++ < 10)
+        if (rms == 0 && batch > 0 && bad++ < 10)
             print_error("n = %d, %s: the reference is all zeros\n", batch, t->desc[k]);
         if (getenv("TEST_VERBOSE"))
             print_message("n = %2d  %-52s worst %.3f tol\n", batch, t->desc[k], worst);
@@ -528,8 +531,8 @@ static void test_jit_forward(void **state)
         fail_msg("the generated code does not build: %s", nncc_last_error());
     compiles_cleanly(&e, "matmul_forward");
     int bad = 0;
-    const int batches[] = {1, 5, 37};
-    for (int b = 0; b < 3; b++)
+    const int batches[] = {1, 5, 37, 0}; /* 0: empty sums are zeros */
+    for (int b = 0; b < 4; b++)
         bad += compare_forward(&t, &p, ex, batches[b]);
     nncc_exec_free(ex);
     ir_plan_free(&plans[0]);
