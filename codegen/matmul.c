@@ -158,6 +158,7 @@ static void emit_rows(struct cg *cg, const struct ir_node *n, const struct mm *g
     else
         count_expr(g, true, g->M, rows, sizeof rows);
     cg_gemm_open(cg, n, "a", "b", "c", packed);
+    cw_line(w, "(void)n; /* unused when no operand is batched */");
     cw_line(w, "const long rows = %s;", rows);
     if (g->sbj == 1) {
         cw_line(w, "const int direct = rows <= NN_DIRECT_M;");
@@ -200,6 +201,7 @@ static void emit_fold(struct cg *cg, const struct ir_node *n, const struct mm *g
     else
         count_expr(g, false, g->K, kk, sizeof kk);
     cg_gemm_open(cg, n, "a", "b", "c", 0);
+    cw_line(w, "(void)n; /* unused when no operand is batched */");
     /* aₜᵀ(i, k) = a[(t·K + k)·M + i]: the leading index continues k. */
     cw_line(w, "const long kk = %s;", kk);
     cw_line(w, "const long kt = nn_row_block(%lldL, 1L << 30), nk = (%lldL + kt - 1) / kt;", M, M);
@@ -224,7 +226,12 @@ static void emit_general(struct cg *cg, const struct ir_node *n, const struct mm
     count_expr(g, true, 1, items, sizeof items);
     count_expr(g, false, 1, S, sizeof S);
     cg_gemm_open(cg, n, "a", "b", "c", 0);
+    cw_line(w, "(void)n; /* unused when no operand is batched */");
     cw_line(w, "const long items = %s, S = %s;", items, S);
+    cw_line(w, "if (S == 0 || items == 0) { /* no samples: an empty sum */");
+    cw_line(w, "    memset(c, 0, sizeof(float) * (size_t)items * %lldL);", M * P);
+    cw_line(w, "    return;");
+    cw_line(w, "}");
     /* Enough tasks for the threads: an output matrix's rows split into
      * blocks (multiples of the micro-kernel's rows) when there are fewer
      * matrices than threads. */
@@ -265,6 +272,12 @@ static void emit_general(struct cg *cg, const struct ir_node *n, const struct mm
     cg_gemm_close(cg, n, 0);
 }
 
+/* An operand's shape for the kernel's comment: the batch spelled n. */
+static const char *operand_shape(const nncc_tensor *t, char *buf, size_t size)
+{
+    return t->batched ? cg_shape(t->shape, buf, size) : ir_dims_str(t->shape, buf, size);
+}
+
 static void emit_product(struct cg *cg, const struct ir_node *n, bool sum)
 {
     struct mm g;
@@ -272,8 +285,8 @@ static void emit_product(struct cg *cg, const struct ir_node *n, bool sum)
     char what[400], s0[160], s1[160];
     const char *how = rows_schedule(&g) ? "rows" : fold_schedule(&g) ? "fold" : "general";
     snprintf(what, sizeof what, "a %s%s . b %s%s%s (%s)",
-             cg_shape(n->in[0]->shape, s0, sizeof s0), g.ta ? "^T" : "",
-             cg_shape(n->in[1]->shape, s1, sizeof s1), g.tb ? "^T" : "",
+             operand_shape(n->in[0], s0, sizeof s0), g.ta ? "^T" : "",
+             operand_shape(n->in[1], s1, sizeof s1), g.tb ? "^T" : "",
              sum ? ", summed" : "", how);
     cg_kernel_comment(cg, n, what);
     if (rows_schedule(&g))

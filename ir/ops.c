@@ -1038,6 +1038,10 @@ static enum nncc_status matmul_product(struct ir_node *n, bool sum, struct nncc_
     for (int i = 0; i < ro - 2; i++) {
         int ia = i - (ro - a.rank), ib = i - (ro - b.rank);
         int64_t da = ia >= 0 ? a.dim[ia] : 1, db = ib >= 0 ? b.dim[ib] : 1;
+        if (i == 0 && A->batched && B->batched) { /* two batches: the same at run time */
+            out->dim[0] = da >= 0 ? da : db;
+            continue;
+        }
         if (da != db && da != 1 && db != 1)
             return nncc_fail(NNCC_ERR_SHAPE,
                              "%s: the leading axes of %s and %s do not broadcast (%lld and "

@@ -51,7 +51,7 @@ static void products(const struct ir_node *n, int batch, const double *const *in
     for (int i = 0; i < L; i++) {
         int ia = i - (ro - a.rank), ib = i - (ro - b.rank);
         int64_t da = ia >= 0 ? a.dim[ia] : 1, db = ib >= 0 ? b.dim[ib] : 1;
-        lead[i] = da > db ? da : db;
+        lead[i] = da == 1 ? db : da; /* numpy's rule (an empty batch stays empty) */
         items *= lead[i];
     }
     memset(out, 0, sizeof *out * (size_t)ir_shape_numel(o, 0));
