@@ -492,7 +492,8 @@ static bool copy_attrs(struct importer *im, const Onnx__NodeProto *n, struct onn
                 return FAIL(im, NNCC_ERR_UNSUPPORTED, "attribute %s: a string of %zu bytes",
                             p->name, p->s.len);
             a->kind = ONNX_ATTR_STRING;
-            memcpy(a->s, p->s.data, p->s.len);
+            if (p->s.len) /* an empty string has no data pointer */
+                memcpy(a->s, p->s.data, p->s.len);
             break;
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS: {
