@@ -805,6 +805,12 @@ static bool import_inputs(struct importer *im, nncc_tensor **inputs, int *n_inpu
     return true;
 }
 
+static nncc_model *fail_early(struct importer *im)
+{
+    free_values(im);
+    return NULL;
+}
+
 /* Builds the model in the current mode; NULL with the error set. */
 static nncc_model *build(struct importer *im)
 {
@@ -814,18 +820,18 @@ static nncc_model *build(struct importer *im)
         const Onnx__TensorProto *t = g->initializer[i];
         if (!t->name) {
             FAIL(im, NNCC_ERR_FORMAT, "initializer %zu has no name", i);
-            return NULL;
+            return fail_early(im);
         }
         struct value *v = add_value(im, t->name);
         if (!v)
-            return NULL;
+            return fail_early(im);
         v->is_const = true;
         v->trainable = true;
         if (!onnx_tensor_values(t, im->dir, &v->c)) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", nncc_last_error());
             FAIL(im, nncc_last_status(), "%s", msg);
-            return NULL;
+            return fail_early(im);
         }
     }
     for (int k = 0; k < im->o.n_constants; k++) {
@@ -833,11 +839,11 @@ static nncc_model *build(struct importer *im)
         const struct nncc_array *a = im->o.constant_values[k];
         if (!nm || !a) {
             FAIL(im, NNCC_ERR_ARG, "constant %d has no name or no value", k);
-            return NULL;
+            return fail_early(im);
         }
         struct value *v = add_value(im, nm);
         if (!v || !new_const(im, &v->c, a->shape, false))
-            return NULL;
+            return fail_early(im);
         v->is_const = true;
         for (int64_t i = 0; i < v->c.count; i++)
             set_elem(&v->c, i, onnx_to_int(a->data[i]), a->data[i]);
@@ -848,7 +854,7 @@ static nncc_model *build(struct importer *im)
     }
     im->g = nncc_graph_new();
     if (!im->g)
-        return NULL;
+        return fail_early(im);
     nncc_tensor *inputs[ONNX_MAX_INPUTS], *outputs[ONNX_MAX_INPUTS];
     int n_in, n_out = 0;
     if (!import_inputs(im, inputs, &n_in))
