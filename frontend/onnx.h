@@ -95,6 +95,10 @@ struct onnx_node {
     struct nncc_shape flat_from;
 };
 
+/* Whether m was imported whole (its arrays are single ONNX tensors: an
+ * array without the sample axis is one row). */
+bool onnx_model_whole(const nncc_model *m);
+
 /* A layer for node (copied); name may be NULL (automatic). */
 nncc_layer *onnx_layer_new(const struct onnx_node *node, const char *name);
 /* The layer's node (NULL for other kinds). */

@@ -75,6 +75,14 @@ nncc_layer *onnx_layer_new(const struct onnx_node *node, const char *name)
     return l;
 }
 
+bool onnx_model_whole(const nncc_model *m)
+{
+    for (int i = 0; m && i < m->n_layers; i++)
+        if (m->layers[i]->kind == LAYER_ONNX && m->layers[i]->onnx->whole)
+            return true;
+    return false;
+}
+
 const struct onnx_node *onnx_layer_node(const nncc_layer *l)
 {
     return l && l->kind == LAYER_ONNX ? l->onnx : NULL;

@@ -260,21 +260,24 @@ nncc_tensor *onnx_lower_binary(struct onnx_ctx *c)
         return NULL;
     layout = v[t0].layout;
     struct onnx_value res = {.shape = out, .layout = layout};
+    /* The operands: tensors as they are, constants as weights below.  (Set
+     * before the loop: assigned inside it, the ASan build of GCC 12 gave both
+     * elements the second operand — an unexplained miscompile or a bug not
+     * found; the conformance tests in that build catch it.) */
+    nncc_tensor *in[2] = {is_t[0] ? v[0].t : NULL, is_t[1] ? v[1].t : NULL};
     if (n->op == ONNX_OP_ADD && is_t[0] && is_t[1] && same_shape(v[0].t->shape, v[1].t->shape)) {
-        nncc_tensor *in[2] = {v[0].t, v[1].t}; /* fusable */
-        res.t = onnx_node_add(c, IR_ADD, in, 2, NULL, "add");
+        res.t = onnx_node_add(c, IR_ADD, in, 2, NULL, "add"); /* fusable */
         return onnx_output(c, &res);
     }
-    nncc_tensor *in[2];
     for (int i = 0; i < 2; i++) {
-        if (is_t[i]) {
-            in[i] = v[i].t;
+        if (is_t[i])
             continue;
-        }
         int64_t *perm;
         struct nncc_shape st = const_stored(onnx_shape[i], out.rank, layout, &perm);
         if (st.rank < 0)
             return onnx_fail(c, NNCC_ERR_NOMEM, "out of memory");
+        if (st.rank == 0) /* a scalar: nncc's values have a dimension */
+            st = NNCC_SHAPE(1);
         /* A constant vector on the stored last axis added to a tensor of
          * the output's shape is a bias: BIAS_ADD, fusable. */
         nncc_tensor *x = v[t0].t;

@@ -529,9 +529,9 @@ nncc_tensor *onnx_lower_matmul(struct onnx_ctx *c)
             return NULL;
         if (a.layout == ONNX_FLAT_CL && a.shape.rank != 2 && !onnx_to_plain(c, &a))
             return NULL;
-        int64_t kdim = a.shape.dim[a.shape.rank - 1];
-        if (a.shape.rank < 2 && !c->n->whole)
+        if (a.shape.rank < 1 || (a.shape.rank < 2 && !c->n->whole))
             return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "a 1-D A is its batch axis");
+        int64_t kdim = a.shape.dim[a.shape.rank - 1];
         if (c->n->consts[kb].shape.dim[0] != kdim)
             return onnx_fail(c, NNCC_ERR_SHAPE, "A has %lld columns but B %lld rows",
                              (long long)kdim, (long long)c->n->consts[kb].shape.dim[0]);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include "runtime/train/train.h"
 #include "runtime/oracle/interp.h"
+#include "frontend/onnx.h"
 
 enum nncc_status nncc_predict_ensure_built(nncc_model *m)
 {
@@ -163,11 +164,49 @@ static enum nncc_status check_inputs(const nncc_model *m, const struct nncc_arra
     return NNCC_OK;
 }
 
+/* A model imported from ONNX "whole" takes its inputs as ONNX does, one
+ * tensor each, without the sample axis nncc adds: true when every xs[i] is
+ * exactly input i's shape without that axis (one row then). */
+static bool whole_sample(const nncc_model *m, const struct nncc_array *const *xs)
+{
+    const struct ir_program *p = &m->program;
+    if (!xs || !onnx_model_whole(m))
+        return false;
+    for (int i = 0; i < p->n_inputs; i++) {
+        struct nncc_shape in = p->inputs[i]->shape;
+        if (!xs[i] || xs[i]->shape.rank != in.rank - 1)
+            return false;
+        for (int d = 1; d < in.rank; d++)
+            if (xs[i]->shape.dim[d - 1] != in.dim[d])
+                return false;
+    }
+    return true;
+}
+
 enum nncc_status nncc_predict_n_(nncc_model *m, const struct nncc_array *const *xs,
                                  struct nncc_array **outs, struct nncc_predict_opts o)
 {
     if (!model_check_ready(m))
         return nncc_last_status();
+    if (whole_sample(m, xs)) {
+        const struct ir_program *p = &m->program;
+        const float **rows = malloc(sizeof *rows * (size_t)p->n_inputs);
+        if (!rows)
+            return nncc_fail(NNCC_ERR_NOMEM, "predict: out of memory");
+        for (int i = 0; i < p->n_inputs; i++)
+            rows[i] = xs[i]->data;
+        enum nncc_status st = nncc_predict_rows_n_(m, rows, 1, outs, o);
+        free(rows);
+        for (int k = 0; !st && k < p->n_outputs; k++) { /* drop the sample axis */
+            struct nncc_shape *s = &outs[k]->shape;
+            if (s->rank > 1) {
+                for (int d = 1; d < s->rank; d++)
+                    s->dim[d - 1] = s->dim[d];
+                s->rank--;
+            }
+        }
+        return st;
+    }
     if (check_inputs(m, xs))
         return nncc_last_status();
     const struct ir_program *p = &m->program;

@@ -92,6 +92,17 @@ def residual():
     save("residual", graph, rng.standard_normal((3, c, 5, 5)).astype(np.float32))
 
 
+def whole():
+    """Static shapes and a Reshape mixing axis 0: imported whole."""
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["r"], name="reshape"),
+         helper.make_node("Relu", ["r"], ["y"], name="relu")], "whole",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 2, 3])],
+        [numpy_helper.from_array(np.array([4, 2, 3], dtype=np.int64), "shape")])
+    save("whole", graph, rng.standard_normal((2, 3, 4)).astype(np.float32))
+
+
 def dynamic_dims():
     """A Relu whose input's second dimension is dynamic ("len")."""
     graph = helper.make_graph(
@@ -145,6 +156,7 @@ if __name__ == "__main__":
     conv_flatten("conv_flatten_gemm", with_gemm=True)
     residual()
     dynamic_dims()
+    whole()
     unsupported()
     external("external", "external.weights")
     external("external_escape", "../../escape.weights")

@@ -125,6 +125,17 @@ static void residual_block(void **state)
     unlink(path);
 }
 
+/* Static inputs and a Reshape that mixes axis 0: imported whole; predict
+ * takes and gives ONNX's arrays as they are. */
+static void whole_model(void **state)
+{
+    (void)state;
+    nncc_model *m = check_case("whole", 1e-6);
+    struct nncc_shape in = nncc_tensor_shape(nncc_model_input(m, 0));
+    assert_int_equal(in.rank, 4); /* (None, 2, 3, 4): one more axis inside */
+    nncc_model_free(m);
+}
+
 static void external_data(void **state)
 {
     (void)state;
@@ -299,6 +310,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(flatten_after_conv),
         cmocka_unit_test(residual_block),
+        cmocka_unit_test(whole_model),
         cmocka_unit_test(external_data),
         cmocka_unit_test(dynamic_and_unsupported),
         cmocka_unit_test(fine_tune),
