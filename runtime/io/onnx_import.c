@@ -98,8 +98,18 @@ static bool im_fail(struct importer *im, enum nncc_status st, const char *fmt, .
 static bool new_const(struct importer *im, struct onnx_tensor *c, struct nncc_shape s, bool is_int)
 {
     memset(c, 0, sizeof *c);
+    /* Folded constants are shapes and small tables: bound them before
+     * allocating (a ConstantOfShape could ask for anything). */
+    int64_t count = 1;
+    for (int i = 0; i < s.rank; i++) {
+        if (s.dim[i] < 0 || (s.dim[i] > 0 && count > ((int64_t)1 << 26) / s.dim[i]))
+            return FAIL(im, NNCC_ERR_UNSUPPORTED, "a folded constant of dimension %lld: more "
+                                                  "than %d elements",
+                        (long long)s.dim[i], 1 << 26);
+        count *= s.dim[i];
+    }
     c->shape = s;
-    c->count = onnx_numel(s, 0);
+    c->count = count;
     c->is_int = is_int;
     c->dtype = is_int ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
     c->f = calloc((size_t)(c->count ? c->count : 1), sizeof *c->f);

@@ -248,43 +248,23 @@ bool onnx_tensor_values(const Onnx__TensorProto *t, const char *dir, struct onnx
     out->dtype = dt;
     out->is_int = dt != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT &&
                   dt != ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
-    out->f = malloc((size_t)(n ? n : 1) * sizeof *out->f);
-    out->i = malloc((size_t)(n ? n : 1) * sizeof *out->i);
-    if (!out->f || !out->i) {
-        onnx_tensor_free(out);
-        nncc_fail(NNCC_ERR_NOMEM, "%s: out of memory", who);
-        return false;
-    }
     size_t need = (size_t)n * (size_t)es;
     const uint8_t *raw = NULL;
     uint8_t *ext = NULL;
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
         if (!dir) {
             nncc_fail(NNCC_ERR_FORMAT, "%s: external data outside a model file", who);
-            onnx_tensor_free(out);
             return false;
         }
-        if (!(raw = ext = external(t, dir, need, who))) {
-            onnx_tensor_free(out);
+        if (!(raw = ext = external(t, dir, need, who)))
             return false;
-        }
     } else if (t->has_raw_data) {
         if (t->raw_data.len != need) {
             nncc_fail(NNCC_ERR_FORMAT, "%s: %zu bytes of raw data for %lld %s values", who,
                       t->raw_data.len, (long long)n, onnx_dtype_name(dt));
-            onnx_tensor_free(out);
             return false;
         }
         raw = t->raw_data.data;
-    }
-    if (raw) {
-        for (int64_t k = 0; k < n; k++) {
-            double d;
-            raw_elem(raw + k * es, dt, &d, &out->i[k]);
-            out->f[k] = (float)d;
-        }
-        free(ext);
-        return true;
     }
     /* Typed fields: float_data, double_data, int64_data, uint64_data, and
      * int32_data for every narrower integer type. */
@@ -297,10 +277,27 @@ bool onnx_tensor_values(const Onnx__TensorProto *t, const char *dir, struct onnx
     case ONNX__TENSOR_PROTO__DATA_TYPE__UINT32: have = t->n_uint64_data; break;
     default: have = t->n_int32_data; break;
     }
-    if (have != (size_t)n) {
+    if (!raw && have != (size_t)n) {
         nncc_fail(NNCC_ERR_FORMAT, "%s: %zu values for %lld elements", who, have, (long long)n);
-        onnx_tensor_free(out);
         return false;
+    }
+    /* Only now, with the data known to be there, the arrays. */
+    out->f = malloc((size_t)(n ? n : 1) * sizeof *out->f);
+    out->i = malloc((size_t)(n ? n : 1) * sizeof *out->i);
+    if (!out->f || !out->i) {
+        onnx_tensor_free(out);
+        free(ext);
+        nncc_fail(NNCC_ERR_NOMEM, "%s: out of memory", who);
+        return false;
+    }
+    if (raw) {
+        for (int64_t k = 0; k < n; k++) {
+            double d;
+            raw_elem(raw + k * es, dt, &d, &out->i[k]);
+            out->f[k] = (float)d;
+        }
+        free(ext);
+        return true;
     }
     for (int64_t k = 0; k < n; k++) {
         switch (dt) {
