@@ -240,6 +240,24 @@ nncc_tensor *onnx_lower_binary(struct onnx_ctx *c)
     struct nncc_shape onnx_shape[2];
     for (int i = 0; i < 2; i++)
         onnx_shape[i] = is_t[i] ? v[i].shape : n->consts[k[i]].shape;
+    /* Before opset 7, Add/Sub/Mul/Div broadcast only with broadcast = 1, B's
+     * shape matching A's from `axis` on (default: A's last axes — numpy's
+     * rule then); a B placed at an earlier axis gets trailing 1s. */
+    if (onnx_attr_int(n, "broadcast", 0) && onnx_attr(n, "axis") && !is_t[1] && is_t[0]) {
+        int64_t ax = onnx_attr_int(n, "axis", 0), ra = v[0].shape.rank;
+        struct nncc_shape bs = onnx_shape[1];
+        if (ax < 0)
+            ax += ra;
+        if (ax < 0 || ax + bs.rank > ra)
+            return onnx_fail(c, NNCC_ERR_SHAPE, "axis %lld does not fit B's rank %d in A's %d",
+                             (long long)onnx_attr_int(n, "axis", 0), bs.rank, (int)ra);
+        for (int64_t i = bs.rank; i < ra - ax; i++)
+            bs.dim[bs.rank++] = 1;
+        onnx_shape[1] = bs;
+    } else if (onnx_attr(n, "axis") && onnx_attr_int(n, "broadcast", 0)) {
+        return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "broadcast with axis on a B computed by the "
+                                                  "graph");
+    }
     /* Before opset 7, PRelu's slope of shape (C) was per channel (axis 1). */
     if (n->op == ONNX_OP_PRELU && n->opset < 7 && is_t[0] && !is_t[1] &&
         onnx_shape[1].rank == 1 && v[0].shape.rank > 2 && onnx_shape[1].dim[0] > 1 &&

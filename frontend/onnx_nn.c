@@ -265,10 +265,10 @@ nncc_tensor *onnx_lower_conv_transpose(struct onnx_ctx *c)
                            (w.k[off + i] - 1) * w.d[off + i] + 1;
             oshape[i] = n >= 0 ? v[n - ns + i] : sp[i] * w.s[off + i];
             int64_t total = full - oshape[i];
-            if (total < 0)
-                return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "output_shape %lld is larger than the "
-                                                          "full output %lld",
-                                 (long long)oshape[i], (long long)full);
+            if (total < 0) { /* larger than the full output: rows of zeros-but-bias at the end */
+                opad[off + i] += -total;
+                total = 0;
+            }
             int64_t small = total / 2, big = total - small;
             if (strcmp(ap, "SAME_UPPER") == 0)
                 w.pb[off + i] = small, w.pe[off + i] = big;
