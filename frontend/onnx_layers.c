@@ -43,6 +43,8 @@ int onnx_op_lookup(const char *type)
 bool onnx_op_reads_attr(enum onnx_op op, const char *name)
 {
     size_t k = strlen(name);
+    if (k == 0) /* strstr finds "" everywhere; no attribute is nameless */
+        return false;
     for (const char *p = ops[op].attrs; (p = strstr(p, name)); p += k)
         if ((p == ops[op].attrs || p[-1] == ' ') && (p[k] == ' ' || p[k] == 0))
             return true;
