@@ -356,9 +356,20 @@ struct nncc_array *nncc_load_onnx_tensor_named(const char *path, char *name, siz
     struct nncc_array *a = NULL;
     if (v.shape.rank == 0) /* a scalar: one element */
         v.shape = NNCC_SHAPE(1);
+    if (v.count == 0) {
+        onnx_tensor_free(&v);
+        return NNCC_FAIL_NULL(NNCC_ERR_UNSUPPORTED, "'%s': an empty tensor (an array has at "
+                                                    "least one element)",
+                              path);
+    }
     a = nncc_array_new(v.shape);
-    if (a)
+    if (a) {
         memcpy(a->data, v.f, (size_t)v.count * sizeof(float));
+    } else {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "'%s': %s", path, nncc_last_error());
+        nncc_fail(nncc_last_status(), "%s", msg);
+    }
     onnx_tensor_free(&v);
     return a;
 }
