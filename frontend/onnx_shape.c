@@ -383,8 +383,10 @@ nncc_tensor *onnx_lower_slice(struct onnx_ctx *c)
     for (int i = 0; i < r; i++) {
         if (i == 0 && !c->n->whole)
             continue;
-        int64_t len = step[i] > 0 ? (end[i] - begin[i] + step[i] - 1) / step[i]
-                                  : (begin[i] - end[i] - step[i] - 1) / -step[i];
+        /* Without overflow for any int64 step (begin and end are clamped). */
+        int64_t mag = step[i] > 0 ? step[i] : step[i] == INT64_MIN ? INT64_MAX : -step[i];
+        int64_t span = step[i] > 0 ? end[i] - begin[i] : begin[i] - end[i];
+        int64_t len = span > 0 ? 1 + (span - 1) / mag : 0;
         if (len <= 0)
             return onnx_fail(c, NNCC_ERR_UNSUPPORTED, "an empty result (axis %d) is not supported",
                              i);

@@ -102,7 +102,8 @@ static bool new_const(struct importer *im, struct onnx_tensor *c, struct nncc_sh
      * allocating (a ConstantOfShape could ask for anything). */
     int64_t count = 1;
     for (int i = 0; i < s.rank; i++) {
-        if (s.dim[i] < 0 || (s.dim[i] > 0 && count > ((int64_t)1 << 26) / s.dim[i]))
+        if (s.dim[i] < 0 || s.dim[i] > ((int64_t)1 << 40) ||
+            (s.dim[i] > 0 && count > ((int64_t)1 << 26) / s.dim[i]))
             return FAIL(im, NNCC_ERR_UNSUPPORTED, "a folded constant of dimension %lld: more "
                                                   "than %d elements",
                         (long long)s.dim[i], 1 << 26);
@@ -257,6 +258,9 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
             int infer = -1;
             int64_t known = 1;
             for (int j = 0; j < o.rank; j++) {
+                if (b->i[j] < -1 || b->i[j] > ((int64_t)1 << 40) || (b->i[j] == 0 && j >= s.rank))
+                    return FAIL(im, NNCC_ERR_SHAPE, "bad target dimension %lld",
+                                (long long)b->i[j]);
                 o.dim[j] = b->i[j] == 0 ? s.dim[j] : b->i[j];
                 if (o.dim[j] == -1)
                     infer = j;
@@ -296,9 +300,20 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
             *folded = false; /* only 1-D (shape vectors) folded */
             return true;
         }
-        int64_t total = 0;
-        for (size_t i = 0; i < n->n_input; i++)
-            total += in_const(im, n, i)->count;
+        /* Along axis 0: every input has a's rank and trailing dims. */
+        int64_t total = 0, rows = 0;
+        for (size_t i = 0; i < n->n_input; i++) {
+            const struct onnx_tensor *c = in_const(im, n, i);
+            bool same = c->shape.rank == a->shape.rank;
+            for (int d = 1; same && d < a->shape.rank; d++)
+                same = c->shape.dim[d] == a->shape.dim[d];
+            if (!same || (a->shape.rank > 0 && c->count == 0)) {
+                *folded = false;
+                return true;
+            }
+            total += c->count;
+            rows += a->shape.rank > 0 ? c->shape.dim[0] : 1;
+        }
         if (!new_const(im, out, NNCC_SHAPE(total), a->is_int))
             return false;
         int64_t k = 0;
@@ -309,7 +324,7 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
         }
         if (a->shape.rank > 1) {
             out->shape = a->shape;
-            out->shape.dim[0] = total / (a->count / (a->shape.dim[0] ? a->shape.dim[0] : 1));
+            out->shape.dim[0] = rows;
         }
         return true;
     }
@@ -357,15 +372,19 @@ static bool fold(struct importer *im, const Onnx__NodeProto *n, struct onnx_tens
         for (int64_t k = 0; k < big->count; k++) {
             int64_t x = a->i[a->count == 1 ? 0 : k], y = b->i[b->count == 1 ? 0 : k];
             double fx = a->f[a->count == 1 ? 0 : k], fy = b->f[b->count == 1 ? 0 : k];
-            int64_t r;
+            int64_t r = 0;
             double fr;
+            bool over = false; /* int64 overflow is undefined: the result is unknown then */
             switch (op[0]) {
-            case 'A': r = x + y, fr = fx + fy; break;
-            case 'S': r = x - y, fr = fx - fy; break;
-            case 'M': r = x * y, fr = fx * fy; break;
-            default: r = y ? x / y : 0, fr = fx / fy; break;
+            case 'A': over = __builtin_add_overflow(x, y, &r), fr = fx + fy; break;
+            case 'S': over = __builtin_sub_overflow(x, y, &r), fr = fx - fy; break;
+            case 'M': over = __builtin_mul_overflow(x, y, &r), fr = fx * fy; break;
+            default:
+                over = y == 0 || (x == INT64_MIN && y == -1);
+                r = over ? 0 : x / y, fr = fx / fy;
+                break;
             }
-            if (x <= UNKNOWN_DIM || y <= UNKNOWN_DIM)
+            if (x <= UNKNOWN_DIM || y <= UNKNOWN_DIM || over)
                 r = UNKNOWN_DIM;
             set_elem(out, k, r, out->is_int ? (double)r : fr);
         }

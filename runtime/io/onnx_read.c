@@ -237,7 +237,8 @@ bool onnx_tensor_values(const Onnx__TensorProto *t, const char *dir, struct onnx
     int64_t n = 1;
     out->shape.rank = (int)t->n_dims;
     for (size_t i = 0; i < t->n_dims; i++) {
-        if (t->dims[i] < 0 || (t->dims[i] > 0 && n > ((int64_t)1 << 40) / t->dims[i])) {
+        if (t->dims[i] < 0 || t->dims[i] > ((int64_t)1 << 40) ||
+            (t->dims[i] > 0 && n > ((int64_t)1 << 40) / t->dims[i])) {
             nncc_fail(NNCC_ERR_FORMAT, "%s: bad dimension %lld", who, (long long)t->dims[i]);
             return false;
         }
