@@ -86,10 +86,18 @@ static bool name_used(const struct ex *e, const char *s)
     return false;
 }
 
-/* base, or base_1, base_2 … when taken; NULL when out of memory. */
+/* base, or base_1, base_2 … when taken; NULL when out of memory.  A base
+ * "~what" (the helpers' constants and intermediate values) names them
+ * after the node being exported: "dense/gelu/one". */
 static const char *uniq(struct ex *e, const char *base)
 {
     const char *s = NULL;
+    if (base[0] == '~' && e->cur) {
+        char *c = ir_strfmt("%s/%s", e->cur->out->name, base + 1);
+        s = c ? uniq(e, c) : NULL;
+        free(c);
+        return s;
+    }
     if (!name_used(e, base)) {
         s = nncc_arena_strdup(&e->ar, base);
     } else {
@@ -431,7 +439,7 @@ static const char *vec_c11(struct ex *e, const nncc_tensor *v)
     int64_t d[3] = {v->shape.dim[0], 1, 1};
     if (is_param(v))
         return f->c11 = init_f(e, v->name, d, 3, v->data);
-    const char *ins[] = {plain(e, v), ints(e, "c11_shape", d, 3)};
+    const char *ins[] = {plain(e, v), ints(e, "~c11_shape", d, 3)};
     return f->c11 = NODE0(e, "Reshape", v->name, ins);
 }
 
@@ -505,14 +513,14 @@ static const char *activation(struct ex *e, enum nncc_activation act, const char
     case NNCC_LEAKY_RELU:
         return un_a(e, "LeakyRelu", x, out, attr_f(e, "alpha", 0.2f), NULL);
     case NNCC_SWISH: /* x · sigmoid(x) */
-        return bin(e, "Mul", x, un(e, "Sigmoid", x, "swish/sigmoid"), out);
+        return bin(e, "Mul", x, un(e, "Sigmoid", x, "~swish/sigmoid"), out);
     case NNCC_GELU: { /* ½ x (1 + erf(x / √2)) */
-        const char *s = bin(e, "Mul", x, scalar(e, "gelu/rsqrt2", 0.70710678118654752440f, false),
-                            "gelu/scaled");
-        const char *r = un(e, "Erf", s, "gelu/erf");
-        r = bin(e, "Add", r, scalar(e, "gelu/one", 1.0f, false), "gelu/erf1");
-        r = bin(e, "Mul", x, r, "gelu/prod");
-        return bin(e, "Mul", r, scalar(e, "gelu/half", 0.5f, false), out);
+        const char *s = bin(e, "Mul", x, scalar(e, "~gelu/rsqrt2", 0.70710678118654752440f, false),
+                            "~gelu/scaled");
+        const char *r = un(e, "Erf", s, "~gelu/erf");
+        r = bin(e, "Add", r, scalar(e, "~gelu/one", 1.0f, false), "~gelu/erf1");
+        r = bin(e, "Mul", x, r, "~gelu/prod");
+        return bin(e, "Mul", r, scalar(e, "~gelu/half", 0.5f, false), out);
     }
     case NNCC_ACTIVATION_COUNT:
         break;
@@ -543,13 +551,13 @@ static const char *unary(struct ex *e, int fn, float p0, float p1, const char *x
             return un(e, "HardSwish", x, out);
         /* x · HardSigmoid(x; 1/6, 1/2), HardSwish's definition */
         return bin(e, "Mul", x,
-                   un_a(e, "HardSigmoid", x, "hard_swish/gate", attr_f(e, "alpha", 1.0f / 6.0f),
+                   un_a(e, "HardSigmoid", x, "~hard_swish/gate", attr_f(e, "alpha", 1.0f / 6.0f),
                         attr_f(e, "beta", 0.5f)),
                    out);
     case IR_UNARY_HARD_SIGMOID:
         return un_a(e, "HardSigmoid", x, out, attr_f(e, "alpha", p0), attr_f(e, "beta", p1));
     case IR_UNARY_CLIP: {
-        const char *ins[] = {x, scalar(e, "clip/min", p0, true), scalar(e, "clip/max", p1, true)};
+        const char *ins[] = {x, scalar(e, "~clip/min", p0, true), scalar(e, "~clip/max", p1, true)};
         return NODE0(e, "Clip", out, ins);
     }
     case IR_UNARY_SELU:
@@ -652,7 +660,7 @@ static bool reshape(struct ex *e, const char *x, const nncc_tensor *like, const 
     for (int i = like->batched; i < like->shape.rank; i++)
         if (d[i] <= 0)
             return fails(unsupported(e, "a Reshape to an empty or unknown dimension"));
-    const char *ins[] = {x, ints(e, "shape", d, like->shape.rank)};
+    const char *ins[] = {x, ints(e, "~shape", d, like->shape.rank)};
     const char *y = NODE0(e, "Reshape", out, ins);
     return set ? set_out(e, false, y) : y != NULL;
 }
@@ -678,10 +686,10 @@ static bool batchnorm(struct ex *e)
             for (int64_t i = 0; i < C; i++)
                 v[i] = 1;
             if (!gamma)
-                ones = init_f(e, "bn/ones", &C, 1, v);
+                ones = init_f(e, "~bn/ones", &C, 1, v);
             memset(v, 0, (size_t)C * sizeof *v);
             if (!beta)
-                zeros = init_f(e, "bn/zeros", &C, 1, v);
+                zeros = init_f(e, "~bn/zeros", &C, 1, v);
             free(v);
         }
         const char *ins[] = {nf ? nchw(e, x) : plain(e, x), gamma ? plain(e, gamma) : ones,
@@ -709,9 +717,9 @@ static bool batchnorm(struct ex *e)
     d[k++] = C;
     for (int i = ax + 1; i < r; i++)
         d[k++] = 1;
-    const char *sn = init_f(e, "bn/scale", d, k, s), *tn = init_f(e, "bn/shift", d, k, t);
+    const char *sn = init_f(e, "~bn/scale", d, k, s), *tn = init_f(e, "~bn/shift", d, k, t);
     free(s);
-    const char *y = bin(e, "Mul", plain(e, x), sn, "bn/scaled");
+    const char *y = bin(e, "Mul", plain(e, x), sn, "~bn/scaled");
     return set_out(e, false, bin(e, "Add", y, tn, out_base(e, false, ob, sizeof ob)));
 }
 
@@ -740,8 +748,8 @@ static bool strided_slice(struct ex *e)
     char ob[NNCC_MAX_NAME + 16];
     if (k == 0)
         return set_out(e, false, un(e, "Identity", plain(e, x), out_base(e, false, ob, sizeof ob)));
-    const char *ins[] = {plain(e, x), ints(e, "starts", st, k), ints(e, "ends", en, k),
-                         ints(e, "axes", ax, k), ints(e, "steps", sp, k)};
+    const char *ins[] = {plain(e, x), ints(e, "~starts", st, k), ints(e, "~ends", en, k),
+                         ints(e, "~axes", ax, k), ints(e, "~steps", sp, k)};
     return set_out(e, false, NODE0(e, "Slice", out_base(e, false, ob, sizeof ob), ins));
 }
 
@@ -762,10 +770,10 @@ static bool reduce(struct ex *e)
     char ob[NNCC_MAX_NAME + 16];
     /* nncc keeps shape (1) where ONNX reduces everything to a scalar. */
     bool to_scalar = !n->a.keepdims && k == x->shape.rank;
-    const char *out = to_scalar ? "reduce/scalar" : out_base(e, false, ob, sizeof ob), *y;
+    const char *out = to_scalar ? "~reduce/scalar" : out_base(e, false, ob, sizeof ob), *y;
     Onnx__AttributeProto *kd = attr_i(e, "keepdims", n->a.keepdims);
     if (n->a.reduce == IR_REDUCE_SUM) { /* axes an input from opset 13 on */
-        const char *ins[] = {plain(e, x), ints(e, "axes", axes, k)};
+        const char *ins[] = {plain(e, x), ints(e, "~axes", axes, k)};
         y = node(e, ops[n->a.reduce], out, ins, 2, &kd, 1);
     } else { /* an attribute up to opset 17 */
         const char *ins[] = {plain(e, x)};
@@ -795,7 +803,7 @@ static bool gather(struct ex *e)
     } else { /* float indices computed by the graph: Cast truncates toward 0 */
         const char *ins[] = {plain(e, ix)};
         Onnx__AttributeProto *at[] = {attr_i(e, "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64)};
-        idx = NODE(e, "Cast", "gather/indices", ins, at);
+        idx = NODE(e, "Cast", "~gather/indices", ins, at);
     }
     const char *ins[] = {plain(e, n->in[0]), idx};
     Onnx__AttributeProto *at[] = {attr_i(e, "axis", n->a.axis)};
@@ -817,7 +825,7 @@ static bool batch_matmul(struct ex *e)
                 perm[i] = i;
             perm[r - 2] = r - 1;
             perm[r - 1] = r - 2;
-            ab[k] = transpose(e, ab[k], k ? "matmul/b_t" : "matmul/a_t", perm, r);
+            ab[k] = transpose(e, ab[k], k ? "~matmul/b_t" : "~matmul/a_t", perm, r);
         }
     }
     char ob[NNCC_MAX_NAME + 16];
@@ -886,7 +894,7 @@ static bool export_node(struct ex *e, const struct ir_node *n)
     case IR_ADD: {
         const char *acc = plain(e, n->in[0]);
         for (int i = 1; i < n->n_in && acc; i++)
-            acc = bin(e, "Add", acc, plain(e, n->in[i]), i == n->n_in - 1 ? out : "add/partial");
+            acc = bin(e, "Add", acc, plain(e, n->in[i]), i == n->n_in - 1 ? out : "~add/partial");
         if (n->n_in == 1)
             acc = un(e, "Identity", acc, out);
         return set_out(e, false, acc);
@@ -921,8 +929,8 @@ static bool export_node(struct ex *e, const struct ir_node *n)
             pads[i] = n->a.pad_begin[i];
             pads[r + i] = n->a.pad_end[i];
         }
-        const char *ins[] = {plain(e, n->in[0]), ints(e, "pads", pads, 2 * r),
-                             scalar(e, "pad_value", n->a.pad_value, true)};
+        const char *ins[] = {plain(e, n->in[0]), ints(e, "~pads", pads, 2 * r),
+                             scalar(e, "~pad_value", n->a.pad_value, true)};
         Onnx__AttributeProto *at[] = {attr_s(e, "mode", "constant")};
         return set_out(e, false, NODE(e, "Pad", out, ins, at));
     }

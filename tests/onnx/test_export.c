@@ -252,7 +252,7 @@ static void conv_model(void **state)
 {
     (void)state;
     nncc_graph *g = nncc_graph_new();
-    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(9, 9, 3));
+    nncc_tensor *x = nncc_input(g, NNCC_SHAPE(10, 10, 3));
     nncc_tensor *c1 = nncc_conv2d(x, .filters = 4, .kernel_size = {3, 3}, .activation = NNCC_RELU);
     nncc_tensor *c2 = nncc_conv2d(c1, .filters = 5, .kernel_size = {3, 3}, .strides = {2, 2},
                                   .padding = NNCC_SAME);
@@ -276,7 +276,7 @@ static void conv_model(void **state)
     nncc_model *m = nncc_model_new(x, y);
     assert_non_null(m);
     randomize(m);
-    struct nncc_array *in = random_array(NNCC_SHAPE(3, 9, 9, 3));
+    struct nncc_array *in = random_array(NNCC_SHAPE(3, 10, 10, 3));
     round_trip("conv model", m, in, 0);
     nncc_array_free(in);
     nncc_model_free(m);
