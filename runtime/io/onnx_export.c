@@ -47,6 +47,7 @@ struct form {
     const char *plain, *nchw;
     const char *oihw; /* a conv kernel (kh, kw, ci, co) as (co, ci, kh, kw) */
     const char *c11;  /* a vector (C) as (C, 1, 1) */
+    bool int64;       /* an input only Gather reads, as indices: declared int64 */
 };
 
 struct ex {
@@ -288,7 +289,8 @@ static const char *scalar(struct ex *e, const char *base, float v, bool rank0)
     return init_f(e, base, &d, rank0 ? 0 : 1, &v);
 }
 
-static Onnx__ValueInfoProto *value_info(struct ex *e, const char *name, const nncc_tensor *t)
+static Onnx__ValueInfoProto *value_info(struct ex *e, const char *name, const nncc_tensor *t,
+                                        int dtype)
 {
     Onnx__ValueInfoProto *vi = ALLOC(e, Onnx__ValueInfoProto);
     Onnx__TypeProto *tp = ALLOC(e, Onnx__TypeProto);
@@ -320,7 +322,7 @@ static Onnx__ValueInfoProto *value_info(struct ex *e, const char *name, const nn
     sh->n_dim = (size_t)r;
     sh->dim = dims;
     tt->has_elem_type = true;
-    tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt->elem_type = dtype;
     tt->shape = sh;
     tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
     tp->tensor_type = tt;
@@ -800,6 +802,8 @@ static bool gather(struct ex *e)
         shape_dims(ix, d);
         idx = init_i64(e, ix->name, d, ix->shape.rank, v);
         free(v);
+    } else if (e->f[ix->id].int64) { /* token ids: an int64 graph input */
+        idx = plain(e, ix);
     } else { /* float indices computed by the graph: Cast truncates toward 0 */
         const char *ins[] = {plain(e, ix)};
         Onnx__AttributeProto *at[] = {attr_i(e, "to", ONNX__TENSOR_PROTO__DATA_TYPE__INT64)};
@@ -858,7 +862,7 @@ static bool export_node(struct ex *e, const struct ir_node *n)
     case IR_INPUT: {
         const char *name = uniq(e, n->out->name);
         e->f[n->out->id].plain = name;
-        return push(e, &e->ins, &e->n_ins, &e->cap_ins, value_info(e, name, n->out));
+        return push(e, &e->ins, &e->n_ins, &e->cap_ins, value_info(e, name, n->out, e->f[n->out->id].int64 ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT));
     }
     case IR_PARAM:
         return true; /* an initializer in the form its first consumer needs */
@@ -981,6 +985,20 @@ static enum nncc_status build(struct ex *e, const nncc_model *m, const struct ir
     e->n_f = max_id + 1;
     if (!(e->f = calloc((size_t)e->n_f, sizeof *e->f)))
         return nncc_fail(NNCC_ERR_NOMEM, "%s: out of memory", WHO);
+    /* An input that only Gather reads, as its indices (token ids), is
+     * declared int64, as ONNX models take them; nncc's float rows hold
+     * the same integers. */
+    for (int i = 0; i < p->n_nodes; i++)
+        if (p->nodes[i]->op == IR_INPUT)
+            e->f[p->nodes[i]->out->id].int64 = true;
+    for (int i = 0; i < p->n_nodes; i++) {
+        const struct ir_node *n = p->nodes[i];
+        for (int k = 0; k < n->n_in; k++)
+            if (n->op != IR_GATHER || k != 1 || n->in[0] == n->in[1])
+                e->f[n->in[k]->id].int64 = false;
+    }
+    for (int k = 0; k < p->n_outputs; k++)
+        e->f[p->outputs[k]->id].int64 = false;
     for (int i = 0; i < p->n_nodes; i++)
         if (!export_node(e, p->nodes[i]))
             return nncc_last_status() ? nncc_last_status()
@@ -998,7 +1016,7 @@ static enum nncc_status build(struct ex *e, const nncc_model *m, const struct ir
                 ins[k] = e->ins[i];
         if (!ins[k]) /* an input no output needs: declared all the same */
             ins[k] = value_info(e, e->f[p->inputs[k]->id].plain = uniq(e, p->inputs[k]->name),
-                                p->inputs[k]);
+                                p->inputs[k], ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT);
         if (!ins[k])
             return nncc_fail(NNCC_ERR_NOMEM, "%s: out of memory", WHO);
     }
@@ -1011,7 +1029,8 @@ static enum nncc_status build(struct ex *e, const nncc_model *m, const struct ir
             taken = strcmp(e->outs[i]->name, name) == 0;
         if (name && taken)
             name = un(e, "Identity", name, t->name);
-        if (!name || !push(e, &e->outs, &e->n_outs, &e->cap_outs, value_info(e, name, t)))
+        if (!name || !push(e, &e->outs, &e->n_outs, &e->cap_outs,
+                               value_info(e, name, t, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)))
             return nncc_last_status() ? nncc_last_status()
                                       : nncc_fail(NNCC_ERR_NOMEM, "%s: out of memory", WHO);
     }
