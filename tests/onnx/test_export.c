@@ -474,6 +474,20 @@ static void backend_models(void **state)
     backend_round_trip("node/test_hardswish", 14, true);
 }
 
+/* tests/onnx/export_cases/ (make_export_cases.py): a slice that reverses
+ * through index 0 (nncc's end −1, ONNX's INT64_MIN), Pad, PRelu. */
+static void export_cases(void **state)
+{
+    (void)state;
+    nncc_model *m = nncc_load_onnx(NNCC_SOURCE_DIR "/tests/onnx/export_cases/reverse_slice.onnx");
+    if (!m)
+        fail_msg("reverse_slice: %s", nncc_last_error());
+    struct nncc_array *x = random_array(NNCC_SHAPE(3, 5, 6));
+    round_trip("reverse_slice", m, x, 0);
+    nncc_array_free(x);
+    nncc_model_free(m);
+}
+
 /* ---- Errors and the CLI ------------------------------------------------------ */
 
 static void errors(void **state)
@@ -539,7 +553,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(dense_model),     cmocka_unit_test(conv_model),
         cmocka_unit_test(conv_chain_transposes), cmocka_unit_test(fixtures),
-        cmocka_unit_test(backend_models),
+        cmocka_unit_test(backend_models),  cmocka_unit_test(export_cases),
         cmocka_unit_test(errors),          cmocka_unit_test(cli_export),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
