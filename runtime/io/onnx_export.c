@@ -72,11 +72,11 @@ struct ex {
 
 static bool push(struct ex *e, void *arrayp, int *n, int *cap, void *item)
 {
+    (void)e;
     if (!item || !ir_grow_array(arrayp, cap, *n + 1, sizeof(void *)))
         return false;
     (*(void ***)arrayp)[(*n)++] = item;
     return true;
-    (void)e;
 }
 
 static bool name_used(const struct ex *e, const char *s)
