@@ -1,7 +1,7 @@
 /*
  * cli.h — what the `nncc` command's files share: the helpers of
  * cli/common.c, and the subcommands main.c dispatches to (cli/bench.c,
- * cli/compile.c), which use only the helpers, never each other or main.c.
+ * cli/compile.c, cli/export.c), which use only the helpers, never each other or main.c.
  */
 #ifndef NNCC_CLI_H
 #define NNCC_CLI_H
@@ -59,5 +59,9 @@ extern const char usage_bench[];
 /* nncc compile (cli/compile.c); argv holds the arguments after "compile". */
 int cmd_compile(int argc, char **argv);
 extern const char usage_compile[];
+
+/* nncc export (cli/export.c); argv holds the arguments after "export". */
+int cmd_export(int argc, char **argv);
+extern const char usage_export[];
 
 #endif

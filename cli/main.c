@@ -16,6 +16,9 @@
  *   nncc compile FILE.c|FILE.safetensors [-o OUT] [--emit exe|c|obj|lib] …
  *                                             deployment artifacts that need no
  *                                             nncc (cli/compile.c)
+ *   nncc export  FILE.c|FILE.safetensors|FILE.onnx -o OUT.onnx [--opset N]
+ *                                             the model as an ONNX file
+ *                                             (cli/export.c)
  *
  * FILE.c defines `nncc_model *model(void)` (or --entry NAME).  nncc
  * compiles it as written, with warnings (cli/common.c; the cache key covers
@@ -65,6 +68,8 @@ static const char usage_main[] =
     "  compile FILE.c|FILE.safetensors|FILE.onnx\n"
     "                    write a deployment artifact that needs no nncc: a program,\n"
     "                    C source and header, an object or a static library\n"
+    "  export FILE.c|FILE.safetensors|FILE.onnx -o OUT.onnx\n"
+    "                    write the model at inference as an ONNX file (NHWC kept)\n"
     "\n"
     "FILE.c defines `nncc_model *model(void)`; --entry NAME picks another function.\n"
     "summary, graph, emit-c, bench and compile also take an ONNX model, FILE.onnx\n"
@@ -377,6 +382,7 @@ int main(int argc, char **argv)
                             : strcmp(argv[2], "run") == 0    ? usage_run
                             : strcmp(argv[2], "bench") == 0  ? usage_bench
                             : strcmp(argv[2], "compile") == 0 ? usage_compile
+                            : strcmp(argv[2], "export") == 0 ? usage_export
                                                              : NULL;
             if (u) {
                 fputs(u, stdout);
@@ -399,6 +405,8 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 2, argv + 2);
     if (strcmp(cmd, "compile") == 0)
         return cmd_compile(argc - 2, argv + 2);
+    if (strcmp(cmd, "export") == 0)
+        return cmd_export(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return usage_error(NULL, "unknown option '%s'", cmd);
     return usage_error(NULL, "unknown command '%s'", cmd);

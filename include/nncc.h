@@ -512,6 +512,25 @@ struct nncc_array *nncc_load_onnx_tensor(const char *path);
  * feeds) copied into name (size bytes, "" when it has none). */
 struct nncc_array *nncc_load_onnx_tensor_named(const char *path, char *name, size_t size);
 
+struct nncc_export_onnx_opts {
+    int defaults_;
+    int opset; /* the default domain's opset: 0 means 13; 13 to 17 */
+};
+/* Writes the model at inference as an ONNX file (atomically): IR version 8
+ * (Debian's onnx 1.12 reads it), opset 13 unless o.opset says otherwise.
+ * The graph keeps nncc's layout at its boundary: an image input
+ * (N, H, W, C) stays NHWC, as nncc's own API takes it (convolutions are
+ * transposed to NCHW inside the graph, once per chain); axis 0 of every
+ * input and output is the dynamic batch dimension "N".  Inference only:
+ * dropout is Identity, batch normalization uses the moving statistics.
+ * Initializers are named by the weights ("dense/kernel"), values by the
+ * IR nodes.  NNCC_ERR_UNSUPPORTED names a node with no ONNX form;
+ * NNCC_ERR_ARG an opset out of range. */
+enum nncc_status nncc_export_onnx_(const nncc_model *m, const char *path,
+                                   struct nncc_export_onnx_opts o);
+#define nncc_export_onnx(m, path, ...) \
+    nncc_export_onnx_((m), (path), NNCC_OPTS_(nncc_export_onnx_opts, __VA_ARGS__))
+
 /* ---- Inference --------------------------------------------------------- */
 
 struct nncc_predict_opts {
