@@ -845,6 +845,17 @@ static nncc_model *build(struct importer *im)
 {
     const Onnx__GraphProto *g = im->m->graph;
     im->who[0] = 0;
+    /* Fields every step below reads (absent optional strings are NULL). */
+    for (size_t i = 0; i < g->n_node; i++)
+        if (!g->node[i]->op_type) {
+            FAIL(im, NNCC_ERR_FORMAT, "node %zu has no op type", i);
+            return fail_early(im);
+        }
+    for (size_t i = 0; i < g->n_output; i++)
+        if (!g->output[i]->name) {
+            FAIL(im, NNCC_ERR_FORMAT, "graph output %zu has no name", i);
+            return fail_early(im);
+        }
     for (size_t i = 0; i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
         if (!t->name) {
