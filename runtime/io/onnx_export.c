@@ -20,9 +20,11 @@
  * NCHW.  Each IR value may exist in two forms, materialized lazily: its
  * plain form (nncc's dims, named after the IR value) and, for rank 4, an
  * NCHW form.  NCHW ops read the NCHW form (a Transpose when it does not
- * exist yet) and produce only that; element-wise ops, bias adds and batch
- * normalization on the channel axis keep whichever form their input has;
- * anything else asks for the plain form (a Transpose back).  A chain of
+ * exist yet) and produce only that; element-wise ops, bias adds, batch
+ * normalization on the channel axis, sums and same-shape binary ops keep
+ * whichever form their inputs have; a Transpose (0, 2, 3, 1) — an
+ * imported NCHW image made NHWC — has its input as its NCHW form; anything
+ * else asks for the plain form (a Transpose back).  A chain of
  * convolutions therefore has one Transpose in and one out.  Weights are
  * converted once, at export: HWIO kernels to OIHW initializers, per-channel
  * vectors to (C, 1, 1).
@@ -849,8 +851,12 @@ static bool binary(struct ex *e)
         return fails(unsupported(e, "PRelu's slope must broadcast to x's shape (ONNX's "
                               "unidirectional broadcasting)"));
     char ob[NNCC_MAX_NAME + 16];
-    return set_out(e, false, bin(e, ops[n->a.binary], plain(e, n->in[0]), plain(e, n->in[1]),
-                                 out_base(e, false, ob, sizeof ob)));
+    /* Two NCHW values of one shape (no broadcasting to re-map): stays NCHW. */
+    bool nf = nchw_only(e, n->in[0]) && nchw_only(e, n->in[1]) &&
+              ir_shape_eq(n->in[0]->shape, n->in[1]->shape) && n->a.binary != IR_BINARY_PRELU;
+    return set_out(e, nf, bin(e, ops[n->a.binary], nf ? nchw(e, n->in[0]) : plain(e, n->in[0]),
+                              nf ? nchw(e, n->in[1]) : plain(e, n->in[1]),
+                              out_base(e, nf, ob, sizeof ob)));
 }
 
 static bool export_node(struct ex *e, const struct ir_node *n)
@@ -895,13 +901,18 @@ static bool export_node(struct ex *e, const struct ir_node *n)
         return reshape(e, plain(e, n->in[0]), n->out, out, true);
     case IR_BATCHNORM:
         return batchnorm(e);
-    case IR_ADD: {
-        const char *acc = plain(e, n->in[0]);
+    case IR_ADD: { /* a residual sum of NCHW values stays NCHW */
+        bool nf = true;
+        for (int i = 0; i < n->n_in && nf; i++)
+            nf = nchw_only(e, n->in[i]) && ir_shape_eq(n->in[i]->shape, n->out->shape);
+        const char *o = out_base(e, nf, ob, sizeof ob);
+        const char *acc = nf ? nchw(e, n->in[0]) : plain(e, n->in[0]);
         for (int i = 1; i < n->n_in && acc; i++)
-            acc = bin(e, "Add", acc, plain(e, n->in[i]), i == n->n_in - 1 ? out : "~add/partial");
+            acc = bin(e, "Add", acc, nf ? nchw(e, n->in[i]) : plain(e, n->in[i]),
+                      i == n->n_in - 1 ? o : "~add/partial");
         if (n->n_in == 1)
-            acc = un(e, "Identity", acc, out);
-        return set_out(e, false, acc);
+            acc = un(e, "Identity", acc, o);
+        return set_out(e, nf, acc);
     }
     case IR_CONCAT: {
         bool nf = n->out->shape.rank == 4 && n->a.axis == 3;
@@ -918,6 +929,14 @@ static bool export_node(struct ex *e, const struct ir_node *n)
     case IR_BINARY:
         return binary(e);
     case IR_TRANSPOSE: {
+        /* An imported NCHW image made NHWC: its NCHW form is the input
+         * itself, so a convolution after it needs no Transpose back. */
+        static const int64_t nhwc[4] = {0, 2, 3, 1};
+        bool to_nhwc = n->out->shape.rank == 4;
+        for (int i = 0; i < 4 && to_nhwc; i++)
+            to_nhwc = n->a.perm[i] == nhwc[i];
+        if (to_nhwc)
+            return set_out(e, true, plain(e, n->in[0]));
         int64_t perm[NNCC_MAX_RANK];
         for (int i = 0; i < n->out->shape.rank; i++)
             perm[i] = n->a.perm[i];
