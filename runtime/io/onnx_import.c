@@ -620,6 +620,10 @@ static bool import_node(struct importer *im, const Onnx__NodeProto *n, size_t in
     int n_t = 0;
     for (size_t i = 0; ok && i < n->n_input; i++) {
         const char *nm = n->input[i];
+        if (!*nm && (int)i < mn) { /* only optional inputs may be left out */
+            ok = FAIL(im, NNCC_ERR_FORMAT, "input %zu is required but left out (\"\")", i);
+            break;
+        }
         if (!*nm) {
             on->src[on->n_in++] = ONNX_SRC_ABSENT;
             continue;
