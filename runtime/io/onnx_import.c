@@ -921,7 +921,12 @@ static nncc_model *build(struct importer *im)
         if (!fold(im, n, &c, &folded))
             goto fail;
         if (folded) {
-            struct value *v = n->n_output ? add_value(im, n->output[0]) : NULL;
+            if (n->n_output == 0) {
+                onnx_tensor_free(&c);
+                FAIL(im, NNCC_ERR_FORMAT, "no output");
+                goto fail;
+            }
+            struct value *v = add_value(im, n->output[0]);
             if (!v) {
                 onnx_tensor_free(&c);
                 goto fail;
