@@ -382,7 +382,10 @@ int main(int argc, char **argv)
                    "Written by `tests/onnx/conformance` (CTest `onnx_conformance`) from Debian's "
                    "libonnx-testdata (ONNX 1.12).\nEach test's model is imported with "
                    "`nncc_load_onnx`, run with `nncc_predict_rows_n` (generated code) on every "
-                   "data set, and compared at rtol 1e-3, atol 1e-7.\n`n/a`: nncc refuses the "
+                   "data set, and compared at rtol 1e-3, atol 1e-7.\nA node test that passes "
+                   "weights, shapes or axes as graph inputs, which nncc needs constant, is run "
+                   "again with every input after the first bound as a constant from its data "
+                   "set (`.constant_names`), and its detail says so.\n`n/a`: nncc refuses the "
                    "model as unsupported (the reason says what); `fail`: any other error or a "
                    "wrong value.\n\n| folder | pass | fail | n/a | total |\n|---|---|---|---|---|\n");
         int tp = 0, tf = 0, tn = 0;
