@@ -215,8 +215,10 @@ enum nncc_status ir_program_init(struct ir_program *p, nncc_graph *g, nncc_tenso
         ir_program_free(p);
         return nncc_fail(NNCC_ERR_NOMEM, "out of memory (program of %d nodes)", g->n_nodes);
     }
-    memcpy(p->inputs, inputs, sizeof *inputs * (size_t)n_inputs);
-    memcpy(p->outputs, outputs, sizeof *outputs * (size_t)n_outputs);
+    if (n_inputs) /* a program of constants has none, and maybe no array */
+        memcpy(p->inputs, inputs, sizeof *inputs * (size_t)n_inputs);
+    if (n_outputs)
+        memcpy(p->outputs, outputs, sizeof *outputs * (size_t)n_outputs);
     p->n_inputs = n_inputs;
     p->n_outputs = n_outputs;
     for (int i = 0; i < n_outputs; i++)
