@@ -143,9 +143,9 @@ struct onnx_ctx {
 bool onnx_input(struct onnx_ctx *c, int i, struct onnx_value *v, int *k);
 /* Input i as a tensor, failing with a message when it is not one. */
 bool onnx_tensor_input(struct onnx_ctx *c, int i, struct onnx_value *v);
-/* The IR axis of ONNX axis a (normalized against rank) of a PLAIN value;
- * -1 with an error when a is out of range. */
-int onnx_ir_axis(struct onnx_ctx *c, int64_t a, int rank);
+/* Input i as a tensor stored PLAIN or CL (a FLAT_CL one made PLAIN): what
+ * ops with axes take. */
+bool onnx_unflat_input(struct onnx_ctx *c, int i, struct onnx_value *v);
 /* An IR node of this layer, named "<layer>/<what>" (numbered when repeated). */
 nncc_tensor *onnx_node_add(struct onnx_ctx *c, enum ir_op op, nncc_tensor *const *in, int n,
                            const struct ir_attrs *a, const char *what);

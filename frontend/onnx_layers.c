@@ -217,15 +217,9 @@ bool onnx_tensor_input(struct onnx_ctx *c, int i, struct onnx_value *v)
     return false;
 }
 
-int onnx_ir_axis(struct onnx_ctx *c, int64_t a, int rank)
+bool onnx_unflat_input(struct onnx_ctx *c, int i, struct onnx_value *v)
 {
-    if (a < -rank || a >= rank) {
-        onnx_fail(c, NNCC_ERR_SHAPE, "axis %lld is out of range for rank %d", (long long)a, rank);
-        return -1;
-    }
-    if (a < 0)
-        a += rank;
-    return (int)a + (c->n->whole ? 1 : 0);
+    return onnx_tensor_input(c, i, v) && (v->layout != ONNX_FLAT_CL || onnx_to_plain(c, v));
 }
 
 nncc_tensor *onnx_node_add(struct onnx_ctx *c, enum ir_op op, nncc_tensor *const *in, int n,

@@ -21,9 +21,10 @@ struct window {
 };
 
 /* Reads kernel_shape/strides/dilations/pads/auto_pad for input spatial
- * sizes in[]; kernel k0[] from the weights when given. */
+ * sizes in[]; kernel k0[] from the weights when given.  Without same_pads,
+ * auto_pad SAME_* leaves the pads 0 (ConvTranspose resolves them itself). */
 static bool window_of(struct onnx_ctx *c, int ns, const int64_t *in, const int64_t *k0,
-                      struct window *w)
+                      bool same_pads, struct window *w)
 {
     int64_t v[ONNX_MAX_INTS];
     for (int i = 0; i < 2; i++)
@@ -77,7 +78,7 @@ static bool window_of(struct onnx_ctx *c, int ns, const int64_t *in, const int64
             w->pe[off + i] = v[ns + i];
         }
     } else if (strcmp(ap, "SAME_UPPER") == 0 || strcmp(ap, "SAME_LOWER") == 0) {
-        for (int i = 0; i < ns; i++) {
+        for (int i = 0; same_pads && i < ns; i++) {
             int64_t s = w->s[off + i], x = in[i];
             int64_t out = (x + s - 1) / s;
             int64_t total = (out - 1) * s + (w->k[off + i] - 1) * w->d[off + i] + 1 - x;
@@ -179,6 +180,28 @@ static int constant_input(struct onnx_ctx *c, int i, const char *what)
     return k;
 }
 
+/* A 4-D ONNX kernel constant k of shape (A, B, kh, kw) as the IR's
+ * (kh, kw, B, A): Conv's OIHW → HWIO (A = out, B = in/groups) and
+ * ConvTranspose's (in, out/groups, …) → (kh, kw, out/groups, in) alike. */
+static nncc_tensor *kernel_hwba(struct onnx_ctx *c, int k, int64_t na, int64_t nb, int64_t kh,
+                                int64_t kw)
+{
+    int64_t *perm = NULL;
+    if (c->n->consts[k].values) {
+        perm = malloc((size_t)(kh * kw * nb * na) * sizeof *perm);
+        if (!perm)
+            return onnx_fail(c, NNCC_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++)
+                for (int64_t b = 0; b < nb; b++)
+                    for (int64_t a = 0; a < na; a++)
+                        perm[((i * kw + j) * nb + b) * na + a] = ((a * nb + b) * kh + i) * kw + j;
+    }
+    nncc_tensor *w = onnx_weight(c, k, NNCC_SHAPE(kh, kw, nb, na), true, perm);
+    free(perm);
+    return w;
+}
+
 nncc_tensor *onnx_lower_conv(struct onnx_ctx *c)
 {
     struct onnx_value x;
@@ -197,22 +220,10 @@ nncc_tensor *onnx_lower_conv(struct onnx_ctx *c)
                          (long long)groups, (long long)ch, (long long)ws.dim[0],
                          (long long)ws.dim[1]);
     struct window w;
-    if (!window_of(c, ns, sp, &ws.dim[2], &w))
+    if (!window_of(c, ns, sp, &ws.dim[2], true, &w))
         return NULL;
-    int64_t m = ws.dim[0], cg = ws.dim[1], kh = w.k[0], kwd = w.k[1];
-    int64_t *perm = NULL;
-    if (c->n->consts[kw].values) { /* OIHW → HWIO: IR (i, j, c, o) ← ONNX (o, c, i, j) */
-        perm = malloc((size_t)(kh * kwd * cg * m) * sizeof *perm);
-        if (!perm)
-            return onnx_fail(c, NNCC_ERR_NOMEM, "out of memory");
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t j = 0; j < kwd; j++)
-                for (int64_t q = 0; q < cg; q++)
-                    for (int64_t o = 0; o < m; o++)
-                        perm[((i * kwd + j) * cg + q) * m + o] = ((o * cg + q) * kh + i) * kwd + j;
-    }
-    nncc_tensor *wt = onnx_weight(c, kw, NNCC_SHAPE(kh, kwd, cg, m), true, perm);
-    free(perm);
+    int64_t m = ws.dim[0];
+    nncc_tensor *wt = kernel_hwba(c, kw, m, ws.dim[1], w.k[0], w.k[1]);
     if (!wt)
         return NULL;
     struct ir_attrs a = {0};
@@ -240,16 +251,9 @@ nncc_tensor *onnx_lower_conv_transpose(struct onnx_ctx *c)
     struct window w;
     const char *ap = onnx_attr_string(c->n, "auto_pad", "NOTSET");
     /* SAME_* mean something else here (output = input × stride): resolved
-     * below with output_shape, so read the rest as NOTSET. */
+     * below with output_shape. */
     bool same = strncmp(ap, "SAME", 4) == 0;
-    struct onnx_node saved = *c->n;
-    if (same)
-        for (int i = 0; i < c->n->n_attrs; i++)
-            if (strcmp(c->n->attrs[i].name, "auto_pad") == 0)
-                strcpy(c->n->attrs[i].s, "NOTSET");
-    bool ok = window_of(c, ns, sp, &ws.dim[2], &w);
-    *c->n = saved;
-    if (!ok)
+    if (!window_of(c, ns, sp, &ws.dim[2], false, &w))
         return NULL;
     int off = 2 - ns;
     int64_t opad[2] = {0, 0}, v[ONNX_MAX_INTS], oshape[2];
@@ -278,20 +282,8 @@ nncc_tensor *onnx_lower_conv_transpose(struct onnx_ctx *c)
                 w.pb[off + i] = 0, w.pe[off + i] = total;
         }
     }
-    int64_t mg = ws.dim[1], m = mg * groups, kh = w.k[0], kwd = w.k[1];
-    int64_t *perm = NULL;
-    if (c->n->consts[kw].values) { /* (C, M/g, kh, kw) → IR (kh, kw, M/g, C) */
-        perm = malloc((size_t)(kh * kwd * mg * ch) * sizeof *perm);
-        if (!perm)
-            return onnx_fail(c, NNCC_ERR_NOMEM, "out of memory");
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t j = 0; j < kwd; j++)
-                for (int64_t o = 0; o < mg; o++)
-                    for (int64_t q = 0; q < ch; q++)
-                        perm[((i * kwd + j) * mg + o) * ch + q] = ((q * mg + o) * kh + i) * kwd + j;
-    }
-    nncc_tensor *wt = onnx_weight(c, kw, NNCC_SHAPE(kh, kwd, mg, ch), true, perm);
-    free(perm);
+    int64_t m = ws.dim[1] * groups;
+    nncc_tensor *wt = kernel_hwba(c, kw, ch, ws.dim[1], w.k[0], w.k[1]);
     if (!wt)
         return NULL;
     struct ir_attrs a = {0};
@@ -312,7 +304,7 @@ nncc_tensor *onnx_lower_pool(struct onnx_ctx *c)
     if (!spatial_input(c, &x, &ns, sp))
         return NULL;
     struct window w;
-    if (!window_of(c, ns, sp, NULL, &w))
+    if (!window_of(c, ns, sp, NULL, true, &w))
         return NULL;
     bool max = c->n->op == ONNX_OP_MAXPOOL;
     if (!max && (w.d[0] != 1 || w.d[1] != 1))

@@ -226,9 +226,7 @@ nncc_tensor *onnx_lower_reshape(struct onnx_ctx *c)
 nncc_tensor *onnx_lower_transpose(struct onnx_ctx *c)
 {
     struct onnx_value x;
-    if (!onnx_tensor_input(c, 0, &x))
-        return NULL;
-    if (x.layout == ONNX_FLAT_CL && !onnx_to_plain(c, &x))
+    if (!onnx_unflat_input(c, 0, &x))
         return NULL;
     int r = x.shape.rank;
     int64_t v[ONNX_MAX_INTS];
@@ -321,9 +319,7 @@ static void clamp_slice(int64_t dim, int64_t step, int64_t *start, int64_t *end)
 nncc_tensor *onnx_lower_slice(struct onnx_ctx *c)
 {
     struct onnx_value x;
-    if (!onnx_tensor_input(c, 0, &x))
-        return NULL;
-    if (x.layout == ONNX_FLAT_CL && !onnx_to_plain(c, &x))
+    if (!onnx_unflat_input(c, 0, &x))
         return NULL;
     int r = x.shape.rank;
     int64_t begin[NNCC_MAX_RANK], end[NNCC_MAX_RANK], step[NNCC_MAX_RANK];
@@ -477,9 +473,7 @@ nncc_tensor *onnx_lower_gather(struct onnx_ctx *c)
 nncc_tensor *onnx_lower_pad(struct onnx_ctx *c)
 {
     struct onnx_value x;
-    if (!onnx_tensor_input(c, 0, &x))
-        return NULL;
-    if (x.layout == ONNX_FLAT_CL && !onnx_to_plain(c, &x))
+    if (!onnx_unflat_input(c, 0, &x))
         return NULL;
     const char *mode = onnx_attr_string(c->n, "mode", "constant");
     if (strcmp(mode, "constant") != 0)
@@ -509,9 +503,7 @@ nncc_tensor *onnx_lower_pad(struct onnx_ctx *c)
 nncc_tensor *onnx_lower_reduce(struct onnx_ctx *c)
 {
     struct onnx_value x;
-    if (!onnx_tensor_input(c, 0, &x))
-        return NULL;
-    if (x.layout == ONNX_FLAT_CL && !onnx_to_plain(c, &x))
+    if (!onnx_unflat_input(c, 0, &x))
         return NULL;
     int r = x.shape.rank;
     bool keep = onnx_attr_int(c->n, "keepdims", 1) != 0;
