@@ -31,6 +31,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "runtime/io/keras_io.h"
 #include "runtime/io/safetensors.h"
 
 #define MODEL_FORMAT "nncc-model"
@@ -149,6 +150,8 @@ enum nncc_status nncc_save(const nncc_model *m, const char *path)
         return nncc_fail(NNCC_ERR_ARG, "save: %s is NULL or empty", !m ? "the model" : "the path");
     if (!model_check_ready(m))
         return nncc_last_status();
+    if (keras_file_kind(path)) /* m.h5, m.keras: a file Keras loads */
+        return keras_save(m, path);
     const struct nncc_train_state *t = m->train;
     int n = 0;
     for (int i = 0; i < m->n_layers; i++)
@@ -467,6 +470,8 @@ nncc_model *nncc_load(const char *path)
 {
     if (!path || !*path)
         return NNCC_FAIL_NULL(NNCC_ERR_ARG, "load: the path is NULL or empty");
+    if (keras_file_kind(path))
+        return keras_load(path);
     struct st_file sf;
     if (st_open(&sf, path, "load"))
         return NULL;
