@@ -241,7 +241,8 @@ nncc_model *load_model(const struct args *a, void **handle)
         fprintf(stderr, "nncc: --input-shape applies to ONNX models (FILE.onnx) only\n");
         return NULL;
     }
-    if (ends_with(a->file, ".safetensors")) {
+    if (ends_with(a->file, ".safetensors") || ends_with(a->file, ".h5") ||
+        ends_with(a->file, ".hdf5") || ends_with(a->file, ".keras")) {
         nncc_model *m = nncc_load(a->file);
         if (!m)
             fprintf(stderr, "nncc: %s\n", nncc_last_error());
@@ -249,7 +250,7 @@ nncc_model *load_model(const struct args *a, void **handle)
     }
     if (!ends_with(a->file, ".c")) {
         fprintf(stderr, "nncc: %s is neither a C file (FILE.c) nor a model file "
-                "(FILE.safetensors, written by nncc_save; FILE.onnx)\n", a->file);
+                "(FILE.safetensors, written by nncc_save; FILE.onnx; Keras' FILE.h5 or FILE.keras)\n", a->file);
         return NULL;
     }
     struct nncc_jit jit;

@@ -674,6 +674,20 @@ static bool ref_set(struct kc *c, struct ref *r, const char *name, int node)
     return true;
 }
 
+/* A call's keyword arguments: none, or a null mask / training (Keras 3
+ * writes "mask": null for layers that take masks; null is the default). */
+static bool kwargs_harmless(json_t *kw)
+{
+    if (!json_is_object(kw))
+        return false;
+    const char *k;
+    json_t *v;
+    json_object_foreach(kw, k, v)
+        if (!json_is_null(v) || (strcmp(k, "mask") != 0 && strcmp(k, "training") != 0))
+            return false;
+    return true;
+}
+
 /* Resolves [layer, node, tensor] (Keras 2 lists, with a 4th kwargs element
  * in inbound nodes) or a Keras 3 "__keras_tensor__" object. */
 static bool resolve(struct kc *c, struct scope *s, json_t *t, const char *who, struct ref *r)
@@ -692,7 +706,7 @@ static bool resolve(struct kc *c, struct scope *s, json_t *t, const char *who, s
         !json_is_integer(json_array_get(hist, 2)))
         return !BAD(c, "%s: malformed tensor reference %s", who, jshow(t, b, sizeof b));
     json_t *kw = json_array_get(hist, 3);
-    if (kw && !(json_is_object(kw) && json_object_size(kw) == 0))
+    if (kw && !kwargs_harmless(kw))
         return !UNSUP(c, "%s: call keyword arguments %s are not supported", who,
                      jshow(kw, b, sizeof b));
     const char *name = json_string_value(json_array_get(hist, 0));
@@ -728,7 +742,7 @@ static json_t *call_inputs(struct kc *c, struct scope *s, json_t *node, const ch
     json_t *args = node;
     if (json_is_object(node)) {
         json_t *kw = json_object_get(node, "kwargs");
-        if (kw && !(json_is_object(kw) && json_object_size(kw) == 0))
+        if (kw && !kwargs_harmless(kw))
             return UNSUP(c, "%s: call keyword arguments %s are not supported", who,
                          jshow(kw, b, sizeof b)), NULL;
         args = json_object_get(node, "args");

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include "runtime/io/keras_io.h"
 
 static const char *const opt_classes[] = {

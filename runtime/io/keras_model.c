@@ -127,7 +127,7 @@ static enum nncc_status read_weight(struct kh5 *f, const char *dset, nncc_tensor
                          "%s in the model", kh5_label(f), w->name, dset, ir_dims_str(s, a, sizeof a),
                          ir_dims_str(w->shape, b, sizeof b));
     }
-    return kh5_read_f32(f, dset, w->data, ir_shape_numel(w->shape));
+    return kh5_read_f32(f, dset, w->data, ir_shape_numel(w->shape, 0));
 }
 
 /* The dataset of weight `w` (layer `layer`) among a group's weight_names:
@@ -195,6 +195,8 @@ static enum nncc_status keras_weights(struct kh5 *f, nncc_model *m, const struct
         if (!l)
             continue;
         char vars[1100], dset[1200];
+        if (strlen(a->locs[i].path) > 1000)
+            return nncc_fail(NNCC_ERR_FORMAT, "'%s': layer \"%s\" is nested too deeply", kh5_label(f), l->name);
         snprintf(vars, sizeof vars, "%s/vars", a->locs[i].path);
         char **names = NULL;
         int n = kh5_children(f, vars, &names);
@@ -557,7 +559,7 @@ static enum nncc_status save_h5(const nncc_model *m, const char *path)
     for (int i = 0; i < m->n_layers && !st; i++) {
         const nncc_layer *l = m->layers[i];
         lnames[i] = l->name;
-        char group[NNCC_MAX_NAME + 32], dset[3 * NNCC_MAX_NAME + 64];
+        char group[NNCC_MAX_NAME + 32], dset[2400];
         const char *wn[LAYER_MAX_WEIGHTS];
         char wbuf[LAYER_MAX_WEIGHTS][2 * NNCC_MAX_NAME + 8];
         snprintf(group, sizeof group, "model_weights/%s", l->name);
@@ -633,7 +635,7 @@ static enum nncc_status keras_weights_image(const nncc_model *m, const char *lab
     if (!f)
         return nncc_last_status();
     enum nncc_status st = kh5_group(f, "vars");
-    char path[1100], dset[1200];
+    char path[1100], dset[1300];
     if (!st && m->sequential) /* Keras 3 counts the Sequential's InputLayer */
         st = kh5_group(f, "layers/input_layer/vars");
     for (int i = 0; i < m->n_layers && !st; i++) {

@@ -759,7 +759,7 @@ static void test_not_a_model_file(void **state)
             expect_status(&r, 1, what);
             assert_string_equal(r.out, "");
             snprintf(want, sizeof want, "nncc: %s is neither a C file (FILE.c) nor a model file "
-                     "(FILE.safetensors, written by nncc_save; FILE.onnx)\n", names[i]);
+                     "(FILE.safetensors, written by nncc_save; FILE.onnx; Keras' FILE.h5 or FILE.keras)\n", names[i]);
             assert_string_equal(r.err, want);
             run_free(&r);
         }
