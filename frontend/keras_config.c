@@ -674,17 +674,25 @@ static bool ref_set(struct kc *c, struct ref *r, const char *name, int node)
     return true;
 }
 
-/* A call's keyword arguments: none, or a null mask / training (Keras 3
- * writes "mask": null for layers that take masks; null is the default). */
-static bool kwargs_harmless(json_t *kw)
+/* A call's keyword arguments: none, or a null mask, or training.  A null
+ * training is the default; Keras 3 records the value the symbolic call
+ * saw (false), but its Functional.call overrides a node's training with
+ * the call's (fit: true, predict: false), so there it is harmless too.  In
+ * tf-keras an explicit training in a node wins (always-on dropout), which
+ * nncc does not do: refused. */
+static bool kwargs_harmless(const struct kc *c, json_t *kw)
 {
     if (!json_is_object(kw))
         return false;
     const char *k;
     json_t *v;
-    json_object_foreach(kw, k, v)
-        if (!json_is_null(v) || (strcmp(k, "mask") != 0 && strcmp(k, "training") != 0))
-            return false;
+    json_object_foreach(kw, k, v) {
+        if (strcmp(k, "mask") == 0 && json_is_null(v))
+            continue;
+        if (strcmp(k, "training") == 0 && (json_is_null(v) || (c->major >= 3 && json_is_boolean(v))))
+            continue;
+        return false;
+    }
     return true;
 }
 
@@ -706,7 +714,7 @@ static bool resolve(struct kc *c, struct scope *s, json_t *t, const char *who, s
         !json_is_integer(json_array_get(hist, 2)))
         return !BAD(c, "%s: malformed tensor reference %s", who, jshow(t, b, sizeof b));
     json_t *kw = json_array_get(hist, 3);
-    if (kw && !kwargs_harmless(kw))
+    if (kw && !kwargs_harmless(c, kw))
         return !UNSUP(c, "%s: call keyword arguments %s are not supported", who,
                      jshow(kw, b, sizeof b));
     const char *name = json_string_value(json_array_get(hist, 0));
@@ -742,7 +750,7 @@ static json_t *call_inputs(struct kc *c, struct scope *s, json_t *node, const ch
     json_t *args = node;
     if (json_is_object(node)) {
         json_t *kw = json_object_get(node, "kwargs");
-        if (kw && !kwargs_harmless(kw))
+        if (kw && !kwargs_harmless(c, kw))
             return UNSUP(c, "%s: call keyword arguments %s are not supported", who,
                          jshow(kw, b, sizeof b)), NULL;
         args = json_object_get(node, "args");

@@ -292,6 +292,37 @@ static enum nncc_status h5_optimizer_k2(struct kh5 *f, struct nncc_train_state *
     return st;
 }
 
+/* A Keras 3 variable's path names the scopes it was made in: a
+ * Sequential's layers' variables are "sequential/dense/kernel", so their
+ * slots "sequential_dense_kernel_momentum".  dset holds base/<name>; it
+ * becomes the one dataset of base ending in "_<name>", when there is one. */
+static void k3_scoped_name(struct kh5 *f, const char *base, char *dset, size_t size)
+{
+    char **names = NULL;
+    int n = kh5_children(f, base, &names);
+    if (n <= 0) {
+        nncc_clear_error();
+        return;
+    }
+    const char *want = dset + strlen(base) + 1;
+    size_t wl = strlen(want);
+    const char *hit = NULL;
+    int hits = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        if (l > wl + 1 && names[i][l - wl - 1] == '_' && strcmp(names[i] + l - wl, want) == 0) {
+            hit = names[i];
+            hits++;
+        }
+    }
+    if (hits == 1) {
+        char tmp[3 * NNCC_MAX_NAME + 64];
+        snprintf(tmp, sizeof tmp, "%s/%s", base, hit);
+        snprintf(dset, size, "%s", tmp);
+    }
+    kh5_strings_free(names, n);
+}
+
 /* Keras 3 .h5: optimizer_weights/<optimizer name>/<layer>_<weight>_<slot>. */
 static enum nncc_status h5_optimizer_k3(struct kh5 *f, struct nncc_train_state *t)
 {
@@ -322,6 +353,8 @@ static enum nncc_status h5_optimizer_k3(struct kh5 *f, struct nncc_train_state *
                 if (*c == '/')
                     *c = '_';
             snprintf(dset, sizeof dset, "%s/%s_%s", base, wn, slot_of(t, s).k3);
+            if (!kh5_is_dataset(f, dset))
+                k3_scoped_name(f, base, dset, sizeof dset);
             st = read_slot(f, dset, t->slots[p * t->n_slots + s]);
         }
     return st;
