@@ -51,6 +51,9 @@ bool cli_compile(struct nncc_jit *jit, const char *file, const char *flags, cons
  * the entry crashes).  NULL after printing why (*handle may be set even
  * then: unload it); any other kind of file is refused. */
 nncc_model *load_model(const struct args *a, void **handle);
+/* A model file nncc_load reads: FILE.safetensors (nncc_save), Keras'
+ * FILE.h5 / FILE.hdf5 / FILE.keras. */
+bool cli_is_model_file(const char *path);
 
 /* nncc bench (cli/bench.c); argv holds the arguments after "bench". */
 int cmd_bench(int argc, char **argv);

@@ -222,6 +222,12 @@ bool cli_input_shape_ok(const char *cmd, const char *spec)
     return false;
 }
 
+bool cli_is_model_file(const char *path)
+{
+    return ends_with(path, ".safetensors") || ends_with(path, ".h5") ||
+           ends_with(path, ".hdf5") || ends_with(path, ".keras");
+}
+
 nncc_model *load_model(const struct args *a, void **handle)
 {
     *handle = NULL;
@@ -241,8 +247,7 @@ nncc_model *load_model(const struct args *a, void **handle)
         fprintf(stderr, "nncc: --input-shape applies to ONNX models (FILE.onnx) only\n");
         return NULL;
     }
-    if (ends_with(a->file, ".safetensors") || ends_with(a->file, ".h5") ||
-        ends_with(a->file, ".hdf5") || ends_with(a->file, ".keras")) {
+    if (cli_is_model_file(a->file)) {
         nncc_model *m = nncc_load(a->file);
         if (!m)
             fprintf(stderr, "nncc: %s\n", nncc_last_error());

@@ -451,7 +451,7 @@ int cmd_compile(int argc, char **argv)
         base += 3;
 
     size_t flen = strlen(o.a.file);
-    bool saved = flen > 12 && strcmp(o.a.file + flen - 12, ".safetensors") == 0;
+    bool saved = cli_is_model_file(o.a.file);
     /* An ONNX file has its weights too: its initializers. */
     bool onnx = flen > 5 && strcmp(o.a.file + flen - 5, ".onnx") == 0;
     void *handle = NULL;

@@ -152,10 +152,47 @@ static void test_model(void **state)
         check_file(model, formats[f]);
 }
 
+/* The path a Keras user takes to deployment: `nncc compile m.keras -o
+ * classify`, a program without nncc, gives Keras' predictions. */
+static void test_deploy(void **state)
+{
+    (void)state;
+    const char *file = FIX "fmnist_cnn.k3.keras";
+    char jpath[512], dir[] = "/tmp/nncc-keras-deploy-XXXXXX", cmd[4096], xp[600], pp[600],
+                     exe[600];
+    snprintf(jpath, sizeof jpath, "%s.json", file);
+    json_t *j = json_load_file(jpath, 0, NULL);
+    assert_non_null(j);
+    assert_non_null(mkdtemp(dir));
+    struct nncc_array *x, *y;
+    load_data(json_object_get(j, "data"), &x, &y);
+    struct nncc_array *x8 = first_rows(x, json_integer_value(json_object_get(j, "predict_rows")));
+    snprintf(xp, sizeof xp, "%s/x.npy", dir);
+    snprintf(pp, sizeof pp, "%s/p.npy", dir);
+    snprintf(exe, sizeof exe, "%s/classify", dir);
+    assert_int_equal(nncc_save_npy(xp, x8), NNCC_OK);
+    snprintf(cmd, sizeof cmd, NNCC_BINARY_DIR "/nncc compile %s -o %s 2>&1 && %s --input %s "
+             "--output %s", file, exe, exe, xp, pp);
+    assert_int_equal(system(cmd), 0);
+    struct nncc_array *p = nncc_load_npy(pp);
+    assert_non_null(p);
+    expect_predictions("nncc compile fmnist_cnn.k3.keras", p, json_object_get(j, "predictions"),
+                       1e-6);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    nncc_array_free(p);
+    nncc_array_free(x8);
+    nncc_array_free(x);
+    nncc_array_free(y);
+    json_decref(j);
+}
+
 int main(void)
 {
-    struct CMUnitTest tests[sizeof models / sizeof *models];
+    struct CMUnitTest tests[sizeof models / sizeof *models + 1];
+    size_t n = 0;
     for (size_t i = 0; i < sizeof models / sizeof *models; i++)
-        tests[i] = (struct CMUnitTest){models[i], test_model, NULL, NULL, (void *)models[i]};
+        tests[n++] = (struct CMUnitTest){models[i], test_model, NULL, NULL, (void *)models[i]};
+    tests[n++] = (struct CMUnitTest){"deploy", test_deploy, NULL, NULL, NULL};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
