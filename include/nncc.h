@@ -422,12 +422,25 @@ enum nncc_status nncc_load_weights(nncc_model *m, const char *path);
  * "optimizer/<layer>/<weight>/<slot>" (Keras layouts, F32), and in
  * __metadata__ the architecture, the compile configuration, the training
  * state (epochs done, optimizer iterations, learning rate) and a checksum
- * of the tensor bytes.  Atomic: a crash never leaves a partial file. */
+ * of the tensor bytes.  Atomic: a crash never leaves a partial file.
+ * By the path's extension it writes a Keras file instead, with the same
+ * architecture, weights, compile configuration and optimizer state:
+ * "m.keras" as Keras 3 writes it (keras.models.load_model in Keras 3 loads
+ * it and continues training), "m.h5" (or .hdf5) as tf-keras 2.15 writes it
+ * (tf-keras loads it and continues training; Keras 3 loads its
+ * architecture and weights).  Not for models with imported ONNX nodes. */
 enum nncc_status nncc_save(const nncc_model *model, const char *path);
 /* Rebuilds a model saved by nncc_save: architecture, weights and, when the
  * file holds them, the compile configuration and optimizer state, so
  * training resumes where it stopped (pass .initial_epoch =
- * nncc_model_epochs_done(m) to fit).  NULL with the error set on a bad file. */
+ * nncc_model_epochs_done(m) to fit).  NULL with the error set on a bad file.
+ * Also reads models saved by Keras' model.save: "m.h5" (tf-keras 2.x, or
+ * Keras 3's legacy HDF5) and "m.keras" (tf-keras 2.13+, Keras 3), with the
+ * optimizer state (iterations, learning rate, slots) when Keras saved the
+ * model compiled, so fit continues Keras' run.  Anything the model uses
+ * that nncc lacks (a layer class, a regularizer, a dtype other than float32,
+ * a frozen layer, an optimizer, loss or metric) is NNCC_ERR_UNSUPPORTED
+ * naming the layer, its class and the field. */
 nncc_model *nncc_load(const char *path);
 /* Epochs a compiled model has completed (restored by nncc_load). */
 int nncc_model_epochs_done(const nncc_model *model);
