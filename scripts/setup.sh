@@ -12,6 +12,7 @@ packages=(
   dataset-fashion-mnist                          # the real Fashion-MNIST
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev  # ONNX: the generated parser, onnx.proto
   libonnx-testdata python3-onnx                  # ONNX's backend tests; its checker
+  libhdf5-dev libzip-dev                         # Keras model files: .h5 (HDF5), .keras (zip)
 )
 
 missing=()
