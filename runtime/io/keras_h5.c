@@ -361,13 +361,14 @@ static struct kh5 *open_path(const char *path, const char *label)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
     f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
-    if (fapl >= 0) H5Pclose(fapl);
     if (f->file < 0) {
+        /* The reason first: any later libhdf5 call clears its error stack. */
         struct why w;
         nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot open the HDF5 file%s", label, h5why(&w));
         kh5_free(f);
-        return NULL;
+        f = NULL;
     }
+    if (fapl >= 0) H5Pclose(fapl);
     return f;
 }
 
@@ -430,7 +431,6 @@ struct kh5 *kh5_create(const char *label)
         char name[64];
         snprintf(name, sizeof name, "nncc-kh5-new-%p", (void *)f);
         f->file = fapl < 0 ? -1 : H5Fcreate(name, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
-        if (fapl >= 0) H5Pclose(fapl);
         if (f->file < 0) {
             struct why w;
             nncc_fail(NNCC_ERR_IO, "'%s': cannot create an HDF5 file in memory%s", f->label,
@@ -440,6 +440,7 @@ struct kh5 *kh5_create(const char *label)
         } else {
             f->writable = true;
         }
+        if (fapl >= 0) H5Pclose(fapl);
     }
     quiet_end(&q);
     return f;

@@ -331,16 +331,22 @@ enum nncc_status kzip_write(const char *path, const char *what, const struct kzi
         zip_source_free(src);
         return st;
     }
-    bool ok = zip_source_open(src) == 0;
+    bool opened = n > 0 && zip_source_open(src) == 0, ok = n == 0 || opened;
     char buf[1 << 16];
-    while (ok) {
+    if (n == 0) {
+        /* libzip writes nothing for an archive without members (it would
+         * delete the file): the empty archive is its end record alone. */
+        static const unsigned char eocd[22] = {'P', 'K', 5, 6};
+        ok = write_full(af.fd, eocd, sizeof eocd);
+    }
+    while (ok && n > 0) {
         zip_int64_t r = zip_source_read(src, buf, sizeof buf);
         if (r < 0) ok = false;
         if (r <= 0) break;
         ok = write_full(af.fd, buf, (size_t)r);
     }
     int err = errno;
-    zip_source_close(src);
+    if (opened) zip_source_close(src);
     zip_source_free(src);
     if (!ok) {
         atomic_abort(&af, NULL);
