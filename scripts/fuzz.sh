@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Fuzzes the loaders of outside input (IDX, .npy, CSV, model files, ONNX) with
+# Fuzzes the loaders of outside input (IDX, .npy, CSV, model files, ONNX,
+# Keras .h5/.keras) with
 # libFuzzer for a bounded time.
 # Usage: scripts/fuzz.sh [SECONDS]   (default 60: the total, split evenly
 # between the harnesses in tests/fuzz/, run one after the other)
 #
 # Configures build-fuzz/ with clang, -DNNCC_FUZZ=ON -DNNCC_SANITIZE=ON (the
 # library and harnesses get ASan+UBSan and libFuzzer coverage), builds
-# fuzz_idx, fuzz_npy, fuzz_csv, fuzz_model, fuzz_deploy and fuzz_onnx, and runs each on a copy of its seed corpus
+# fuzz_idx, fuzz_npy, fuzz_csv, fuzz_model, fuzz_deploy, fuzz_onnx and fuzz_keras, and runs each on a copy of its seed corpus
 # tests/fuzz/corpus/<target>/ (the committed corpus is never modified; the copy
 # and everything found go to build-fuzz/fuzz-run/<target>/), with the inputs
 # of tests/fuzz/regress/<target>/ as extra seeds.  Exits non-zero if any
@@ -27,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 total=${1:-60}
 case $total in '' | *[!0-9]*) echo "usage: scripts/fuzz.sh [SECONDS]" >&2; exit 2 ;; esac
-targets=(idx npy csv model deploy onnx)
+targets=(idx npy csv model deploy onnx keras)
 share=$((total / ${#targets[@]}))
 [ "$share" -ge 1 ] || share=1
 
