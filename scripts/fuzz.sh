@@ -35,6 +35,8 @@ share=$((total / ${#targets[@]}))
 command -v clang >/dev/null || { echo "fuzz: needs clang (bash scripts/setup.sh)" >&2; exit 1; }
 # Stack traces for UBSan reports too (ASan prints them anyway).
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+# A leak inside libhdf5 on corrupt files is libhdf5's (tests/fuzz/lsan.supp).
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/fuzz/lsan.supp}
 # The harnesses' temporary files, in memory when possible; removed even after a crash.
 shm=/dev/shm
 [ -w "$shm" ] || shm=${TMPDIR:-/tmp}

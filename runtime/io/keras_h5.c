@@ -359,7 +359,12 @@ static struct kh5 *open_path(const char *path, const char *label)
     struct kh5 *f = kh5_new(label);
     if (!f) return NULL;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    if (fapl >= 0) {
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+        /* Lock as h5py does, but a file system without locks (some network
+         * ones) is no reason to refuse a read-only open. */
+        H5Pset_file_locking(fapl, 1, 1);
+    }
     f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
     if (f->file < 0) {
         /* The reason first: any later libhdf5 call clears its error stack. */
