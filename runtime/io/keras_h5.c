@@ -20,10 +20,17 @@
  *     string lengths against KH5_MAX_STRING, list lengths against
  *     KH5_MAX_CHILDREN.  Datasets stored outside the file (external storage,
  *     virtual datasets) are refused.
- * Variable-length strings are allocated by libhdf5 itself while reading;
- * their data lives in the file's global heap, whose collections libhdf5
- * reads whole, so their size is bounded by the file's; lengths are checked
- * after the read.
+ * Variable-length strings are allocated by libhdf5 itself while reading,
+ * and their lengths can only be checked after the read.
+ *
+ * Known limits of libhdf5 1.10.8 on hostile files, which nothing above can
+ * check first (found by tests/fuzz/fuzz_keras.c): reading a variable-length
+ * string (H5Aread -> H5T__conv_vlen) allocates the length the file declares,
+ * up to 4 GiB, before reading it, and its global heap parsing (H5HG_read)
+ * can hang, overlap memcpy ranges or crash; H5Aexists and H5Literate can
+ * read out of bounds on a corrupt object header or symbol table.  Such
+ * files can crash or exhaust the process: libhdf5's, not this file's, to
+ * fix.
  */
 #include "runtime/io/keras_h5.h"
 

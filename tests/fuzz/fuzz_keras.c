@@ -14,6 +14,11 @@
  * and as a list, every dataset's shape and, when small, its values.
  * Invariants, for any input: every failure sets an error naming the file
  * (or its label); a loaded model has a summary.
+ *
+ * libhdf5 1.10.8 itself crashes, hangs or allocates gigabytes within
+ * seconds of fuzzing (runtime/io/keras_h5.c lists where), so scripts/fuzz.sh
+ * leaves this harness out; run it by hand with -fork=1 -ignore_crashes=1
+ * -ignore_ooms=1 -ignore_timeouts=1 and look for frames of nncc's own.
  */
 #include "fuzz_util.h"
 #include <stdlib.h>
