@@ -20,10 +20,17 @@
  *     string lengths against KH5_MAX_STRING, list lengths against
  *     KH5_MAX_CHILDREN.  Datasets stored outside the file (external storage,
  *     virtual datasets) are refused.
- * Variable-length strings are allocated by libhdf5 itself while reading;
- * their data lives in the file's global heap, whose collections libhdf5
- * reads whole, so their size is bounded by the file's; lengths are checked
- * after the read.
+ * Variable-length strings are allocated by libhdf5 itself while reading,
+ * and their lengths can only be checked after the read.
+ *
+ * Known limits of libhdf5 1.10.8 on hostile files, which nothing above can
+ * check first (found by tests/fuzz/fuzz_keras.c): reading a variable-length
+ * string (H5Aread -> H5T__conv_vlen) allocates the length the file declares,
+ * up to 4 GiB, before reading it, and its global heap parsing (H5HG_read)
+ * can hang, overlap memcpy ranges or crash; H5Aexists and H5Literate can
+ * read out of bounds on a corrupt object header or symbol table.  Such
+ * files can crash or exhaust the process: libhdf5's, not this file's, to
+ * fix.
  */
 #include "runtime/io/keras_h5.h"
 
@@ -359,7 +366,12 @@ static struct kh5 *open_path(const char *path, const char *label)
     struct kh5 *f = kh5_new(label);
     if (!f) return NULL;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0) H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    if (fapl >= 0) {
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+        /* Lock as h5py does, but a file system without locks (some network
+         * ones) is no reason to refuse a read-only open. */
+        H5Pset_file_locking(fapl, 1, 1);
+    }
     f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
     if (f->file < 0) {
         /* The reason first: any later libhdf5 call clears its error stack. */

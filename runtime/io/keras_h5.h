@@ -81,7 +81,10 @@ enum nncc_status kh5_group(struct kh5 *f, const char *path);
 enum nncc_status kh5_set_attr_string(struct kh5 *f, const char *obj, const char *name,
                                      const char *value);
 /* A list of strings, as h5py writes a list of str (n == 0: an empty float64
- * array, as h5py writes []). */
+ * array, as h5py writes []).  Like every attribute of h5py's default file
+ * format, it must fit its object header (64 KiB: at most about 4000
+ * strings, 16 bytes each whatever their length); more is an NNCC_ERR_IO.
+ * Keras splits longer lists into NAME0, NAME1, ... itself. */
 enum nncc_status kh5_set_attr_strings(struct kh5 *f, const char *obj, const char *name,
                                       const char *const *values, int n);
 /* A float32 dataset of the given shape (rank 0: a scalar); parents made. */

@@ -71,14 +71,20 @@ static const char *code_str(int code, char *buf, size_t size)
     return buf;
 }
 
-/* Opens the archive at path (a regular file) with libzip flags. */
-static zip_t *open_archive(const char *path, int flags)
+/* Deflate expands at most ~1032:1: a member declaring more than this many
+ * times its compressed size (plus a little) is refused before allocation. */
+#define KZIP_MAX_RATIO 1032
+
+/* Opens the archive at path (a regular file) with libzip flags; its size
+ * goes to *file_size. */
+static zip_t *open_archive(const char *path, int flags, uint64_t *file_size)
 {
     struct stat st;
     const char *why = NULL;
     int fd = io_open_regular(path, &st, &why);
     if (fd < 0)
         return NNCC_FAIL_NULL(NNCC_ERR_IO, "'%s': %s", path, why ? why : strerror(errno));
+    *file_size = (uint64_t)st.st_size;
     int code = 0;
     zip_t *za = zip_fdopen(fd, flags, &code); /* owns fd on success */
     if (!za) {
@@ -94,7 +100,8 @@ static zip_t *open_archive(const char *path, int flags)
 /* Every member name checked: well-formed and listed once. */
 static enum nncc_status check_names(const char *path)
 {
-    zip_t *za = open_archive(path, ZIP_RDONLY);
+    uint64_t file_size;
+    zip_t *za = open_archive(path, ZIP_RDONLY, &file_size);
     if (!za) return nncc_last_status();
     enum nncc_status st = NNCC_OK;
     zip_int64_t n = zip_get_num_entries(za, 0);
@@ -135,7 +142,7 @@ static enum nncc_status check_names(const char *path)
 
 /* Reads member m (found at index idx) whole. */
 static enum nncc_status read_member(const char *path, zip_t *za, zip_int64_t idx,
-                                    struct kzip_member *m)
+                                    struct kzip_member *m, uint64_t file_size)
 {
     zip_stat_t zs;
     zip_stat_init(&zs);
@@ -154,6 +161,19 @@ static enum nncc_status read_member(const char *path, zip_t *za, zip_int64_t idx
                          "'%s': member '%s' uses compression method %u (only stored and "
                          "deflated are read)",
                          path, m->name, (unsigned)zs.comp_method);
+    /* The declared size against the data there is: a stored member holds
+     * exactly its size, a deflated one at most KZIP_MAX_RATIO times its
+     * compressed size, and the compressed data lies inside the archive. */
+    uint64_t comp = (zs.valid & ZIP_STAT_COMP_SIZE) ? zs.comp_size : UINT64_MAX;
+    uint64_t most = comp > file_size ? 0
+                    : zs.comp_method == ZIP_CM_STORE ? comp
+                                                     : comp * KZIP_MAX_RATIO + 1024;
+    if (comp > file_size || zs.size > most)
+        return nncc_fail(NNCC_ERR_FORMAT,
+                         "'%s': member '%s' declares %llu bytes from %llu compressed bytes "
+                         "(archive of %llu bytes)",
+                         path, m->name, (unsigned long long)zs.size, (unsigned long long)comp,
+                         (unsigned long long)file_size);
     size_t size = (size_t)zs.size;
     char *buf = malloc(size + 1);
     if (!buf)
@@ -214,7 +234,8 @@ enum nncc_status kzip_read(const char *path, struct kzip_member *members, int n)
     if (!path) return nncc_fail(NNCC_ERR_ARG, "kzip_read: no path given");
     enum nncc_status st = check_names(path);
     if (st != NNCC_OK) return st;
-    zip_t *za = open_archive(path, ZIP_RDONLY | ZIP_CHECKCONS);
+    uint64_t file_size;
+    zip_t *za = open_archive(path, ZIP_RDONLY | ZIP_CHECKCONS, &file_size);
     if (!za) return nncc_last_status();
     for (int i = 0; st == NNCC_OK && i < n; i++) {
         struct kzip_member *m = &members[i];
@@ -225,7 +246,7 @@ enum nncc_status kzip_read(const char *path, struct kzip_member *members, int n)
                                m->name ? m->name : "(null)");
             continue;
         }
-        st = read_member(path, za, idx, m);
+        st = read_member(path, za, idx, m, file_size);
     }
     zip_discard(za);
     if (st != NNCC_OK) kzip_members_free(members, n);

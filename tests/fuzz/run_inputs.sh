@@ -16,6 +16,8 @@ if [ ${#inputs[@]} -eq 0 ]; then
   exit 0
 fi
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+# A leak inside libhdf5 on corrupt files is libhdf5's (lsan.supp).
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp}
 NNCC_FUZZ_TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/nncc-fuzz.XXXXXX")
 export NNCC_FUZZ_TMPDIR
 trap 'rm -rf "$NNCC_FUZZ_TMPDIR"' EXIT

@@ -69,6 +69,24 @@ def forms():
         f["external"] = h5py.ExternalLink("/dev/zero", "/x")
 
 
+def keras_like():
+    """A small file shaped as Keras 2 saves a model (also a fuzzing seed)."""
+    with h5py.File(path("keras_like.h5"), "w") as f:
+        f.attrs["keras_version"] = "2.15.0"
+        f.attrs["backend"] = "tensorflow"
+        f.attrs["model_config"] = '{"class_name": "Sequential", "config": {"layers": []}}'
+        mw = f.create_group("model_weights")
+        mw.attrs["layer_names"] = np.array([b"dense"])
+        mw.attrs["backend"] = "tensorflow"
+        g = mw.create_group("dense/dense")
+        mw["dense"].attrs["weight_names"] = np.array([b"dense/kernel:0", b"dense/bias:0"])
+        g.create_dataset("kernel:0", data=np.arange(6, dtype=np.float32).reshape(3, 2))
+        g.create_dataset("bias:0", data=np.zeros(2, dtype=np.float32))
+        ow = f.create_group("optimizer_weights")
+        ow.attrs["weight_names"] = np.array([b"iteration:0"])
+        ow.create_dataset("iteration:0", data=np.int64(3))
+
+
 def hostile():
     """Files that must fail cleanly."""
     # A huge dataset that stores nothing (never written: fill value) is fine
@@ -122,4 +140,5 @@ def hostile():
 if __name__ == "__main__":
     os.makedirs(HERE, exist_ok=True)
     forms()
+    keras_like()
     hostile()

@@ -55,10 +55,19 @@ def main():
     write("nul_name.keras", [("config.json", config), ("evilXjson", b"x")])
     patch("nul_name.keras", "nul_name.keras", b"evilXjson", b"evil\x00json")
     # A declared size larger than the data: the stored member's size fields
-    # (local header and central directory) patched from 43 to 4000.
+    # (local header and central directory) patched from 42 to 4000.
     write("big_size.keras", [("config.json", config)], zipfile.ZIP_STORED)
     n = len(config).to_bytes(4, "little")
     patch("big_size.keras", "big_size.keras", n + n, n + (4000).to_bytes(4, "little"))
+    # The same, deflated: 42 -> 100 (within deflate's ratio: it must inflate
+    # and come up short).
+    write("short_deflate.keras", [("config.json", config)])
+    raw = open(path("short_deflate.keras"), "rb").read()
+    comp = zipfile.ZipFile(path("short_deflate.keras")).infolist()[0].compress_size
+    old = comp.to_bytes(4, "little") + n
+    assert raw.count(old) == 2
+    open(path("short_deflate.keras"), "wb").write(
+        raw.replace(old, comp.to_bytes(4, "little") + (100).to_bytes(4, "little")))
     # An encrypted member: zipfile cannot encrypt, so the "encrypted" flag
     # (bit 0 of the general purpose flags) is set in the local header and
     # the central directory of a stored archive.

@@ -425,6 +425,7 @@ static void test_write_round_trip(void **state)
     }
     kh5_close(w);
     struct kh5 *r = kh5_open_image(img, size, "again.h5");
+    if (!r) fail_msg("%s", nncc_last_error());
     free(img); /* the image is copied */
     assert_non_null(r);
     want_string(r, "/", "keras_version", "3.0");
@@ -483,6 +484,22 @@ static void test_many_open(void **state)
     free(img);
 }
 
+/* A list of strings over the 64 KiB object header limit is a clean error
+ * (keras_h5.h); one under it is fine. */
+static void test_list_limit(void **state)
+{
+    (void)state;
+    static const char *v[5000];
+    for (int i = 0; i < 5000; i++) v[i] = i % 2 ? "dense_1/kernel:0" : "x";
+    struct kh5 *f = kh5_create("limit.h5");
+    assert_int_equal(kh5_set_attr_strings(f, "/", "names", v, 4000), NNCC_OK);
+    assert_int_equal(kh5_set_attr_strings(f, "/", "names", v, 5000), NNCC_ERR_IO);
+    assert_error("limit.h5", "attribute 'names'", "object header message is too large");
+    char **s = NULL;
+    assert_int_equal(kh5_attr_strings(f, "/", "names", &s), -1); /* replaced, then refused */
+    kh5_close(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_fifo),              cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_huge),              cmocka_unit_test(test_deep_and_long),
         cmocka_unit_test(test_write_round_trip),  cmocka_unit_test(test_many_open),
+        cmocka_unit_test(test_list_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
