@@ -2,14 +2,16 @@
 """keras_check.py -- does a model file (e.g. one nncc wrote) load and run in real Keras?
 
     keras_check.py FILE --x X.npy --expect P.npy [--atol 1e-6] [--keras 2|3]
-                   [--fit-y Y.npy [--fit-batch 32] [--expect-iterations N]]
+                   [--fit-y Y.npy [--fit-batch 32] [--expect-iterations N]
+                                  [--expect-loss L [--loss-rtol 1e-5]]]
 
 Loads FILE (.keras or .h5) with load_model, predicts on X and compares with P (float32,
 same shape as the predictions).  With --fit-y it also checks that the model came back
 compiled (prints the optimizer class and the loss) and fits one epoch on (X, Y), batch
 --fit-batch, shuffle=False, verbose 0, printing the loss and the optimizer's iteration
 count before and after; --expect-iterations N requires the count before the epoch to be N
-(the saved state was restored) and after it N + ceil(rows / batch).
+(the saved state was restored) and after it N + ceil(rows / batch); --expect-loss L
+requires the epoch's loss to be L within --loss-rtol (relative).
 
 Which Keras: --keras 2 imports tf_keras, --keras 3 imports keras (and requires 3.x);
 without --keras, keras if it is Keras 3, else tf_keras.
@@ -30,7 +32,10 @@ import argparse
 import os
 import sys
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # no numpy: no Keras either; reported as a skip in main()
+    np = None
 
 SKIP = 77
 
@@ -114,9 +119,12 @@ def main():
     ap.add_argument("--fit-y", help="labels for one epoch of fit, .npy")
     ap.add_argument("--fit-batch", type=int, default=32)
     ap.add_argument("--expect-iterations", type=int)
+    ap.add_argument("--expect-loss", type=float,
+                    help="the epoch's loss must match this (nncc's) to --loss-rtol")
+    ap.add_argument("--loss-rtol", type=float, default=1e-5)
     args = ap.parse_args()
 
-    got = import_keras(args.keras)
+    got = import_keras(args.keras) if np is not None else None
     if got is None:
         print("keras_check: SKIP: Keras %s is not importable" % (args.keras or "(any)"))
         return SKIP
@@ -189,6 +197,13 @@ def main():
             print("keras_check: FAIL: iterations %d -> %d, expected %d -> %d" %
                   (before, after, args.expect_iterations, args.expect_iterations + steps))
             return 1
+    if args.expect_loss is not None:
+        loss = hist.get("loss", float("nan"))
+        if not abs(loss - args.expect_loss) <= args.loss_rtol * abs(args.expect_loss):
+            print("keras_check: FAIL: the epoch's loss %.9g differs from the expected %.9g "
+                  "(rtol %.1g)" % (loss, args.expect_loss, args.loss_rtol))
+            return 1
+        print("keras_check: the epoch's loss %.9g matches %.9g" % (loss, args.expect_loss))
     print("keras_check: OK")
     return 0
 
