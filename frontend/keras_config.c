@@ -643,6 +643,7 @@ struct scope {
      * (bound to the outer call's tensors) and nested models (their outputs) */
     struct alias {
         const char *keras;
+        int node; /* the node index references use (see emit_nested) */
         int tensor;
         struct ref r;
     } *alias;
@@ -651,7 +652,8 @@ struct scope {
     const char *path;      /* the container's folder in model.weights.h5 */
 };
 
-static bool alias_add(struct kc *c, struct scope *s, const char *keras, int tensor, struct ref r)
+static bool alias_add(struct kc *c, struct scope *s, const char *keras, int node, int tensor,
+                      struct ref r)
 {
     if (s->n_alias == s->cap_alias) {
         int cap = s->cap_alias ? 2 * s->cap_alias : 8;
@@ -661,7 +663,7 @@ static bool alias_add(struct kc *c, struct scope *s, const char *keras, int tens
         s->alias = n;
         s->cap_alias = cap;
     }
-    s->alias[s->n_alias++] = (struct alias){keras, tensor, r};
+    s->alias[s->n_alias++] = (struct alias){keras, node, tensor, r};
     return true;
 }
 
@@ -724,7 +726,7 @@ static bool resolve(struct kc *c, struct scope *s, json_t *t, const char *who, s
         return !BAD(c, "%s: malformed tensor reference %s", who, jshow(t, b, sizeof b));
     for (int i = 0; i < s->n_alias; i++)
         if (strcmp(s->alias[i].keras, name) == 0 && s->alias[i].tensor == (int)tensor) {
-            if (node != 0)
+            if (node != s->alias[i].node)
                 return !UNSUP(c, "%s: node %lld of \"%.64s\": a nested model called more than "
                              "once is not supported", who, (long long)node, name);
             *r = s->alias[i].r;
@@ -894,8 +896,14 @@ static bool emit_nested(struct kc *c, struct scope *s, json_t *j, const char *na
     if (!translate_model(c, j, name, s->top_group ? s->top_group : name, p, bound, nb, outs,
                          &n_outs, 64))
         return false;
+    /* tf-keras numbers a nested model's nodes from 1 when the model has an
+     * InputLayer of its own: node 0 is that input's (not saved).  Keras 3
+     * numbers its calls from 0. */
+    json_t *first = json_array_get(json_object_get(json_object_get(j, "config"), "layers"), 0);
+    const char *fc = json_string_value(json_object_get(first, "class_name"));
+    int node = c->major < 3 && fc && strcmp(fc, "InputLayer") == 0 ? 1 : 0;
     for (int t = 0; t < n_outs; t++)
-        if (!alias_add(c, s, name, t, outs[t]))
+        if (!alias_add(c, s, name, node, t, outs[t]))
             return false;
     return true;
 }
@@ -933,7 +941,7 @@ static bool translate_functional(struct kc *c, struct scope *s, json_t *cfg,
         if (!in)
             ok = !BAD(c, "model \"%.64s\": malformed input_layers", s->name);
         else
-            ok = alias_add(c, s, in, 0, bound[i]);
+            ok = alias_add(c, s, in, 0, 0, bound[i]);
     }
     struct member_names mn = {.n = 0};
     for (size_t i = 0; ok && i < json_array_size(layers); i++) {

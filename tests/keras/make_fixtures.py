@@ -101,6 +101,10 @@ def synthetic(name):
         rs = np.random.RandomState(1503)
         x = rs.random_sample((16, 64, 64, 3)).astype(np.float32)
         y = rs.randint(0, 4, size=16).astype(np.float32)  # sparse labels, as float32
+    elif name == "nested":
+        rs = np.random.RandomState(1507)
+        x = rs.standard_normal((48, 6)).astype(np.float32)
+        y = one_hot(rs.randint(0, 3, size=48), 3)
     elif name == "mixed":
         rs = np.random.RandomState(1506)
         x = rs.standard_normal((64, 12)).astype(np.float32)
@@ -197,11 +201,24 @@ def build(keras, name):
         y = L.Dense(3, activation="sigmoid")(e)
         return (keras.Model(x, y), keras.optimizers.Adam(learning_rate=0.002),
                 "binary_crossentropy", 32)
+    if name == "nested":
+        # A layer called twice (shared weights) and a Sequential model used as a layer
+        # (nncc flattens it into the outer model).
+        inner = keras.Sequential([L.Dense(8, activation="relu", input_shape=(6,)),
+                                  L.Dense(6)], name="inner")
+        x = keras.Input(shape=(6,))
+        shared = L.Dense(6, activation="tanh", name="shared")
+        a = shared(x)
+        b = shared(a)
+        c = inner(b)
+        y = L.Dense(3, activation="softmax")(L.Concatenate()([a, c]))
+        return (keras.Model(x, y), keras.optimizers.Adam(learning_rate=0.01),
+                "categorical_crossentropy", 16)
     raise ValueError(name)
 
 
 SEEDS = {"seq_mlp": 11, "func_mlp": 12, "cnn": 13, "fmnist_mlp": 14, "fmnist_cnn": 15,
-         "mixed": 16}
+         "mixed": 16, "nested": 17}
 
 
 def data_for(name):
@@ -344,7 +361,8 @@ def main():
     print("Keras", keras.__version__)
     os.makedirs(OUT, exist_ok=True)
 
-    names = args.only or ["seq_mlp", "func_mlp", "cnn", "fmnist_mlp", "fmnist_cnn", "mixed"]
+    names = args.only or ["seq_mlp", "func_mlp", "cnn", "fmnist_mlp", "fmnist_cnn", "mixed",
+                          "nested"]
     for name in names:
         seed = SEEDS[name]
         x, y, data = data_for(name)

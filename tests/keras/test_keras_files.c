@@ -11,6 +11,7 @@
  * epoch's loss matches Keras' to 1e-5 relative.  "mixed" has a Dropout,
  * whose random masks differ between frameworks: its continuation is
  * checked on "mixed_rate0", the same trained model saved with rate 0.
+ * "nested" has a layer called twice and a Sequential used as a layer.
  */
 #include <jansson.h>
 #include <math.h>
@@ -29,7 +30,7 @@
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
 static const char *const models[] = {"seq_mlp", "func_mlp", "cnn", "fmnist_mlp",
-                                     "fmnist_cnn", "mixed", "mixed_rate0"};
+                                     "fmnist_cnn", "mixed", "mixed_rate0", "nested"};
 static const char *const formats[] = {"k2.h5", "k2.keras", "k3.keras", "k3.h5"};
 
 /* The fixture's training data, as its JSON describes it. */
