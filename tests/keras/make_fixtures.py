@@ -3,7 +3,7 @@
 
 Run once per Keras version (the files of the other version are left alone):
 
-    TF_CPP_MIN_LOG_LEVEL=3 /work/venv215/bin/python tests/keras/make_fixtures.py   # tf-keras 2.15
+    TF_CPP_MIN_LOG_LEVEL=3 ~/k215/bin/python tests/keras/make_fixtures.py   # tf-keras 2.15
     TF_CPP_MIN_LOG_LEVEL=3 python3 tests/keras/make_fixtures.py                     # Keras 3
 
 Which Keras is used: `--keras 2` imports tf_keras, `--keras 3` imports keras; without the

@@ -8,7 +8,7 @@
 #   a Keras that is not importable (--keras 2 under a Python without tf_keras, checked
 #   only when that is the case)                                 -> must exit 77
 # Usage: tests/keras/selftest.sh PYTHON 2|3 [MODEL...]   (default: every model)
-#   e.g. tests/keras/selftest.sh /work/venv215/bin/python 2; tests/keras/selftest.sh python3 3
+#   e.g. tests/keras/selftest.sh ~/k215/bin/python 2; tests/keras/selftest.sh python3 3
 # Fashion-MNIST fixtures are included when /usr/share/datasets/fashion-mnist exists.
 set -u
 PY=$1; K=$2; shift 2
