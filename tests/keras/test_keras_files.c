@@ -11,7 +11,8 @@
  * epoch's loss matches Keras' to 1e-5 relative.  "mixed" has a Dropout,
  * whose random masks differ between frameworks: its continuation is
  * checked on "mixed_rate0", the same trained model saved with rate 0.
- * "nested" has a layer called twice and a Sequential used as a layer.
+ * "nested" has a layer called twice and a Sequential used as a layer; "zoo"
+ * the other layer kinds and activations, Adam with amsgrad, mse and mae.
  */
 #include <jansson.h>
 #include <math.h>
@@ -30,7 +31,7 @@
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
 static const char *const models[] = {"seq_mlp", "func_mlp", "cnn", "fmnist_mlp",
-                                     "fmnist_cnn", "mixed", "mixed_rate0", "nested"};
+                                     "fmnist_cnn", "mixed", "mixed_rate0", "nested", "zoo"};
 static const char *const formats[] = {"k2.h5", "k2.keras", "k3.keras", "k3.h5"};
 
 /* The fixture's training data, as its JSON describes it. */
@@ -131,6 +132,12 @@ static void check_file(const char *model, const char *format)
         json_t *acc = json_object_get(hist, "accuracy");
         if (acc)
             assert_float_equal(nncc_history_get(h, "accuracy", 0), json_number_value(acc), 1e-6);
+        json_t *mae = json_object_get(hist, "mae");
+        if (!mae)
+            mae = json_object_get(hist, "mean_absolute_error");
+        if (mae)
+            assert_float_equal(nncc_history_get(h, "mean_absolute_error", 0),
+                               json_number_value(mae), 1e-5 * json_number_value(mae));
         assert_int_equal(m->train->iterations,
                          json_integer_value(json_object_get(cont, "iterations")));
         p = nncc_predict(m, x8);
