@@ -31,12 +31,16 @@
 
 /* ---- The translation's state --------------------------------------------- */
 
+/* Models inside models: each level takes a few dozen KB of stack here. */
+#define KERAS_MAX_NESTING 16
+
 struct kc {
     const char *label;
     int major;
     enum nncc_status st;
     json_t *layers;       /* nncc layer entries, in order */
     bool flattened;       /* a nested model was flattened */
+    int depth;            /* models being translated (nested ones inside) */
     struct keras_loc *locs;
     int n_locs, cap_locs;
 };
@@ -893,6 +897,8 @@ static bool emit_nested(struct kc *c, struct scope *s, json_t *j, const char *na
     struct ref outs[64];
     int n_outs = 0;
     c->flattened = true;
+    if (c->depth >= KERAS_MAX_NESTING)
+        return !UNSUP(c, "model \"%.64s\" is nested more than %d deep", name, KERAS_MAX_NESTING);
     if (!translate_model(c, j, name, s->top_group ? s->top_group : name, p, bound, nb, outs,
                          &n_outs, 64))
         return false;
@@ -1163,10 +1169,12 @@ static bool translate_model(struct kc *c, json_t *entry, const char *name, const
         return !UNSUP(c, "model \"%.64s\": a frozen model (trainable false) is not supported",
                      mname);
     struct scope s = {.cls = cls, .name = mname, .top_group = top_group, .path = path};
+    c->depth++;
     bool ok = strcmp(cls, "Sequential") == 0
                   ? translate_sequential(c, &s, cfg, bound, n_bound, outs, n_outs)
                   : translate_functional(c, &s, cfg, bound, n_bound, outs, n_outs, max_outs);
     free(s.alias);
+    c->depth--;
     return ok;
 }
 

@@ -141,6 +141,30 @@ static void ed_kwargs(json_t *c)
     json_t *node = json_array_get(json_object_get(layer(c, "dense_1"), "inbound_nodes"), 0);
     json_object_set_new(node, "kwargs", json_pack("{s:b}", "use_cache", 1));
 }
+/* Functional models nested 200 deep (each level's only layer the next). */
+static void ed_deep(json_t *c)
+{
+    json_t *inner = json_pack("{s:s,s:s,s:{s:s,s:i}}", "class_name", "Dense", "name", "d",
+                              "config", "name", "d", "units", 2);
+    for (int k = 200; k > 0; k--) {
+        char in[32], name[32], next[32];
+        snprintf(in, sizeof in, "in_%d", k);
+        snprintf(name, sizeof name, "m_%d", k);
+        snprintf(next, sizeof next, "%s", json_string_value(json_object_get(inner, "name")));
+        json_object_set_new(inner, "inbound_nodes", json_pack("[[[sii{}]]]", in, 0, 0));
+        json_t *layers = json_pack("[{s:s,s:s,s:{s:[ni],s:s},s:[]},o]", "class_name",
+                                   "InputLayer", "name", in, "config", "batch_shape", 12, "name",
+                                   in, "inbound_nodes", inner);
+        inner = json_pack("{s:s,s:s,s:{s:s,s:o,s:[[sii]],s:[[sii]]}}", "class_name",
+                          "Functional", "name", name, "config", "name", name, "layers", layers,
+                          "input_layers", in, 0, 0, "output_layers", next, 0, 0);
+    }
+    json_object_set(c, "config", json_object_get(inner, "config"));
+    json_object_set_new(c, "class_name", json_string("Functional"));
+    json_object_del(c, "compile_config");
+    json_decref(inner);
+}
+
 static void ed_no_layers(json_t *c) { json_object_del(json_object_get(c, "config"), "layers"); }
 
 static void test_config_errors(void **state)
@@ -176,6 +200,8 @@ static void test_config_errors(void **state)
     expect_refused(edited(b, "kwargs.keras", ed_kwargs), NNCC_ERR_UNSUPPORTED, "dense_1",
                    "use_cache", NULL);
     expect_refused(edited(b, "nolayers.keras", ed_no_layers), NNCC_ERR_FORMAT, "layers", NULL);
+    expect_refused(edited(b, "deep.keras", ed_deep), NNCC_ERR_UNSUPPORTED, "nested more than",
+                   NULL);
 }
 
 static void write_file(const char *path, const void *data, size_t n)
