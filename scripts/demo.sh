@@ -31,3 +31,11 @@ build/convnet_onnx --input tests/onnx/fixtures/convnet.input.npy
 echo
 echo "\$ nncc run examples/onnx_finetune.c --epochs 1   # the imported PyTorch convnet trained by nncc_fit"
 build/nncc run examples/onnx_finetune.c --epochs 1
+echo
+echo "\$ nncc run examples/keras_continue.c --save build/fmnist_cnn.keras   # a Keras 3 model trained on by nncc, saved for Keras"
+build/nncc run examples/keras_continue.c --save build/fmnist_cnn.keras
+echo
+echo "\$ nncc compile build/fmnist_cnn.keras -o build/classify_keras && build/classify_keras --input .../t10k-images-idx3-ubyte.gz --labels .../t10k-labels-idx1-ubyte.gz"
+build/nncc compile build/fmnist_cnn.keras -o build/classify_keras
+build/classify_keras --input /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \
+  --labels /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz >/dev/null
