@@ -259,7 +259,10 @@ static enum nncc_status h5_optimizer_k2(struct kh5 *f, struct nncc_train_state *
         return nncc_last_status();
     enum nncc_status st = NNCC_OK;
     char dset[2 * NNCC_MAX_NAME + 96], want[2 * NNCC_MAX_NAME + 64];
-    if (n != 1 + t->n_params * t->n_slots)
+    /* only the iteration: Keras saved a compiled model before its first
+     * step built the slots; nncc's start as Keras' would */
+    bool unbuilt = n == 1 && t->n_slots > 0;
+    if (n != 1 + t->n_params * t->n_slots && !unbuilt)
         st = nncc_fail(NNCC_ERR_FORMAT, "'%s': the optimizer state has %d variables; %s with %d "
                        "trainable weights has %d", kh5_label(f), n,
                        t->opts.optimizer.kind == NNCC_ADAM ? "Adam" : "this optimizer",
@@ -270,7 +273,7 @@ static enum nncc_status h5_optimizer_k2(struct kh5 *f, struct nncc_train_state *
             st = set_iterations(f, dset, t);
             break;
         }
-    for (int p = 0; p < t->n_params && !st; p++)
+    for (int p = 0; p < t->n_params && !st && !unbuilt; p++)
         for (int s = 0; s < t->n_slots && !st; s++) {
             snprintf(want, sizeof want, "/%s/%s:0", slot_of(t, s).k2, t->params[p]->name);
             const char *hit = NULL;
@@ -345,6 +348,13 @@ static enum nncc_status h5_optimizer_k3(struct kh5 *f, struct nncc_train_state *
     snprintf(dset, sizeof dset, "%s/learning_rate", base);
     if (!st)
         st = set_rate(f, dset, t);
+    char **names = NULL;
+    int n_vars = st ? 0 : kh5_children(f, base, &names);
+    if (n_vars < 0)
+        return nncc_last_status();
+    kh5_strings_free(names, n_vars);
+    if (n_vars == 2) /* iteration and learning rate: the slots were never built */
+        return st;
     for (int p = 0; p < t->n_params && !st; p++)
         for (int s = 0; s < t->n_slots && !st; s++) {
             char wn[2 * NNCC_MAX_NAME + 2];
@@ -369,7 +379,8 @@ static enum nncc_status keras_optimizer(struct kh5 *f, struct nncc_train_state *
         return nncc_last_status();
     kh5_strings_free(names, n);
     int base = major >= 3 ? 2 : 1;
-    if (n != base + t->n_params * t->n_slots)
+    bool unbuilt = n == base; /* compiled, never trained: no slots yet */
+    if (n != base + t->n_params * t->n_slots && !unbuilt)
         return nncc_fail(NNCC_ERR_FORMAT, "'%s': optimizer/vars holds %d variables; this "
                          "optimizer with %d trainable weights has %d", kh5_label(f), n,
                          t->n_params, base + t->n_params * t->n_slots);
@@ -377,7 +388,7 @@ static enum nncc_status keras_optimizer(struct kh5 *f, struct nncc_train_state *
     if (!st && major >= 3)
         st = set_rate(f, "optimizer/vars/1", t);
     char dset[64];
-    for (int p = 0; p < t->n_params && !st; p++)
+    for (int p = 0; p < t->n_params && !st && !unbuilt; p++)
         for (int s = 0; s < t->n_slots && !st; s++) {
             snprintf(dset, sizeof dset, "optimizer/vars/%d", keras_var_index(t, p, s, base));
             st = read_slot(f, dset, t->slots[p * t->n_slots + s]);

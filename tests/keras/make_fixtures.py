@@ -101,6 +101,10 @@ def synthetic(name):
         rs = np.random.RandomState(1503)
         x = rs.random_sample((16, 64, 64, 3)).astype(np.float32)
         y = rs.randint(0, 4, size=16).astype(np.float32)  # sparse labels, as float32
+    elif name == "untrained":
+        rs = np.random.RandomState(1509)
+        x = rs.standard_normal((32, 10)).astype(np.float32)
+        y = one_hot(rs.randint(0, 3, size=32), 3)
     elif name == "zoo":
         rs = np.random.RandomState(1508)
         x = rs.standard_normal((32, 10, 10, 2)).astype(np.float32)
@@ -218,6 +222,12 @@ def build(keras, name):
         y = L.Dense(3, activation="softmax")(L.Concatenate()([a, c]))
         return (keras.Model(x, y), keras.optimizers.Adam(learning_rate=0.01),
                 "categorical_crossentropy", 16)
+    if name == "untrained":
+        # Compiled and saved before any fit: the optimizer's slots do not exist yet.
+        m = keras.Sequential([L.Dense(5, activation="relu", input_shape=(10,)),
+                              L.Dense(3, activation="softmax")])
+        return m, keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.5), \
+            "categorical_crossentropy", 8
     if name == "zoo":
         # The layer kinds and activations the other fixtures lack, Adam with amsgrad
         # (a third slot, built after every m and v), mse with the mae metric.
@@ -241,7 +251,7 @@ def build(keras, name):
     raise ValueError(name)
 
 
-SEEDS = {"zoo": 18, "seq_mlp": 11, "func_mlp": 12, "cnn": 13, "fmnist_mlp": 14, "fmnist_cnn": 15,
+SEEDS = {"untrained": 19, "zoo": 18, "seq_mlp": 11, "func_mlp": 12, "cnn": 13, "fmnist_mlp": 14, "fmnist_cnn": 15,
          "mixed": 16, "nested": 17}
 
 
@@ -315,6 +325,11 @@ def save_and_record(keras, major, name, model, x, y, batch, data, seed, history)
         # restore them from the file so the continuation is the one the file describes.
         fixed = (major >= 3 and ext == "h5" and
                  keras_check.fix_k3_h5_optimizer(keras, loaded, path) != "")
+        if major >= 3 and ext == "h5" and iters == 0:
+            # Keras 3's legacy-h5 loader cannot fit even a never-trained model (the same
+            # "Unknown variable"); a fresh optimizer of the same config is that state.
+            loaded.compile(optimizer=type(loaded.optimizer).from_config(
+                loaded.optimizer.get_config()), loss=loaded.loss, metrics=["accuracy"])
 
         # Continuation: one more epoch on the same data from the loaded file.
         h = loaded.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
@@ -386,14 +401,15 @@ def main():
     os.makedirs(OUT, exist_ok=True)
 
     names = args.only or ["seq_mlp", "func_mlp", "cnn", "fmnist_mlp", "fmnist_cnn", "mixed",
-                          "nested", "zoo"]
+                          "nested", "zoo", "untrained"]
     for name in names:
         seed = SEEDS[name]
         x, y, data = data_for(name)
         deterministic(keras, seed)
         model, opt, loss, batch = build(keras, name)
         model.compile(optimizer=opt, loss=loss, metrics=["mae"] if name == "zoo" else ["accuracy"])
-        hist = model.fit(x, y, batch_size=batch, epochs=EPOCHS, shuffle=False, verbose=0)
+        hist = model.fit(x, y, batch_size=batch, epochs=0 if name == "untrained" else EPOCHS,
+                         shuffle=False, verbose=0)
         save_and_record(keras, major, name, model, x, y, batch, data, seed, hist)
         if name == "mixed":
             # Dropout masks cannot match between two frameworks: the same trained model

@@ -12,7 +12,8 @@
  * whose random masks differ between frameworks: its continuation is
  * checked on "mixed_rate0", the same trained model saved with rate 0.
  * "nested" has a layer called twice and a Sequential used as a layer; "zoo"
- * the other layer kinds and activations, Adam with amsgrad, mse and mae.
+ * the other layer kinds and activations, Adam with amsgrad, mse and mae;
+ * "untrained" was compiled and saved before any fit (no slots in the file).
  */
 #include <jansson.h>
 #include <math.h>
@@ -31,7 +32,7 @@
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
 static const char *const models[] = {"seq_mlp", "func_mlp", "cnn", "fmnist_mlp",
-                                     "fmnist_cnn", "mixed", "mixed_rate0", "nested", "zoo"};
+                                     "fmnist_cnn", "mixed", "mixed_rate0", "nested", "zoo", "untrained"};
 static const char *const formats[] = {"k2.h5", "k2.keras", "k3.keras", "k3.h5"};
 
 /* The fixture's training data, as its JSON describes it. */
