@@ -55,6 +55,9 @@ nncc_model *load_model(const struct args *a, void **handle);
  * FILE.h5 / FILE.hdf5 / FILE.keras. */
 bool cli_is_model_file(const char *path);
 
+/* nncc run MODEL-FILE --input FILE …: argv[0] is the model file (run_model.c). */
+int cli_run_model(int argc, char **argv);
+
 /* nncc bench (cli/bench.c); argv holds the arguments after "bench". */
 int cmd_bench(int argc, char **argv);
 extern const char usage_bench[];

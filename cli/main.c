@@ -63,6 +63,7 @@ static const char usage_main[] =
     "  graph FILE.c      print the model's graph as Graphviz DOT (or IR text with --ir)\n"
     "  emit-c FILE.c     print the C source nncc generates for the model's inference\n"
     "  run FILE.c [ARGS] compile FILE.c (with its main) against nncc and run it\n"
+    "  run MODEL --input FILE   run a saved model on a data file\n"
     "  bench FILE.c      measure compile time, training step, inference throughput,\n"
     "                    batch-1 latency and GFLOP/s against the machine's fp32 peak\n"
     "  compile FILE.c|FILE.safetensors|FILE.onnx\n"
@@ -140,10 +141,14 @@ static const char usage_emit[] =
 
 static const char usage_run[] =
     "usage: nncc run FILE.c [ARGS...]\n"
+    "       nncc run MODEL --input FILE [--output FILE.npy] [--labels FILE] [--scale S]\n"
     "\n"
     "Compiles FILE.c, a program with its own main(), against nncc (header and\n"
     "library), links it, and runs it with ARGS; exits with its status.  The\n"
     "program is cached like every JIT product, so a second run starts at once.\n"
+    "Given a saved model (FILE.safetensors, Keras' FILE.keras or FILE.h5,\n"
+    "FILE.onnx) it runs the model on --input's rows instead: see\n"
+    "nncc run MODEL --help.\n"
     "\n"
     "options (before FILE.c):\n"
     "  -h, --help     show this help\n";
@@ -224,8 +229,11 @@ static int cmd_run(int argc, char **argv)
         return usage_error("run", "unknown option '%s'", argv[0]);
     const char *file = argv[0];
     size_t flen = strlen(file);
+    if (cli_is_model_file(file) || (flen > 5 && strcmp(file + flen - 5, ".onnx") == 0))
+        return cli_run_model(argc, argv);
     if (flen < 3 || strcmp(file + flen - 2, ".c") != 0) {
-        fprintf(stderr, "nncc run: %s is not a C file (FILE.c, with its main())\n", file);
+        fprintf(stderr, "nncc run: %s is not a C file (FILE.c, with its main()) nor a model "
+                "file (FILE.safetensors, FILE.keras, FILE.h5, FILE.onnx)\n", file);
         return EXIT_MODEL;
     }
 #ifdef NNCC_RUN_CC

@@ -765,9 +765,9 @@ static void test_not_a_model_file(void **state)
         }
         struct run r = RUN_IN(t->dir, "run", names[i]);
         expect_status(&r, 1, "nncc run on a file that is not C");
-        char want[200];
-        snprintf(want, sizeof want, "nncc run: %s is not a C file (FILE.c, with its main())\n",
-                 names[i]);
+        char want[300];
+        snprintf(want, sizeof want, "nncc run: %s is not a C file (FILE.c, with its main()) nor "
+                 "a model file (FILE.safetensors, FILE.keras, FILE.h5, FILE.onnx)\n", names[i]);
         assert_string_equal(r.err, want);
         run_free(&r);
     }

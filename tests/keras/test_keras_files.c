@@ -162,7 +162,8 @@ static void test_model(void **state)
 }
 
 /* The path a Keras user takes to deployment: `nncc compile m.keras -o
- * classify`, a program without nncc, gives Keras' predictions. */
+ * classify`, a program without nncc, gives Keras' predictions; so does
+ * `nncc run m.keras --input x.npy --output p.npy`. */
 static void test_deploy(void **state)
 {
     (void)state;
@@ -186,6 +187,15 @@ static void test_deploy(void **state)
     struct nncc_array *p = nncc_load_npy(pp);
     assert_non_null(p);
     expect_predictions("nncc compile fmnist_cnn.k3.keras", p, json_object_get(j, "predictions"),
+                       1e-6);
+    nncc_array_free(p);
+    /* and without compiling a program: nncc run MODEL --input */
+    snprintf(cmd, sizeof cmd, NNCC_BINARY_DIR "/nncc run %s --input %s --output %s", file, xp,
+             pp);
+    assert_int_equal(system(cmd), 0);
+    p = nncc_load_npy(pp);
+    assert_non_null(p);
+    expect_predictions("nncc run fmnist_cnn.k3.keras", p, json_object_get(j, "predictions"),
                        1e-6);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
