@@ -17,7 +17,7 @@
  * default action and unblocks them, sets RLIMIT_CORE 0, caps its memory
  * (RLIMIT_DATA: its VmData now plus 16 × the image + 256 MiB, relative so
  * that a sanitizer's already mapped shadow does not count), arms
- * alarm(KH5_CHILD_SECONDS), walks the whole file (kh5_child_walk), writes
+ * alarm(KH5_CHILD_SECONDS, or NNCC_KH5_SECONDS from the environment), walks the whole file (kh5_child_walk), writes
  * the stream with write(2) and _exit()s: it never returns into the caller's
  * code, runs no atexit handler and flushes no stdio buffer of the parent.
  * The parent reads the pipe to its end (bounded: 8 × the image + 512 MiB),
@@ -154,7 +154,18 @@ static uint64_t vm_data(void)
     return strtoull(p + 8, NULL, 10) * 1024; /* "VmData:   1234 kB" */
 }
 
-static void child_main(int fd, const void *data, size_t size, const char *label)
+/* The child's time limit in seconds: NNCC_KH5_SECONDS (1 to 86400) when
+ * set, else KH5_CHILD_SECONDS.  Read at each open, never stored. */
+static unsigned child_seconds(void)
+{
+    const char *e = getenv("NNCC_KH5_SECONDS");
+    char *end = NULL;
+    long v = e ? strtol(e, &end, 10) : 0;
+    return e && end != e && !*end && v >= 1 && v <= 86400 ? (unsigned)v : KH5_CHILD_SECONDS;
+}
+
+static void child_main(int fd, const void *data, size_t size, const char *label,
+                       unsigned seconds)
 {
     /* Default actions: a crash or the alarm ends the child, whatever
      * handlers the host (or libFuzzer) installed. */
@@ -184,7 +195,7 @@ static void child_main(int fd, const void *data, size_t size, const char *label)
             setrlimit(RLIMIT_DATA, &lim);
         }
     }
-    alarm(KH5_CHILD_SECONDS);
+    alarm(seconds);
     static struct kh5_out out; /* the child's own copy: 64 KiB off the stack */
     out.fd = fd;
     out.failed = false;
@@ -516,6 +527,7 @@ static const char *sig_name(int sig, char *buf, size_t size)
 
 struct kh5_tree *kh5_tree_load(const void *data, size_t size, const char *label)
 {
+    unsigned seconds = child_seconds();
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0)
         return NNCC_FAIL_NULL(NNCC_ERR_IO, "'%s': cannot make a pipe to read it: %s", label,
@@ -530,7 +542,7 @@ struct kh5_tree *kh5_tree_load(const void *data, size_t size, const char *label)
     }
     if (pid == 0) {
         close(fds[0]);
-        child_main(fds[1], data, size, label);
+        child_main(fds[1], data, size, label, seconds);
         _exit(4); /* not reached */
     }
     close(fds[1]);
@@ -581,8 +593,8 @@ struct kh5_tree *kh5_tree_load(const void *data, size_t size, const char *label)
                   DAMAGED, label, bound);
     } else if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM) {
         nncc_fail(NNCC_ERR_FORMAT,
-                  "'%s': libhdf5 could not read the file (it took longer than %d s): " DAMAGED,
-                  label, KH5_CHILD_SECONDS);
+                  "'%s': libhdf5 could not read the file (it took longer than %u s): " DAMAGED,
+                  label, seconds);
     } else if (WIFSIGNALED(ws)) {
         nncc_fail(NNCC_ERR_FORMAT,
                   "'%s': libhdf5 could not read the file (killed by %s%s): " DAMAGED, label,

@@ -37,8 +37,9 @@
 #define KH5_MAX_DEPTH 64
 /* At most this many objects in a file (a Keras file has a few thousand). */
 #define KH5_MAX_OBJECTS (1 << 20)
-/* The child's time limit.  The fuzz build sets a shorter one, under its
- * per-input timeout (tests/CMakeLists.txt). */
+/* The child's time limit in seconds; the environment variable
+ * NNCC_KH5_SECONDS overrides it (the tests and the fuzz harness set 2, under
+ * libFuzzer's per-input timeout). */
 #ifndef KH5_CHILD_SECONDS
 #define KH5_CHILD_SECONDS 30
 #endif
