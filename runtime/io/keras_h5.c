@@ -23,14 +23,24 @@
  * Variable-length strings are allocated by libhdf5 itself while reading,
  * and their lengths can only be checked after the read.
  *
- * Known limits of libhdf5 1.10.8 on hostile files, which nothing above can
- * check first (found by tests/fuzz/fuzz_keras.c): reading a variable-length
- * string (H5Aread -> H5T__conv_vlen) allocates the length the file declares,
- * up to 4 GiB, before reading it, and its global heap parsing (H5HG_read)
- * can hang, overlap memcpy ranges or crash; H5Aexists and H5Literate can
- * read out of bounds on a corrupt object header or symbol table.  Such
- * files can crash or exhaust the process: libhdf5's, not this file's, to
- * fix.
+ * Read-only files are never read by libhdf5 in the caller's process.
+ * libhdf5 1.10.8 is not safe on hostile files, and nothing above can check
+ * first (found by tests/fuzz/fuzz_keras.c; tests/keras/h5hostile/): reading
+ * a variable-length string (H5Aread -> H5T__conv_vlen, how Keras stores
+ * model_config) allocates the length the file declares, 3 to 16 GB, and
+ * its global heap parsing (H5HG_read) hangs in H5HG__protect, overlaps
+ * memcpy ranges or crashes; H5Aexists and H5Literate (H5G__stab_iterate)
+ * read out of bounds on a corrupt object header or symbol table.  So
+ * kh5_open reads the file into memory, and kh5_open and kh5_open_image
+ * hand the bytes to keras_h5_tree.c, which forks a child that runs this
+ * file's readers over the whole file (kh5_child_walk, at the end) and
+ * sends what they found, failures included, through a pipe; the read
+ * functions then answer from that tree with the same results and
+ * messages.  A child that crashes, hangs (alarm) or exceeds its memory
+ * cap is a clean NNCC_ERR_FORMAT.  Costs: one fork per open (a few ms),
+ * the file's values copied once through the pipe and kept as float32
+ * while the file is open.  Threads: see keras_h5_tree.c.  Files made by
+ * kh5_create (nncc's own) are read and written in-process.
  */
 #include "runtime/io/keras_h5.h"
 

@@ -17,7 +17,8 @@
  * default action and unblocks them, sets RLIMIT_CORE 0, caps its memory
  * (RLIMIT_DATA: its VmData now plus 16 × the image + 256 MiB, relative so
  * that a sanitizer's already mapped shadow does not count), arms
- * alarm(KH5_CHILD_SECONDS, or NNCC_KH5_SECONDS from the environment), walks the whole file (kh5_child_walk), writes
+ * alarm(KH5_CHILD_SECONDS, or NNCC_KH5_SECONDS from the environment),
+ * walks the whole file (kh5_child_walk), writes
  * the stream with write(2) and _exit()s: it never returns into the caller's
  * code, runs no atexit handler and flushes no stdio buffer of the parent.
  * The parent reads the pipe to its end (bounded: 8 × the image + 512 MiB),
@@ -26,6 +27,16 @@
  * label and the signal ("killed by SIGSEGV"; SIGALRM: "took longer than N
  * s"); errors the child found itself keep their own message.  The parent
  * installs no signal handler and changes no disposition.
+ *
+ * Where answers differ from reading in-process (only on damaged files, or
+ * past limits no Keras file reaches): a file whose root group cannot be
+ * opened, or with more than KH5_MAX_OBJECTS objects (a hard-link cycle),
+ * fails at open; a path through an object that is not a listable group
+ * is "no object" without libhdf5's reason; objects more than
+ * KH5_MAX_DEPTH groups deep are listed but not read; a dataset's values
+ * are refused (at kh5_read_f32) once the file's values exceed 4 bytes per
+ * byte of file + 64 MiB (possible only for compressed or never-written
+ * datasets, which Keras does not write).
  *
  * Costs: one fork per opened file (a few ms, more for a large parent), the
  * file's values sent once through a pipe as float32 and kept in memory
@@ -423,7 +434,8 @@ static void parse_group(struct parse *ps, struct tnode *n, int depth)
         if (l->ltype == KH5T_HARD && !ps->bad) l->node = parse_node(ps, depth + 1);
         n->sorted[i] = l;
     }
-    if (!ps->bad && !ps->is_fatal) qsort(n->sorted, n->nlinks, sizeof *n->sorted, cmp_link);
+    if (n->nlinks > 0 && !ps->bad && !ps->is_fatal) /* qsort wants no NULL, even for 0 */
+        qsort(n->sorted, n->nlinks, sizeof *n->sorted, cmp_link);
 }
 
 static void parse_dataset(struct parse *ps, struct tnode *n)
