@@ -57,8 +57,6 @@
 #include "runtime/io/keras_h5_tree.h"
 #include "runtime/io/open_regular.h"
 
-/* The longest object path accepted (a Keras path is a few hundred bytes). */
-#define KH5_MAX_PATH 4096
 /* Deflate inflates at most ~1032:1: a chunked dataset declaring more than
  * this many times the bytes it stores is refused before anyone allocates. */
 #define KH5_MAX_RATIO 1100
@@ -318,7 +316,8 @@ static hid_t open_dataset(struct kh5 *f, const char *path, struct nncc_shape *sh
         }
         if (crank < 0 || cn > ((hsize_t)64 << 20) + need) {
             st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL,
-                       ": chunks of %llu bytes for %llu bytes of data", (unsigned long long)cn, (unsigned long long)need);
+                       ": chunks of %llu bytes for %llu bytes of data", (unsigned long long)cn,
+                       (unsigned long long)need);
             goto done;
         }
     }
@@ -1234,7 +1233,8 @@ static void walk_attrs(struct walk *w, const char *path, hid_t obj)
     if (r < 0 || c.nomem || c.too_many) {
         kh5_put_u8(o, 1);
         if (c.nomem) kh5_put_err(o, NNCC_ERR_NOMEM, KH5_K_PLAIN, "out of memory");
-        else if (c.too_many) kh5_put_err(o, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, " (too many attributes)");
+        else if (c.too_many)
+            kh5_put_err(o, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, " (too many attributes)");
         else kh5_put_err(o, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, h5why(&wy));
         kh5_strings_free(c.v, c.n);
         return;

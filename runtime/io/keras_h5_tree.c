@@ -86,7 +86,6 @@
 /* From keras_h5.c's HDF5 type classes (H5Tpublic.h), for the tree's
  * answers without including hdf5.h here. */
 enum { CLS_INTEGER = 0, CLS_FLOAT = 1, CLS_STRING = 3 };
-#define KH5_MAX_PATH_T 4096
 
 /* ---- The child's writer ---- */
 
@@ -200,20 +199,22 @@ static void child_main(int fd, const void *data, size_t size, const char *label,
     if (now > 0) {
         uint64_t cap = now + 16 * (uint64_t)size + ((uint64_t)256 << 20);
         struct rlimit cur;
-        if (getrlimit(RLIMIT_DATA, &cur) == 0 && (cur.rlim_cur == RLIM_INFINITY || cur.rlim_cur > cap)) {
+        if (getrlimit(RLIMIT_DATA, &cur) == 0 &&
+            (cur.rlim_cur == RLIM_INFINITY || cur.rlim_cur > cap)) {
             struct rlimit lim = {(rlim_t)cap, cur.rlim_max};
             if (cur.rlim_max != RLIM_INFINITY && cur.rlim_max < cap) lim.rlim_max = cap;
             setrlimit(RLIMIT_DATA, &lim);
         }
     }
     alarm(seconds);
-    static struct kh5_out out; /* the child's own copy: 64 KiB off the stack */
-    out.fd = fd;
-    out.failed = false;
-    out.n = 0;
-    kh5_child_walk(data, size, label, &out);
-    kh5_flush(&out);
-    _exit(out.failed ? 3 : 0);
+    struct kh5_out *out = malloc(sizeof *out); /* 64 KiB: not on a thread's stack */
+    if (!out) _exit(5);
+    out->fd = fd;
+    out->failed = false;
+    out->n = 0;
+    kh5_child_walk(data, size, label, out);
+    kh5_flush(out);
+    _exit(out->failed ? 3 : 0);
 }
 
 /* ---- The tree ---- */
@@ -454,10 +455,11 @@ static void parse_dataset(struct parse *ps, struct tnode *n)
     for (uint32_t i = 0; i < rank; i++) {
         n->shape.dim[i] = get_i64(ps);
         if (n->shape.dim[i] < 0 || n->shape.dim[i] > KH5_MAX_ELEMENTS) ps->bad = true;
-        else if (!ps->bad) c = c * n->shape.dim[i] > KH5_MAX_ELEMENTS ? -1 : c * n->shape.dim[i];
+        else if (!ps->bad && c >= 0)
+            c = c * n->shape.dim[i] > KH5_MAX_ELEMENTS ? -1 : c * n->shape.dim[i];
     }
     n->count = get_i64(ps);
-    if (ps->bad || c != n->count) {
+    if (ps->bad || c < 0 || c != n->count) {
         ps->bad = true;
         return;
     }
@@ -655,9 +657,9 @@ static enum nncc_status traise(const char *label, const struct terr *e, const ch
 static bool check_path(const char *label, const char *path)
 {
     if (!path) return nncc_fail(NNCC_ERR_ARG, "'%s': no object path given", label), false;
-    if (strlen(path) > KH5_MAX_PATH_T)
+    if (strlen(path) > KH5_MAX_PATH)
         return nncc_fail(NNCC_ERR_FORMAT, "'%s': object path of %zu bytes (at most %d): '%.64s...'",
-                         label, strlen(path), KH5_MAX_PATH_T, path),
+                         label, strlen(path), KH5_MAX_PATH, path),
                false;
     return true;
 }
@@ -683,7 +685,7 @@ static const struct tnode *lookup(const struct kh5_tree *t, const char *label, c
     if (!check_path(label, path)) return NULL;
     const struct tnode *cur = t->root;
     const char *p = path;
-    char comp[KH5_MAX_PATH_T + 1];
+    char comp[KH5_MAX_PATH + 1];
     while (*p) {
         while (*p == '/') p++;
         if (!*p) break;

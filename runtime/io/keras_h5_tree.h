@@ -33,6 +33,8 @@
 #include <stdint.h>
 #include "ir/ir.h"
 
+/* The longest object path accepted (a Keras path is a few hundred bytes). */
+#define KH5_MAX_PATH 4096
 /* Groups deeper than this are listed but not walked (KH5T_DEEP). */
 #define KH5_MAX_DEPTH 64
 /* At most this many objects in a file (a Keras file has a few thousand). */
