@@ -23,18 +23,29 @@
  * Variable-length strings are allocated by libhdf5 itself while reading,
  * and their lengths can only be checked after the read.
  *
- * Known limits of libhdf5 1.10.8 on hostile files, which nothing above can
- * check first (found by tests/fuzz/fuzz_keras.c): reading a variable-length
- * string (H5Aread -> H5T__conv_vlen) allocates the length the file declares,
- * up to 4 GiB, before reading it, and its global heap parsing (H5HG_read)
- * can hang, overlap memcpy ranges or crash; H5Aexists and H5Literate can
- * read out of bounds on a corrupt object header or symbol table.  Such
- * files can crash or exhaust the process: libhdf5's, not this file's, to
- * fix.
+ * Read-only files are never read by libhdf5 in the caller's process.
+ * libhdf5 1.10.8 is not safe on hostile files, and nothing above can check
+ * first (found by tests/fuzz/fuzz_keras.c; tests/keras/h5hostile/): reading
+ * a variable-length string (H5Aread -> H5T__conv_vlen, how Keras stores
+ * model_config) allocates the length the file declares, 3 to 16 GB, and
+ * its global heap parsing (H5HG_read) hangs in H5HG__protect, overlaps
+ * memcpy ranges or crashes; H5Aexists and H5Literate (H5G__stab_iterate)
+ * read out of bounds on a corrupt object header or symbol table.  So
+ * kh5_open reads the file into memory, and kh5_open and kh5_open_image
+ * hand the bytes to keras_h5_tree.c, which forks a child that runs this
+ * file's readers over the whole file (kh5_child_walk, at the end) and
+ * sends what they found, failures included, through a pipe; the read
+ * functions then answer from that tree with the same results and
+ * messages.  A child that crashes, hangs (alarm) or exceeds its memory
+ * cap is a clean NNCC_ERR_FORMAT.  Costs: one fork per open (a few ms),
+ * the file's values copied once through the pipe and kept as float32
+ * while the file is open.  Threads: see keras_h5_tree.c.  Files made by
+ * kh5_create (nncc's own) are read and written in-process.
  */
 #include "runtime/io/keras_h5.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <hdf5.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,10 +54,9 @@
 #include <sys/stat.h>
 
 #include "ir/error.h"
+#include "runtime/io/keras_h5_tree.h"
 #include "runtime/io/open_regular.h"
 
-/* The longest object path accepted (a Keras path is a few hundred bytes). */
-#define KH5_MAX_PATH 4096
 /* Deflate inflates at most ~1032:1: a chunked dataset declaring more than
  * this many times the bytes it stores is refused before anyone allocates. */
 #define KH5_MAX_RATIO 1100
@@ -55,6 +65,12 @@ struct kh5 {
     hid_t file;
     char *label;
     bool writable;
+    /* A read-only file: the tree its child process sent (keras_h5_tree.c). */
+    struct kh5_tree *tree;
+    /* The last failure's kind and tail (kfail), which the child sends. */
+    enum nncc_status estatus;
+    int ekind;
+    char etail[512];
 };
 
 /* ---- libhdf5's error printing, off for the duration of one call ---- */
@@ -99,6 +115,39 @@ static const char *h5why(struct why *w)
 }
 
 #define LBL(f) ((f)->label)
+
+enum nncc_status kh5_raise(enum nncc_status st, const char *label, int kind, const char *p,
+                           const char *n, const char *tail)
+{
+    p = p ? p : "";
+    n = n ? n : "";
+    switch (kind) {
+    case KH5_K_DS: return nncc_fail(st, "'%s': dataset '%s'%s", label, p, tail);
+    case KH5_K_READ_DS: return nncc_fail(st, "'%s': cannot read dataset '%s'%s", label, p, tail);
+    case KH5_K_ATTR: return nncc_fail(st, "'%s': attribute '%s' of '%s'%s", label, n, p, tail);
+    case KH5_K_READ_ATTR:
+        return nncc_fail(st, "'%s': cannot read attribute '%s' of '%s'%s", label, n, p, tail);
+    case KH5_K_OPEN_OBJ: return nncc_fail(st, "'%s': cannot open object '%s'%s", label, p, tail);
+    case KH5_K_GROUP: return nncc_fail(st, "'%s': group '%s'%s", label, p, tail);
+    case KH5_K_LIST: return nncc_fail(st, "'%s': cannot list group '%s'%s", label, p, tail);
+    default: return nncc_fail(st, "'%s': %s", label, tail);
+    }
+}
+
+/* Fails with a message of the given kind (keras_h5_tree.h), remembering
+ * the kind and the tail so that the child can send them. */
+NNCC_PRINTF(6, 7)
+static enum nncc_status kfail(struct kh5 *f, enum nncc_status st, int kind, const char *p,
+                              const char *n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->etail, sizeof f->etail, fmt, ap);
+    va_end(ap);
+    f->estatus = st;
+    f->ekind = kind;
+    return kh5_raise(st, f->label, kind, p, n, f->etail);
+}
 
 /* ---- Objects by path ---- */
 
@@ -157,8 +206,7 @@ static hid_t open_obj(struct kh5 *f, const char *path, bool report)
         H5Oclose(cur);
         if (next < 0) {
             if (report)
-                nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot open object '%s'%s", LBL(f), path,
-                          h5why(&w));
+                kfail(f, NNCC_ERR_FORMAT, KH5_K_OPEN_OBJ, path, NULL, "%s", h5why(&w));
             return -1;
         }
         cur = next;
@@ -192,22 +240,21 @@ static hid_t open_dataset(struct kh5 *f, const char *path, struct nncc_shape *sh
     hid_t space = H5Dget_space(d), type = H5Dget_type(d), dcpl = H5Dget_create_plist(d);
     enum nncc_status st = NNCC_OK;
     if (space < 0 || type < 0 || dcpl < 0) {
-        st = nncc_fail(NNCC_ERR_FORMAT, "'%s': dataset '%s': unreadable header%s", LBL(f), path,
-                       h5why(&w));
+        st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL, ": unreadable header%s", h5why(&w));
         goto done;
     }
     H5S_class_t sc = H5Sget_simple_extent_type(space);
     int rank = H5Sget_simple_extent_ndims(space);
     if ((sc != H5S_SCALAR && sc != H5S_SIMPLE) || rank < 0 || rank > NNCC_MAX_RANK) {
-        st = nncc_fail(NNCC_ERR_FORMAT, "'%s': dataset '%s': %s (at most rank %d)", LBL(f), path,
+        st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL, ": %s (at most rank %d)",
                        sc == H5S_NULL ? "a null dataspace, no data" : "unsupported dataspace",
                        NNCC_MAX_RANK);
         goto done;
     }
     hsize_t dims[NNCC_MAX_RANK];
     if (rank > 0 && H5Sget_simple_extent_dims(space, dims, NULL) != rank) {
-        st = nncc_fail(NNCC_ERR_FORMAT, "'%s': dataset '%s': unreadable dimensions%s", LBL(f),
-                       path, h5why(&w));
+        st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL, ": unreadable dimensions%s",
+                   h5why(&w));
         goto done;
     }
     int64_t n = 1;
@@ -215,9 +262,9 @@ static hid_t open_dataset(struct kh5 *f, const char *path, struct nncc_shape *sh
     for (int i = 0; i < rank; i++) {
         if (dims[i] > (hsize_t)KH5_MAX_ELEMENTS ||
             (dims[i] > 0 && n > KH5_MAX_ELEMENTS / (int64_t)dims[i])) {
-            st = nncc_fail(NNCC_ERR_FORMAT,
-                           "'%s': dataset '%s': more than %lld elements (dimension %d is %llu)",
-                           LBL(f), path, (long long)KH5_MAX_ELEMENTS, i,
+            st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL,
+                       ": more than %lld elements (dimension %d is %llu)",
+                       (long long)KH5_MAX_ELEMENTS, i,
                            (unsigned long long)dims[i]);
             goto done;
         }
@@ -227,15 +274,13 @@ static hid_t open_dataset(struct kh5 *f, const char *path, struct nncc_shape *sh
     for (int i = rank; i < NNCC_MAX_RANK; i++) shape->dim[i] = 0;
     *count = n;
     if (H5Pget_external_count(dcpl) != 0 || H5Pget_layout(dcpl) == H5D_VIRTUAL) {
-        st = nncc_fail(NNCC_ERR_UNSUPPORTED,
-                       "'%s': dataset '%s' keeps its data outside the file (refused)", LBL(f),
-                       path);
+        st = kfail(f, NNCC_ERR_UNSUPPORTED, KH5_K_DS, path, NULL,
+                   " keeps its data outside the file (refused)");
         goto done;
     }
     size_t tsize = H5Tget_size(type);
     if (tsize == 0 || tsize > 64) {
-        st = nncc_fail(NNCC_ERR_FORMAT, "'%s': dataset '%s': element size %zu", LBL(f), path,
-                       tsize);
+        st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL, ": element size %zu", tsize);
         goto done;
     }
     /* The bytes declared against the bytes stored: a contiguous dataset
@@ -250,10 +295,10 @@ static hid_t open_dataset(struct kh5 *f, const char *path, struct nncc_shape *sh
         bool bad = layout == H5D_CHUNKED ? need / KH5_MAX_RATIO > stored
                                          : stored < need || (!f->writable && stored > fsize);
         if (bad) {
-            st = nncc_fail(NNCC_ERR_FORMAT,
-                           "'%s': dataset '%s' declares %llu bytes of data but the file stores "
-                           "%llu (file of %llu bytes)",
-                           LBL(f), path, (unsigned long long)need, (unsigned long long)stored,
+            st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL,
+                       " declares %llu bytes of data but the file stores "
+                       "%llu (file of %llu bytes)",
+                       (unsigned long long)need, (unsigned long long)stored,
                            (unsigned long long)fsize);
             goto done;
         }
@@ -270,9 +315,9 @@ static hid_t open_dataset(struct kh5 *f, const char *path, struct nncc_shape *sh
             cn *= cdims[i];
         }
         if (crank < 0 || cn > ((hsize_t)64 << 20) + need) {
-            st = nncc_fail(NNCC_ERR_FORMAT,
-                           "'%s': dataset '%s': chunks of %llu bytes for %llu bytes of data",
-                           LBL(f), path, (unsigned long long)cn, (unsigned long long)need);
+            st = kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL,
+                       ": chunks of %llu bytes for %llu bytes of data", (unsigned long long)cn,
+                       (unsigned long long)need);
             goto done;
         }
     }
@@ -294,9 +339,8 @@ static enum nncc_status numeric_class(struct kh5 *f, const char *path, hid_t d, 
     *cls = t < 0 ? H5T_NO_CLASS : H5Tget_class(t);
     if (t >= 0) H5Tclose(t);
     if (*cls != H5T_INTEGER && *cls != H5T_FLOAT)
-        return nncc_fail(NNCC_ERR_FORMAT,
-                         "'%s': dataset '%s' is not numeric (HDF5 type class %d: %s)", LBL(f),
-                         path, (int)*cls,
+        return kfail(f, NNCC_ERR_FORMAT, KH5_K_DS, path, NULL,
+                     " is not numeric (HDF5 type class %d: %s)", (int)*cls,
                          *cls == H5T_STRING       ? "a string"
                          : *cls == H5T_COMPOUND   ? "a compound"
                          : *cls == H5T_REFERENCE  ? "a reference"
@@ -329,6 +373,7 @@ static void kh5_free(struct kh5 *f)
 {
     if (!f) return;
     if (f->file >= 0) H5Fclose(f->file);
+    kh5_tree_free(f->tree);
     free(f->label);
     free(f);
 }
@@ -349,50 +394,6 @@ static hid_t core_fapl(void)
     return fapl;
 }
 
-static struct kh5 *open_path(const char *path, const char *label)
-{
-    if (!path) return NNCC_FAIL_NULL(NNCC_ERR_ARG, "kh5_open: no path given");
-    if (!label) label = path;
-    /* Refuse FIFOs and devices before libhdf5 opens anything. */
-    struct stat st;
-    const char *why = NULL;
-    int fd = io_open_regular(path, &st, &why);
-    if (fd < 0)
-        return NNCC_FAIL_NULL(NNCC_ERR_IO, "'%s': %s", label, why ? why : strerror(errno));
-    close(fd);
-    htri_t is = H5Fis_hdf5(path);
-    if (is <= 0)
-        return NNCC_FAIL_NULL(NNCC_ERR_FORMAT, "'%s': not an HDF5 file", label);
-    struct kh5 *f = kh5_new(label);
-    if (!f) return NULL;
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0) {
-        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-        /* Lock as h5py does, but a file system without locks (some network
-         * ones) is no reason to refuse a read-only open. */
-        H5Pset_file_locking(fapl, 1, 1);
-    }
-    f->file = H5Fopen(path, H5F_ACC_RDONLY, fapl >= 0 ? fapl : H5P_DEFAULT);
-    if (f->file < 0) {
-        /* The reason first: any later libhdf5 call clears its error stack. */
-        struct why w;
-        nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot open the HDF5 file%s", label, h5why(&w));
-        kh5_free(f);
-        f = NULL;
-    }
-    if (fapl >= 0) H5Pclose(fapl);
-    return f;
-}
-
-struct kh5 *kh5_open(const char *path, const char *label)
-{
-    struct h5quiet q;
-    quiet_begin(&q);
-    struct kh5 *f = open_path(path, label);
-    quiet_end(&q);
-    return f;
-}
-
 /* The HDF5 signature: at offset 0, 512, 1024, ... (a user block before it). */
 static bool has_signature(const unsigned char *p, size_t size)
 {
@@ -402,11 +403,10 @@ static bool has_signature(const unsigned char *p, size_t size)
     return false;
 }
 
-static struct kh5 *open_image(const void *data, size_t size, const char *label)
+/* Opens an image with libhdf5 in this process: in the child only (for a
+ * read-only file; kh5_child_walk). */
+static struct kh5 *open_image_h5(const void *data, size_t size, const char *label)
 {
-    if (!label) label = "(memory)";
-    if (!data || !has_signature(data, size))
-        return NNCC_FAIL_NULL(NNCC_ERR_FORMAT, "'%s': not an HDF5 file", label);
     struct kh5 *f = kh5_new(label);
     if (!f) return NULL;
     hid_t fapl = core_fapl();
@@ -415,21 +415,76 @@ static struct kh5 *open_image(const void *data, size_t size, const char *label)
     if (fapl < 0 || H5Pset_file_image(fapl, (void *)data, size) < 0 ||
         (f->file = H5Fopen(name, H5F_ACC_RDONLY, fapl)) < 0) {
         struct why w;
-        nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot open the HDF5 file%s", label, h5why(&w));
+        kfail(f, NNCC_ERR_FORMAT, KH5_K_PLAIN, NULL, NULL, "cannot open the HDF5 file%s",
+              h5why(&w));
         if (fapl >= 0) H5Pclose(fapl);
-        kh5_free(f);
-        return NULL;
+        f->estatus = nncc_last_status();
+        return f; /* with f->file < 0: the caller sends the error */
     }
     H5Pclose(fapl);
     return f;
 }
 
+/* A read-only file: checked to be HDF5, then read whole by a child process
+ * (keras_h5_tree.c); `data` is not kept. */
+static struct kh5 *open_tree(const void *data, size_t size, const char *label)
+{
+    if (!data || !has_signature(data, size))
+        return NNCC_FAIL_NULL(NNCC_ERR_FORMAT, "'%s': not an HDF5 file", label);
+    struct kh5 *f = kh5_new(label);
+    if (!f) return NULL;
+    if (!(f->tree = kh5_tree_load(data, size, f->label))) {
+        kh5_free(f);
+        return NULL;
+    }
+    return f;
+}
+
 struct kh5 *kh5_open_image(const void *data, size_t size, const char *label)
 {
-    struct h5quiet q;
-    quiet_begin(&q);
-    struct kh5 *f = open_image(data, size, label);
-    quiet_end(&q);
+    return open_tree(data, size, label ? label : "(memory)");
+}
+
+/* Files larger than this are refused (they are read into memory whole). */
+#define KH5_MAX_FILE ((uint64_t)4 << 30)
+
+struct kh5 *kh5_open(const char *path, const char *label)
+{
+    if (!path) return NNCC_FAIL_NULL(NNCC_ERR_ARG, "kh5_open: no path given");
+    if (!label) label = path;
+    /* Refuse FIFOs and devices before reading anything. */
+    struct stat st;
+    const char *why = NULL;
+    int fd = io_open_regular(path, &st, &why);
+    if (fd < 0)
+        return NNCC_FAIL_NULL(NNCC_ERR_IO, "'%s': %s", label, why ? why : strerror(errno));
+    if ((uint64_t)st.st_size > KH5_MAX_FILE) {
+        close(fd);
+        return NNCC_FAIL_NULL(NNCC_ERR_UNSUPPORTED, "'%s': a file of %lld bytes (at most %llu)",
+                              label, (long long)st.st_size, (unsigned long long)KH5_MAX_FILE);
+    }
+    size_t size = (size_t)st.st_size, got = 0;
+    unsigned char *buf = malloc(size ? size : 1);
+    if (!buf) {
+        close(fd);
+        return NNCC_FAIL_NULL(NNCC_ERR_NOMEM, "'%s': out of memory for a file of %zu bytes",
+                              label, size);
+    }
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, size - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            return NNCC_FAIL_NULL(NNCC_ERR_IO, "'%s': cannot read: %s", label, strerror(e));
+        }
+        if (r == 0) break; /* shrunk meanwhile: what is there */
+        got += (size_t)r;
+    }
+    close(fd);
+    struct kh5 *f = open_tree(buf, got, label);
+    free(buf);
     return f;
 }
 
@@ -504,6 +559,7 @@ const char *kh5_label(const struct kh5 *f) { return f->label; }
 
 bool kh5_is_group(struct kh5 *f, const char *path)
 {
+    if (f->tree) return kh5t_is_group(f->tree, LBL(f), path);
     struct h5quiet q;
     quiet_begin(&q);
     bool r = obj_type(f, path) == H5I_GROUP;
@@ -513,6 +569,7 @@ bool kh5_is_group(struct kh5 *f, const char *path)
 
 bool kh5_is_dataset(struct kh5 *f, const char *path)
 {
+    if (f->tree) return kh5t_is_dataset(f->tree, LBL(f), path);
     struct h5quiet q;
     quiet_begin(&q);
     bool r = obj_type(f, path) == H5I_DATASET;
@@ -538,8 +595,7 @@ static hid_t open_attr(struct kh5 *f, const char *obj, const char *name, bool re
             nncc_fail(NNCC_ERR_FORMAT, "'%s': object '%s' has no attribute '%s'", LBL(f), obj,
                       name);
         else
-            nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot read attribute '%s' of '%s'%s", LBL(f), name,
-                      obj, h5why(&w));
+            kfail(f, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, obj, name, "%s", h5why(&w));
     }
     H5Oclose(o);
     return a;
@@ -547,6 +603,7 @@ static hid_t open_attr(struct kh5 *f, const char *obj, const char *name, bool re
 
 bool kh5_has_attr(struct kh5 *f, const char *obj, const char *name)
 {
+    if (f->tree) return kh5t_has_attr(f->tree, LBL(f), obj, name);
     struct h5quiet q;
     quiet_begin(&q);
     hid_t o = name ? open_obj(f, obj, false) : -1;
@@ -584,20 +641,19 @@ static enum nncc_status read_strings(struct kh5 *f, const char *obj, const char 
     H5T_cset_t cset = H5Tget_cset(ftype);
     hid_t mtype = H5Tcopy(H5T_C_S1);
     if (var < 0 || cset < 0 || mtype < 0 || H5Tset_cset(mtype, cset) < 0) {
-        st = nncc_fail(NNCC_ERR_FORMAT, "'%s': attribute '%s' of '%s': unreadable string type%s",
-                       LBL(f), name, obj, h5why(&w));
+        st = kfail(f, NNCC_ERR_FORMAT, KH5_K_ATTR, obj, name, ": unreadable string type%s",
+                   h5why(&w));
         goto done;
     }
     if (var) {
         char **p = calloc((size_t)count, sizeof *p);
         if (!p) {
-            st = nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+            st = kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
             goto done;
         }
         if (H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Aread(a, mtype, p) < 0) {
             free(p);
-            st = nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot read attribute '%s' of '%s'%s", LBL(f),
-                           name, obj, h5why(&w));
+            st = kfail(f, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, obj, name, "%s", h5why(&w));
             goto done;
         }
         size_t total = 0;
@@ -605,11 +661,10 @@ static enum nncc_status read_strings(struct kh5 *f, const char *obj, const char 
             size_t len = p[i] ? strlen(p[i]) : 0;
             total += len;
             if (total > KH5_MAX_STRING)
-                st = nncc_fail(NNCC_ERR_FORMAT,
-                               "'%s': attribute '%s' of '%s': more than %zu bytes of strings",
-                               LBL(f), name, obj, KH5_MAX_STRING);
+                st = kfail(f, NNCC_ERR_FORMAT, KH5_K_ATTR, obj, name,
+                           ": more than %zu bytes of strings", KH5_MAX_STRING);
             else if (!(out[i] = strdup(p[i] ? p[i] : "")))
-                st = nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+                st = kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
         }
         H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, p);
         free(p);
@@ -617,25 +672,23 @@ static enum nncc_status read_strings(struct kh5 *f, const char *obj, const char 
         size_t size = H5Tget_size(ftype);
         H5T_str_t pad = H5Tget_strpad(ftype);
         if (size == 0 || size > KH5_MAX_STRING || (size_t)count > KH5_MAX_STRING / size) {
-            st = nncc_fail(NNCC_ERR_FORMAT,
-                           "'%s': attribute '%s' of '%s': %lld strings of %zu bytes (at most "
-                           "%zu bytes)",
-                           LBL(f), name, obj, (long long)count, size, KH5_MAX_STRING);
+            st = kfail(f, NNCC_ERR_FORMAT, KH5_K_ATTR, obj, name,
+                       ": %lld strings of %zu bytes (at most %zu bytes)", (long long)count, size,
+                       KH5_MAX_STRING);
             goto done;
         }
         char *buf = malloc(size * (size_t)count);
         if (!buf) {
-            st = nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+            st = kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
             goto done;
         }
         if (H5Tset_size(mtype, size) < 0 || H5Tset_strpad(mtype, pad) < 0 ||
             H5Aread(a, mtype, buf) < 0) {
-            st = nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot read attribute '%s' of '%s'%s", LBL(f),
-                           name, obj, h5why(&w));
+            st = kfail(f, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, obj, name, "%s", h5why(&w));
         }
         for (int64_t i = 0; i < count && st == NNCC_OK; i++)
             if (!(out[i] = fixed_string(buf + (size_t)i * size, size, pad)))
-                st = nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+                st = kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
         free(buf);
     }
 done:
@@ -670,8 +723,7 @@ static enum nncc_status attr_open(struct kh5 *f, const char *obj, const char *na
     ai->space = H5Aget_space(ai->a);
     if (ai->type < 0 || ai->space < 0) {
         attr_close(ai);
-        return nncc_fail(NNCC_ERR_FORMAT, "'%s': attribute '%s' of '%s': unreadable%s", LBL(f),
-                         name, obj, h5why(&w));
+        return kfail(f, NNCC_ERR_FORMAT, KH5_K_ATTR, obj, name, ": unreadable%s", h5why(&w));
     }
     ai->cls = H5Tget_class(ai->type);
     H5S_class_t sc = H5Sget_simple_extent_type(ai->space);
@@ -679,9 +731,8 @@ static enum nncc_status attr_open(struct kh5 *f, const char *obj, const char *na
     ai->rank = sc == H5S_SCALAR ? -1 : H5Sget_simple_extent_ndims(ai->space);
     if ((sc != H5S_SCALAR && sc != H5S_SIMPLE) || np < 0 || np > KH5_MAX_CHILDREN) {
         attr_close(ai);
-        return nncc_fail(NNCC_ERR_FORMAT,
-                         "'%s': attribute '%s' of '%s': %s (at most %d elements)", LBL(f), name,
-                         obj, sc == H5S_NULL ? "a null dataspace, no value" : "too many elements",
+        return kfail(f, NNCC_ERR_FORMAT, KH5_K_ATTR, obj, name, ": %s (at most %d elements)",
+                     sc == H5S_NULL ? "a null dataspace, no value" : "too many elements",
                          KH5_MAX_CHILDREN);
     }
     ai->count = (int64_t)np;
@@ -707,6 +758,7 @@ static char *attr_string(struct kh5 *f, const char *obj, const char *name)
 
 char *kh5_attr_string(struct kh5 *f, const char *obj, const char *name)
 {
+    if (f->tree) return kh5t_attr_string(f->tree, LBL(f), obj, name);
     struct h5quiet q;
     quiet_begin(&q);
     char *s = attr_string(f, obj, name);
@@ -730,7 +782,7 @@ static int attr_strings(struct kh5 *f, const char *obj, const char *name, char *
         /* h5py writes an empty list as an empty float64 array. */
         *out = calloc(1, sizeof **out);
         n = *out ? 0 : -1;
-        if (!*out) nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+        if (!*out) kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
     } else if (ai.cls != H5T_STRING || ai.rank != 1) {
         nncc_fail(NNCC_ERR_FORMAT, "'%s': attribute '%s' of '%s' is not a list of strings (%s)",
                   LBL(f), name, obj,
@@ -740,7 +792,7 @@ static int attr_strings(struct kh5 *f, const char *obj, const char *name, char *
     } else {
         char **s = calloc((size_t)ai.count + 1, sizeof *s);
         if (!s) {
-            nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+            kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
         } else if (read_strings(f, obj, name, ai.a, ai.type, ai.space, ai.count, s) != NNCC_OK) {
             kh5_strings_free(s, (int)ai.count);
         } else {
@@ -755,6 +807,7 @@ static int attr_strings(struct kh5 *f, const char *obj, const char *name, char *
 int kh5_attr_strings(struct kh5 *f, const char *obj, const char *name, char ***out)
 {
     *out = NULL;
+    if (f->tree) return kh5t_attr_strings(f->tree, LBL(f), obj, name, out);
     struct h5quiet q;
     quiet_begin(&q);
     int n = attr_strings(f, obj, name, out);
@@ -811,17 +864,16 @@ static int children(struct kh5 *f, const char *group, char ***out)
     H5Oclose(g);
     if (r < 0 || c.nomem || c.too_many) {
         kh5_strings_free(c.v, c.n);
-        if (c.nomem) nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+        if (c.nomem) kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
         else if (c.too_many)
-            nncc_fail(NNCC_ERR_FORMAT, "'%s': group '%s' has more than %d members", LBL(f), group,
-                      KH5_MAX_CHILDREN);
+            kfail(f, NNCC_ERR_FORMAT, KH5_K_GROUP, group, NULL, " has more than %d members",
+                  KH5_MAX_CHILDREN);
         else
-            nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot list group '%s'%s", LBL(f), group,
-                      h5why(&w));
+            kfail(f, NNCC_ERR_FORMAT, KH5_K_LIST, group, NULL, "%s", h5why(&w));
         return -1;
     }
     if (!c.v && !(c.v = calloc(1, sizeof *c.v))) {
-        nncc_fail(NNCC_ERR_NOMEM, "'%s': out of memory", LBL(f));
+        kfail(f, NNCC_ERR_NOMEM, KH5_K_PLAIN, NULL, NULL, "out of memory");
         return -1;
     }
     *out = c.v;
@@ -831,6 +883,7 @@ static int children(struct kh5 *f, const char *group, char ***out)
 int kh5_children(struct kh5 *f, const char *group, char ***out)
 {
     *out = NULL;
+    if (f->tree) return kh5t_children(f->tree, LBL(f), group, out);
     struct h5quiet q;
     quiet_begin(&q);
     int n = children(f, group, out);
@@ -840,6 +893,7 @@ int kh5_children(struct kh5 *f, const char *group, char ***out)
 
 enum nncc_status kh5_shape(struct kh5 *f, const char *path, struct nncc_shape *shape)
 {
+    if (f->tree) return kh5t_shape(f->tree, LBL(f), path, shape);
     struct h5quiet q;
     quiet_begin(&q);
     int64_t n;
@@ -856,8 +910,7 @@ static enum nncc_status read_all(struct kh5 *f, const char *path, hid_t d, hid_t
 {
     struct why w;
     if (H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-        return nncc_fail(NNCC_ERR_FORMAT, "'%s': cannot read dataset '%s'%s", LBL(f), path,
-                         h5why(&w));
+        return kfail(f, NNCC_ERR_FORMAT, KH5_K_READ_DS, path, NULL, "%s", h5why(&w));
     return NNCC_OK;
 }
 
@@ -880,6 +933,7 @@ static enum nncc_status read_f32(struct kh5 *f, const char *path, float *dst, in
 
 enum nncc_status kh5_read_f32(struct kh5 *f, const char *path, float *dst, int64_t n)
 {
+    if (f->tree) return kh5t_read_f32(f->tree, LBL(f), path, dst, n);
     struct h5quiet q;
     quiet_begin(&q);
     enum nncc_status st = read_f32(f, path, dst, n);
@@ -919,7 +973,8 @@ enum nncc_status kh5_read_i64(struct kh5 *f, const char *path, int64_t *v)
     double dv = 0;
     int64_t iv = 0;
     bool is_int = false;
-    enum nncc_status st = read_scalar(f, path, &dv, &iv, &is_int);
+    enum nncc_status st = f->tree ? kh5t_read_scalar(f->tree, LBL(f), path, &dv, &iv, &is_int)
+                                  : read_scalar(f, path, &dv, &iv, &is_int);
     if (st == NNCC_OK && !is_int) {
         /* A float holding an integer (a float iteration count) is fine. */
         if (!(dv >= -9.2e18 && dv <= 9.2e18) || dv != (double)(int64_t)dv)
@@ -940,7 +995,8 @@ enum nncc_status kh5_read_f64(struct kh5 *f, const char *path, double *v)
     double dv = 0;
     int64_t iv = 0;
     bool is_int = false;
-    enum nncc_status st = read_scalar(f, path, &dv, &iv, &is_int);
+    enum nncc_status st = f->tree ? kh5t_read_scalar(f->tree, LBL(f), path, &dv, &iv, &is_int)
+                                  : read_scalar(f, path, &dv, &iv, &is_int);
     if (st == NNCC_OK) *v = dv;
     quiet_end(&q);
     return st;
@@ -1125,4 +1181,273 @@ enum nncc_status kh5_write_i64(struct kh5 *f, const char *path, int64_t v)
     enum nncc_status st = write_dataset(f, path, 0, NULL, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
     quiet_end(&q);
     return st;
+}
+
+/* ---- The child's walk of a read-only file (keras_h5_tree.h) ---- */
+
+struct walk {
+    struct kh5 *f;
+    struct kh5_out *o;
+    long objects;
+    uint64_t values_left; /* bytes of float32 values still sent */
+    bool fatal;
+};
+
+/* Before a call whose failure is sent: forget the last failure's kind. */
+static void reset_err(struct kh5 *f) { f->ekind = -1; }
+
+/* Sends the last failure: its kind and tail when kfail made it, else the
+ * message after "'LABEL': " as a plain one. */
+static void put_last_err(struct walk *w)
+{
+    struct kh5 *f = w->f;
+    if (f->ekind >= 0) {
+        kh5_put_err(w->o, f->estatus, f->ekind, f->etail);
+        return;
+    }
+    const char *m = nncc_last_error();
+    size_t ll = strlen(f->label);
+    if (m[0] == '\'' && !strncmp(m + 1, f->label, ll) && !strncmp(m + 1 + ll, "': ", 3))
+        m += ll + 4;
+    enum nncc_status st = nncc_last_status();
+    kh5_put_err(w->o, st == NNCC_OK ? NNCC_ERR_FORMAT : st, KH5_K_PLAIN, m);
+}
+
+static herr_t collect_attr(hid_t o, const char *name, const H5A_info_t *info, void *data)
+{
+    (void)info;
+    return collect_name(o, name, NULL, data);
+}
+
+/* Every attribute of the object at path (open as obj): each as attr_open
+ * describes it, and its strings when kh5_attr_string or kh5_attr_strings
+ * would read them. */
+static void walk_attrs(struct walk *w, const char *path, hid_t obj)
+{
+    struct kh5 *f = w->f;
+    struct kh5_out *o = w->o;
+    struct names c = {0};
+    hsize_t idx = 0;
+    struct why wy;
+    herr_t r = H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect_attr, &c);
+    if (r < 0 || c.nomem || c.too_many) {
+        kh5_put_u8(o, 1);
+        if (c.nomem) kh5_put_err(o, NNCC_ERR_NOMEM, KH5_K_PLAIN, "out of memory");
+        else if (c.too_many)
+            kh5_put_err(o, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, " (too many attributes)");
+        else kh5_put_err(o, NNCC_ERR_FORMAT, KH5_K_READ_ATTR, h5why(&wy));
+        kh5_strings_free(c.v, c.n);
+        return;
+    }
+    kh5_put_u8(o, 0);
+    kh5_put_u32(o, (uint32_t)c.n);
+    for (int i = 0; i < c.n; i++) {
+        kh5_put_str(o, c.v[i]);
+        reset_err(f);
+        struct attr_info ai;
+        if (attr_open(f, path, c.v[i], &ai) != NNCC_OK) {
+            kh5_put_u8(o, 1);
+            put_last_err(w);
+            continue;
+        }
+        kh5_put_u8(o, 0);
+        kh5_put_u32(o, (uint32_t)ai.cls);
+        kh5_put_u32(o, (uint32_t)ai.rank);
+        kh5_put_i64(o, ai.count);
+        if (ai.cls != H5T_STRING || (ai.count != 1 && ai.rank != 1)) {
+            kh5_put_u8(o, 0);
+        } else {
+            char **s = calloc((size_t)ai.count + 1, sizeof *s);
+            reset_err(f);
+            if (!s) {
+                kh5_put_u8(o, 2);
+                kh5_put_err(o, NNCC_ERR_NOMEM, KH5_K_PLAIN, "out of memory");
+            } else if (read_strings(f, path, c.v[i], ai.a, ai.type, ai.space, ai.count, s) !=
+                       NNCC_OK) {
+                kh5_put_u8(o, 2);
+                put_last_err(w);
+            } else {
+                kh5_put_u8(o, 1);
+                kh5_put_u32(o, (uint32_t)ai.count);
+                for (int64_t k = 0; k < ai.count; k++) kh5_put_str(o, s[k]);
+            }
+            kh5_strings_free(s, (int)ai.count);
+        }
+        attr_close(&ai);
+    }
+    kh5_strings_free(c.v, c.n);
+}
+
+/* A dataset: as open_dataset and numeric_class judge it, its values as
+ * float32, and a one-element one's value as read_scalar reads it. */
+static void walk_dataset(struct walk *w, const char *path)
+{
+    struct kh5 *f = w->f;
+    struct kh5_out *o = w->o;
+    struct nncc_shape shape;
+    int64_t count;
+    reset_err(f);
+    hid_t d = open_dataset(f, path, &shape, &count);
+    if (d < 0) {
+        kh5_put_u8(o, 1);
+        put_last_err(w);
+        return;
+    }
+    kh5_put_u8(o, 0);
+    kh5_put_u32(o, (uint32_t)shape.rank);
+    for (int i = 0; i < shape.rank; i++) kh5_put_i64(o, shape.dim[i]);
+    kh5_put_i64(o, count);
+    H5T_class_t cls;
+    reset_err(f);
+    if (numeric_class(f, path, d, &cls) != NNCC_OK) {
+        kh5_put_u8(o, 1);
+        put_last_err(w);
+        H5Dclose(d);
+        return;
+    }
+    kh5_put_u8(o, 0);
+    /* The values.  A file stores at least one byte per value unless it
+     * is compressed or never written (fill values): past 4 bytes per byte
+     * of file plus 64 MiB, a dataset's values are refused, not sent. */
+    if (count == 0) {
+        kh5_put_u8(o, 0);
+    } else if ((uint64_t)count * 4 > w->values_left) {
+        kh5_put_u8(o, 2);
+        char tail[160];
+        snprintf(tail, sizeof tail,
+                 ": %lld values, more than nncc reads from a file of this size (refused)",
+                 (long long)count);
+        kh5_put_err(o, NNCC_ERR_FORMAT, KH5_K_DS, tail);
+    } else {
+        float *v = malloc((size_t)count * sizeof *v);
+        reset_err(f);
+        if (!v) {
+            kh5_put_u8(o, 2);
+            kh5_put_err(o, NNCC_ERR_NOMEM, KH5_K_PLAIN, "out of memory");
+        } else if (read_all(f, path, d, H5T_NATIVE_FLOAT, v) != NNCC_OK) {
+            kh5_put_u8(o, 2);
+            put_last_err(w);
+        } else {
+            kh5_put_u8(o, 1);
+            kh5_put(o, v, (size_t)count * sizeof *v);
+            w->values_left -= (uint64_t)count * 4;
+        }
+        free(v);
+    }
+    if (count != 1) {
+        kh5_put_u8(o, 0);
+    } else {
+        bool is_int = cls == H5T_INTEGER;
+        double dv = 0;
+        int64_t iv = 0;
+        reset_err(f);
+        enum nncc_status st = is_int ? read_all(f, path, d, H5T_NATIVE_INT64, &iv)
+                                     : read_all(f, path, d, H5T_NATIVE_DOUBLE, &dv);
+        if (is_int) dv = (double)iv;
+        if (st != NNCC_OK) {
+            kh5_put_u8(o, 2);
+            put_last_err(w);
+        } else {
+            kh5_put_u8(o, 1);
+            kh5_put_u8(o, is_int);
+            kh5_put_i64(o, iv);
+            kh5_put(o, &dv, sizeof dv);
+        }
+    }
+    H5Dclose(d);
+}
+
+static void walk_node(struct walk *w, const char *path, int depth);
+
+/* A group's members in name order, with their link types; hard links
+ * walked. */
+static void walk_group(struct walk *w, const char *path, hid_t g, int depth)
+{
+    struct kh5 *f = w->f;
+    struct kh5_out *o = w->o;
+    char **names = NULL;
+    reset_err(f);
+    int n = children(f, path, &names);
+    if (n < 0) {
+        kh5_put_u8(o, 1);
+        put_last_err(w);
+        return;
+    }
+    kh5_put_u8(o, 0);
+    kh5_put_u32(o, (uint32_t)n);
+    size_t plen = strlen(path);
+    for (int i = 0; i < n && !w->fatal; i++) {
+        kh5_put_str(o, names[i]);
+        H5L_info_t li;
+        int lt = H5Lget_info(g, names[i], &li, H5P_DEFAULT) < 0 ? KH5T_UNKNOWN
+                 : li.type == H5L_TYPE_HARD                     ? KH5T_HARD
+                 : li.type == H5L_TYPE_SOFT                     ? KH5T_SOFT
+                 : li.type == H5L_TYPE_EXTERNAL                 ? KH5T_EXTERNAL
+                                                                : KH5T_UD;
+        kh5_put_u8(o, (unsigned)lt);
+        if (lt != KH5T_HARD) continue;
+        size_t nl = strlen(names[i]);
+        char *child = malloc(plen + nl + 2);
+        /* Too deep, or a path nobody can ask for (check_path): not walked. */
+        if (!child || depth + 1 > KH5_MAX_DEPTH || plen + 1 + nl > KH5_MAX_PATH) {
+            kh5_put_u8(o, KH5T_DEEP);
+        } else {
+            snprintf(child, plen + nl + 2, plen ? "%s/%s" : "%s%s", path, names[i]);
+            walk_node(w, child, depth + 1);
+        }
+        free(child);
+    }
+    kh5_strings_free(names, n);
+}
+
+static void walk_node(struct walk *w, const char *path, int depth)
+{
+    struct kh5 *f = w->f;
+    struct kh5_out *o = w->o;
+    if (++w->objects > KH5_MAX_OBJECTS) {
+        char tail[160];
+        snprintf(tail, sizeof tail, "more than %d objects (or links that form a cycle)",
+                 KH5_MAX_OBJECTS);
+        kh5_put_u8(o, KH5T_FATAL);
+        kh5_put_err(o, NNCC_ERR_FORMAT, KH5_K_PLAIN, tail);
+        w->fatal = true;
+        return;
+    }
+    reset_err(f);
+    hid_t obj = open_obj(f, path, true);
+    if (obj < 0) {
+        /* The root unreadable: nothing of the file is. */
+        kh5_put_u8(o, depth == 0 ? KH5T_FATAL : KH5T_BROKEN);
+        put_last_err(w);
+        w->fatal = depth == 0;
+        return;
+    }
+    H5I_type_t t = H5Iget_type(obj);
+    int type = t == H5I_GROUP ? KH5T_GROUP : t == H5I_DATASET ? KH5T_DATASET : KH5T_OTHER;
+    kh5_put_u8(o, (unsigned)type);
+    walk_attrs(w, path, obj);
+    if (type == KH5T_GROUP) walk_group(w, path, obj, depth);
+    else if (type == KH5T_DATASET) walk_dataset(w, path);
+    H5Oclose(obj);
+}
+
+void kh5_child_walk(const void *data, size_t size, const char *label, struct kh5_out *o)
+{
+    struct h5quiet q;
+    quiet_begin(&q);
+    kh5_put(o, "KH5T", 4);
+    kh5_put_u32(o, 1);
+    struct kh5 *f = open_image_h5(data, size, label);
+    if (!f) {
+        kh5_put_u8(o, KH5T_FATAL);
+        kh5_put_err(o, NNCC_ERR_NOMEM, KH5_K_PLAIN, "out of memory");
+    } else if (f->file < 0) {
+        kh5_put_u8(o, KH5T_FATAL);
+        kh5_put_err(o, f->estatus, f->ekind, f->etail);
+    } else {
+        struct walk w = {.f = f, .o = o, .values_left = (uint64_t)size * 4 + ((uint64_t)64 << 20)};
+        walk_node(&w, "", 0);
+    }
+    kh5_put_u32(o, 0x21444e45); /* "END!" */
+    /* The child exits without closing anything: the process ends. */
 }

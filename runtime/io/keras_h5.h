@@ -13,6 +13,17 @@
  * KH5_MAX_ELEMENTS elements, one attribute string at most KH5_MAX_STRING
  * bytes, at most KH5_MAX_CHILDREN names in a group or string list), types
  * are checked before reading, and a file that is not HDF5 is a clean error.
+ *
+ * A read-only file (kh5_open, at most 4 GiB, or kh5_open_image) is read
+ * whole at open by libhdf5 in a forked child process (keras_h5_tree.c),
+ * because libhdf5 1.10.8 crashes, hangs and allocates gigabytes on hostile
+ * files: such a file fails at open with NNCC_ERR_FORMAT ("libhdf5 could not
+ * read the file (killed by SIGSEGV): ..."), never taking the caller down.
+ * The child has KH5_CHILD_SECONDS (30 s; the environment variable
+ * NNCC_KH5_SECONDS overrides it) and a memory cap of 16 × the file +
+ * 256 MiB.  One fork per open; the values are held in memory until
+ * kh5_close.  A host with other threads inside libhdf5 at the moment of
+ * the fork can see the child block on libhdf5's lock and time out.
  */
 #ifndef NNCC_KERAS_H5_H
 #define NNCC_KERAS_H5_H
