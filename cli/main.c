@@ -315,7 +315,8 @@ static enum nncc_status print_after(nncc_model *m, const struct args *a)
     return st;
 }
 
-/* nncc summary FILE.safetensors: a model saved by nncc_save. */
+/* nncc summary FILE.safetensors|.keras|.h5: a saved model and its training
+ * state (the optimizer, loss, metrics and iterations the file holds). */
 static int summary_saved(const char *file)
 {
     nncc_model *m = nncc_load(file);
@@ -340,8 +341,7 @@ static int run(const char *cmd, int argc, char **argv)
                    graph);
     if (rc >= 0)
         return rc;
-    size_t flen = strlen(a.file);
-    if (!graph && !emit && flen > 12 && strcmp(a.file + flen - 12, ".safetensors") == 0)
+    if (!graph && !emit && cli_is_model_file(a.file))
         return summary_saved(a.file);
     void *handle = NULL;
     nncc_model *m = load_model(&a, &handle);
