@@ -914,6 +914,35 @@ static bool emit_nested(struct kc *c, struct scope *s, json_t *j, const char *na
     return true;
 }
 
+/* One layer entry of a model's list: its name, class, kind (LAYER_KIND_COUNT
+ * for InputLayer and models) and Keras' member name in the container.
+ * False with the error set when the entry is malformed or its class is one
+ * nncc lacks. */
+struct entry {
+    const char *name, *cls;
+    enum layer_kind kind;
+    const struct kfield *fields;
+    bool model, input;
+    char member[80];
+};
+
+static bool read_entry(struct kc *c, struct scope *s, struct member_names *mn, json_t *j, size_t i,
+                       struct entry *e)
+{
+    e->name = json_is_object(j) ? entry_name(c, j, i) : NULL;
+    e->cls = json_string_value(json_object_get(j, "class_name"));
+    if (!e->name || !e->cls)
+        return !BAD(c, "model \"%.64s\": layer %zu has no class_name or name", s->name, i);
+    e->fields = NULL;
+    e->kind = class_kind(e->cls, &e->fields);
+    e->model = is_model_class(e->cls);
+    e->input = strcmp(e->cls, "InputLayer") == 0;
+    if (e->kind == LAYER_KIND_COUNT && !e->model && !e->input)
+        return !UNSUP(c, "layer \"%.64s\": class %.64s is not supported", e->name, e->cls);
+    member_name(mn, snake_of(e->cls, e->kind, e->model), e->member, sizeof e->member);
+    return true;
+}
+
 static bool translate_functional(struct kc *c, struct scope *s, json_t *cfg,
                                  const struct ref *bound, int n_bound, struct ref *outs,
                                  int *n_outs, int max_outs)
@@ -952,22 +981,11 @@ static bool translate_functional(struct kc *c, struct scope *s, json_t *cfg,
     struct member_names mn = {.n = 0};
     for (size_t i = 0; ok && i < json_array_size(layers); i++) {
         json_t *j = json_array_get(layers, i);
-        const char *name = json_is_object(j) ? entry_name(c, j, i) : NULL;
-        const char *cls = json_string_value(json_object_get(j, "class_name"));
-        if (!name || !cls) {
-            ok = !BAD(c, "model \"%.64s\": layer %zu has no class_name or name", s->name, i);
+        struct entry e;
+        if (!(ok = read_entry(c, s, &mn, j, i, &e)))
             break;
-        }
-        const struct kfield *fields = NULL;
-        enum layer_kind kind = class_kind(cls, &fields);
-        bool model = is_model_class(cls);
-        if (kind == LAYER_KIND_COUNT && !model && strcmp(cls, "InputLayer") != 0) {
-            ok = !UNSUP(c, "layer \"%.64s\": class %.64s is not supported", name, cls);
-            break;
-        }
-        char member[80];
-        member_name(&mn, snake_of(cls, kind, model), member, sizeof member);
-        if (strcmp(cls, "InputLayer") == 0) {
+        const char *name = e.name, *cls = e.cls, *member = e.member;
+        if (e.input) {
             if (!bound)
                 ok = emit_input(c, j, name);
             continue;
@@ -979,7 +997,7 @@ static bool translate_functional(struct kc *c, struct scope *s, json_t *cfg,
         }
         char who[NNCC_MAX_NAME + 80];
         snprintf(who, sizeof who, "layer \"%.*s\" (%s)", NNCC_MAX_NAME, name, cls);
-        if (model) {
+        if (e.model) {
             if (json_array_size(nodes) != 1) {
                 ok = !UNSUP(c, "%s: a nested model called %zu times is not supported (once is)",
                            who, json_array_size(nodes));
@@ -1004,7 +1022,7 @@ static bool translate_functional(struct kc *c, struct scope *s, json_t *cfg,
         }
         json_t *shape = NULL;
         json_int_t batch;
-        ok = emit_layer(c, j, name, cls, kind, fields, calls, s, member, &shape, &batch);
+        ok = emit_layer(c, j, name, cls, e.kind, e.fields, calls, s, member, &shape, &batch);
         json_decref(shape); /* functional layers take shapes from their inputs */
     }
     for (size_t i = 0; ok && i < json_array_size(io[1]); i++) {
@@ -1058,22 +1076,11 @@ static bool translate_sequential(struct kc *c, struct scope *s, json_t *cfg,
     bool ok = true;
     for (size_t i = 0; ok && i < json_array_size(layers); i++) {
         json_t *j = json_array_get(layers, i);
-        const char *name = json_is_object(j) ? entry_name(c, j, i) : NULL;
-        const char *cls = json_string_value(json_object_get(j, "class_name"));
-        if (!name || !cls) {
-            ok = BAD(c, "model \"%.64s\": layer %zu has no class_name or name", s->name, i);
+        struct entry e;
+        if (!(ok = read_entry(c, s, &mn, j, i, &e)))
             break;
-        }
-        const struct kfield *fields = NULL;
-        enum layer_kind kind = class_kind(cls, &fields);
-        bool model = is_model_class(cls);
-        if (kind == LAYER_KIND_COUNT && !model && strcmp(cls, "InputLayer") != 0) {
-            ok = !UNSUP(c, "layer \"%.64s\": class %.64s is not supported", name, cls);
-            break;
-        }
-        char member[80];
-        member_name(&mn, snake_of(cls, kind, model), member, sizeof member);
-        if (strcmp(cls, "InputLayer") == 0) {
+        const char *name = e.name, *cls = e.cls, *member = e.member;
+        if (e.input) {
             if (i != 0)
                 ok = !BAD(c, "Sequential \"%.64s\": an InputLayer after the first layer", s->name);
             else if (!bound) {
@@ -1082,7 +1089,7 @@ static bool translate_sequential(struct kc *c, struct scope *s, json_t *cfg,
             }
             continue;
         }
-        if (model) {
+        if (e.model) {
             if (!have_prev) {
                 ok = BAD(c, "Sequential \"%.64s\" starts with a model and has no input shape",
                          s->name);
@@ -1105,7 +1112,7 @@ static bool translate_sequential(struct kc *c, struct scope *s, json_t *cfg,
         json_int_t batch = 0;
         json_t *calls = json_array();
         size_t at = json_array_size(c->layers);
-        if (!emit_layer(c, j, name, cls, kind, fields, calls, s, member, &shape, &batch)) {
+        if (!emit_layer(c, j, name, cls, e.kind, e.fields, calls, s, member, &shape, &batch)) {
             ok = false;
             break;
         }
